@@ -1,0 +1,130 @@
+/*
+ * GGUF v2/v3 container: a bounds-checked reader over a byte buffer (mapped
+ * file or caller memory) and a writer. No I/O in the reader: it is the fuzz
+ * target. See ../shared/docs/format.md §1 and docs/format-support.md.
+ */
+#ifndef BITNET_GGUF_H
+#define BITNET_GGUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum bitnet_gguf_vtype {
+    GGUF_VT_U8 = 0, GGUF_VT_I8 = 1, GGUF_VT_U16 = 2, GGUF_VT_I16 = 3,
+    GGUF_VT_U32 = 4, GGUF_VT_I32 = 5, GGUF_VT_F32 = 6, GGUF_VT_BOOL = 7,
+    GGUF_VT_STR = 8, GGUF_VT_ARR = 9, GGUF_VT_U64 = 10, GGUF_VT_I64 = 11,
+    GGUF_VT_F64 = 12, GGUF_VT_COUNT
+};
+
+/* ggml tensor type ids that libbitnet knows (34-36 as in bitnet.cpp files). */
+enum bitnet_ggml_type {
+    GGML_T_F32 = 0, GGML_T_F16 = 1, GGML_T_Q4_0 = 2, GGML_T_Q4_1 = 3,
+    GGML_T_Q5_0 = 6, GGML_T_Q5_1 = 7, GGML_T_Q8_0 = 8, GGML_T_Q8_1 = 9,
+    GGML_T_Q2_K = 10, GGML_T_Q3_K = 11, GGML_T_Q4_K = 12, GGML_T_Q5_K = 13,
+    GGML_T_Q6_K = 14, GGML_T_Q8_K = 15, GGML_T_I8 = 24, GGML_T_I16 = 25,
+    GGML_T_I32 = 26, GGML_T_I64 = 27, GGML_T_F64 = 28, GGML_T_BF16 = 30,
+    GGML_T_TQ1_0 = 34, GGML_T_TQ2_0 = 35, GGML_T_I2_S = 36
+};
+
+typedef struct bitnet_gguf_str {
+    const char *ptr;          /* points into the buffer: NOT NUL-terminated */
+    uint64_t len;
+} bitnet_gguf_str;
+
+typedef struct bitnet_gguf_kv {
+    bitnet_gguf_str key;
+    uint32_t type;            /* enum bitnet_gguf_vtype */
+    uint32_t arr_type;        /* element type when type == GGUF_VT_ARR */
+    uint64_t arr_n;           /* element count when type == GGUF_VT_ARR */
+    const uint8_t *value;     /* raw little-endian value bytes in the buffer
+                                 (for arrays: the first element) */
+    uint64_t value_size;      /* bytes of the value (whole array payload) */
+} bitnet_gguf_kv;
+
+typedef struct bitnet_gguf_tensor {
+    bitnet_gguf_str name;
+    uint32_t n_dims;
+    uint64_t ne[4];           /* unused dims are 1 */
+    uint32_t type;            /* ggml type id */
+    uint64_t offset;          /* relative to the data section */
+    uint64_t nbytes;          /* computed from type and shape (I2_S: n/4+32) */
+    const uint8_t *data;      /* buffer + data_offset + offset */
+} bitnet_gguf_tensor;
+
+typedef struct bitnet_gguf {
+    uint32_t version;
+    uint64_t n_kv;
+    bitnet_gguf_kv *kv;
+    uint64_t n_tensors;
+    bitnet_gguf_tensor *tensors;
+    uint32_t alignment;
+    uint64_t data_offset;     /* start of the data section in the buffer */
+    const uint8_t *base;
+    size_t size;
+} bitnet_gguf;
+
+/* Parse a GGUF buffer. Everything is checked against `size` before it is
+ * read; no allocation is sized by an unchecked count. The buffer must outlive
+ * the returned object. On failure returns BITNET_E_FORMAT or
+ * BITNET_E_UNSUPPORTED (or BITNET_E_NOMEM) with a message (bitnet__error)
+ * naming the offending key or tensor. */
+int bitnet__gguf_parse(bitnet_gguf **out, const uint8_t *buf, size_t size);
+void bitnet__gguf_free(bitnet_gguf *g);
+
+/* Bytes of a tensor of `type` with n elements per row (ne0) and rows rows;
+ * 0 for an unknown type or a row length that is not a block multiple.
+ * I2_S: ne0*rows/4 + 32. */
+uint64_t bitnet__ggml_nbytes(uint32_t type, uint64_t ne0, uint64_t rows);
+const char *bitnet__ggml_type_name(uint32_t type);
+
+/* Lookups (linear or hashed; NULL/-1 when absent). */
+const bitnet_gguf_kv *bitnet__gguf_find(const bitnet_gguf *g, const char *key);
+const bitnet_gguf_tensor *bitnet__gguf_tensor(const bitnet_gguf *g, const char *name);
+
+/* Typed getters: return BITNET_OK, BITNET_E_NOT_FOUND when absent, or
+ * BITNET_E_FORMAT (message names the key) when the type does not fit.
+ * get_int accepts any integer or bool type whose value fits in int64. */
+int bitnet__gguf_get_int(const bitnet_gguf *g, const char *key, int64_t *v);
+int bitnet__gguf_get_f32(const bitnet_gguf *g, const char *key, float *v);   /* F32 or F64 */
+int bitnet__gguf_get_bool(const bitnet_gguf *g, const char *key, int *v);
+int bitnet__gguf_get_str(const bitnet_gguf *g, const char *key, bitnet_gguf_str *v);
+/* Arrays: element i of an array kv. */
+int bitnet__gguf_arr_str(const bitnet_gguf_kv *kv, uint64_t i, bitnet_gguf_str *v);
+/* Strings of an array of strings are walked sequentially; for random access
+ * build an index once with this (returns allocated array of n strings). */
+int bitnet__gguf_arr_strs(const bitnet_gguf_kv *kv, bitnet_gguf_str **out);
+/* Numeric array element as double / int64 (any numeric element type). */
+int bitnet__gguf_arr_f64(const bitnet_gguf_kv *kv, uint64_t i, double *v);
+int bitnet__gguf_arr_i64(const bitnet_gguf_kv *kv, uint64_t i, int64_t *v);
+
+/* Render a kv's value as text (see bitnet_model_meta in bitnet.h). */
+int bitnet__gguf_render(const bitnet_gguf_kv *kv, char *buf, size_t cap, size_t *n_out);
+
+/* ---- writer ---------------------------------------------------------- */
+
+typedef struct bitnet_gguf_writer bitnet_gguf_writer;
+
+int bitnet__gguf_writer_create(bitnet_gguf_writer **out, uint32_t alignment);
+void bitnet__gguf_writer_free(bitnet_gguf_writer *w);
+/* Keys are copied. Values are copied. */
+int bitnet__gguf_w_u32(bitnet_gguf_writer *w, const char *key, uint32_t v);
+int bitnet__gguf_w_i32(bitnet_gguf_writer *w, const char *key, int32_t v);
+int bitnet__gguf_w_f32(bitnet_gguf_writer *w, const char *key, float v);
+int bitnet__gguf_w_bool(bitnet_gguf_writer *w, const char *key, int v);
+int bitnet__gguf_w_str(bitnet_gguf_writer *w, const char *key, const char *s, size_t len);
+/* Copy a kv (any type, arrays included) from a parsed file. */
+int bitnet__gguf_w_copy_kv(bitnet_gguf_writer *w, const bitnet_gguf_kv *kv);
+/* Raw kv: type, and for arrays element type and count; `value` holds the
+ * encoded value bytes exactly as they appear in a file. */
+int bitnet__gguf_w_raw(bitnet_gguf_writer *w, const char *key, uint32_t type,
+                       uint32_t arr_type, uint64_t arr_n,
+                       const void *value, size_t value_size);
+/* Tensor data is copied; nbytes must equal bitnet__ggml_nbytes(type,...). */
+int bitnet__gguf_w_tensor(bitnet_gguf_writer *w, const char *name,
+                          uint32_t n_dims, const uint64_t *ne, uint32_t type,
+                          const void *data, size_t nbytes);
+/* Serialise (v3) to a file or to a malloc'd buffer. */
+int bitnet__gguf_w_file(bitnet_gguf_writer *w, const char *path);
+int bitnet__gguf_w_buffer(bitnet_gguf_writer *w, uint8_t **out, size_t *size);
+
+#endif /* BITNET_GGUF_H */

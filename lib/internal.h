@@ -1,0 +1,101 @@
+/*
+ * Internal helpers shared by every file of the library: error reporting,
+ * logging, allocation, params-struct handling and checked arithmetic.
+ * Nothing here is exported; internal extern names use the bitnet__ prefix.
+ */
+#ifndef BITNET_INTERNAL_H
+#define BITNET_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdarg.h>
+
+#include "bitnet.h"
+
+#if defined(__GNUC__)
+# define BN_PRINTF(a, b) __attribute__((format(printf, a, b)))
+# define BN_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#else
+# define BN_PRINTF(a, b)
+# define BN_UNLIKELY(x) (x)
+#endif
+
+/* ---- errors ---------------------------------------------------------- */
+
+/* Record a formatted message as this thread's last error and return code.
+ * Use as: return bitnet__error(BITNET_E_FORMAT, "tensor '%s': ...", name); */
+int bitnet__error(int code, const char *fmt, ...) BN_PRINTF(2, 3);
+/* Clear this thread's last error (called at the start of public entry points
+ * that can fail). */
+void bitnet__clear_error(void);
+
+/* ---- logging --------------------------------------------------------- */
+
+typedef struct bitnet_logger {
+    bitnet_log_fn fn;
+    void *user;
+    int32_t level;
+} bitnet_logger;
+
+void bitnet__log(const bitnet_logger *lg, int32_t level, const char *fmt, ...)
+    BN_PRINTF(3, 4);
+
+/* ---- memory ---------------------------------------------------------- */
+
+/* Aligned allocation (alignment a power of two >= sizeof(void*)); returns NULL
+ * on failure or size 0. Free with bitnet__afree. */
+void *bitnet__aalloc(size_t size, size_t alignment);
+void bitnet__afree(void *p);
+
+/* ---- params structs -------------------------------------------------- */
+
+/* Merge a caller's params struct into `dst`, which already holds the
+ * defaults and is `dst_size` bytes (the library's sizeof). Only the first
+ * min(src->struct_size, dst_size) bytes are copied. A src larger than
+ * dst_size is accepted only when the extra bytes are zero
+ * (else BITNET_E_UNSUPPORTED). struct_size < 4 gives BITNET_E_INVALID_ARG.
+ * dst->struct_size is set to dst_size afterwards. */
+int bitnet__params_merge(void *dst, size_t dst_size, const void *src,
+                         const char *what);
+
+/* ---- checked arithmetic ---------------------------------------------- */
+
+static inline int bitnet__mul_ovf(size_t a, size_t b, size_t *out)
+{
+    if (a != 0 && b > SIZE_MAX / a) return 1;
+    *out = a * b;
+    return 0;
+}
+static inline int bitnet__add_ovf(size_t a, size_t b, size_t *out)
+{
+    if (b > SIZE_MAX - a) return 1;
+    *out = a + b;
+    return 0;
+}
+
+/* ---- platform -------------------------------------------------------- */
+
+/* A read-only view of a file: memory-mapped, or read into memory. */
+typedef struct bitnet_file_view {
+    const uint8_t *data;
+    size_t size;
+    void *map_base;      /* non-NULL when mapped */
+    size_t map_size;
+    void *heap;          /* non-NULL when read into memory */
+} bitnet_file_view;
+
+/* Open `path` and map it (or read it when no_mmap). BITNET_E_IO with a
+ * message naming the path on failure. */
+int bitnet__file_open(bitnet_file_view *v, const char *path, int no_mmap);
+void bitnet__file_close(bitnet_file_view *v);
+
+/* Number of online CPUs (>= 1). */
+int bitnet__ncpu(void);
+/* Monotonic time in seconds. */
+double bitnet__now(void);
+
+/* String helper: strdup that returns NULL on failure. */
+char *bitnet__strdup(const char *s);
+char *bitnet__strndup(const char *s, size_t n);
+
+#endif /* BITNET_INTERNAL_H */

@@ -1,0 +1,84 @@
+/*
+ * The loaded model: hyperparameters, weights in kernel layout, vocabulary.
+ * Immutable after bitnet_model_load_*(): contexts only read it.
+ */
+#ifndef BITNET_MODEL_H
+#define BITNET_MODEL_H
+
+#include <pthread.h>
+
+#include "internal.h"
+#include "gguf.h"
+#include "kernels.h"
+
+struct bitnet_vocab;
+
+enum bitnet_arch {
+    BITNET_ARCH_B158 = 0,   /* "bitnet-b1.58", "bitnet-25": 2B4T graph */
+    BITNET_ARCH_BITNET,     /* "bitnet": 1bitLLM / mainline graph */
+    BITNET_ARCH_LLAMA       /* "llama" with ternary linear weights */
+};
+
+enum bitnet_ffn_act {
+    BITNET_FFN_RELU2 = 0,   /* relu(gate)^2 * up */
+    BITNET_FFN_SILU         /* silu(gate) * up */
+};
+
+/* A float matrix used for the embedding lookup and the output head, kept in
+ * its file type (F32, F16, BF16, Q8_0, Q4_0 or Q6_K), row-major. */
+typedef struct bitnet_fmat {
+    uint32_t type;            /* ggml type id */
+    int32_t rows;             /* n_vocab */
+    int32_t cols;             /* n_embd */
+    size_t row_bytes;
+    const uint8_t *data;      /* into the mapped file or owned */
+} bitnet_fmat;
+
+typedef struct bitnet_layer {
+    float *attn_norm;         /* [n_embd] */
+    float *attn_sub_norm;     /* [n_embd] or NULL (llama) */
+    float *ffn_norm;          /* [n_embd] */
+    float *ffn_sub_norm;      /* [n_ff] or NULL (llama) */
+    bitnet_tmat wq, wk, wv, wo, wgate, wup, wdown;
+} bitnet_layer;
+
+/* Optional int8 copy of the output head (per-row scale), built at load with
+ * BITNET_MODEL_INT8_HEAD or lazily on first use (under head_lock). */
+typedef struct bitnet_head_i8 {
+    int8_t *w;                /* rows x ldw, ldw = cols padded to BITNET_KPAD */
+    float *scale;             /* [rows] */
+    size_t ldw;
+} bitnet_head_i8;
+
+struct bitnet_model {
+    char *arch_name;
+    int arch;                 /* enum bitnet_arch */
+    int ffn_act;              /* enum bitnet_ffn_act */
+
+    int32_t n_vocab, n_ctx_train, n_embd, n_layer, n_ff;
+    int32_t n_head, n_head_kv, head_dim, n_rot;
+    float norm_eps, rope_base;
+
+    bitnet_layer *layers;     /* [n_layer] */
+    float *output_norm;       /* [n_embd] */
+    bitnet_fmat tok_embd;     /* embedding lookup */
+    bitnet_fmat output;       /* output head (== tok_embd when tied) */
+
+    pthread_mutex_t head_lock;
+    bitnet_head_i8 *head_i8;  /* NULL until built */
+
+    struct bitnet_vocab *vocab;
+    bitnet_gguf *gguf;        /* metadata stays available */
+    bitnet_file_view file;    /* the mapped file (empty for buffer loads) */
+    uint32_t flags;           /* BITNET_MODEL_* */
+    bitnet_logger log;
+    uint64_t fingerprint;     /* hash of hyperparameters + tensor layout, for state blobs */
+};
+
+/* Build (once, thread-safe) the int8 head copy. BITNET_OK or BITNET_E_NOMEM. */
+int bitnet__model_head_i8(const struct bitnet_model *m, const bitnet_head_i8 **out);
+
+/* Dequantise row `row` of an embedding/head matrix to floats. */
+void bitnet__fmat_row(const bitnet_fmat *m, int32_t row, float *out);
+
+#endif /* BITNET_MODEL_H */

@@ -1,0 +1,2 @@
+/* Placeholder: replaced by the module implementation. */
+#include "internal.h"

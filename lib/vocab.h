@@ -1,0 +1,34 @@
+/*
+ * Vocabulary and tokenizers (byte-level BPE with the llama-bpe, gpt-2 and
+ * default pre-tokenizers; SentencePiece with byte fallback).
+ */
+#ifndef BITNET_VOCAB_H
+#define BITNET_VOCAB_H
+
+#include "internal.h"
+#include "gguf.h"
+
+typedef struct bitnet_vocab bitnet_vocab;
+
+/* Load from the tokenizer.ggml.* keys of a parsed file. `pretok` is a
+ * BITNET_PRETOK_* value. The gguf (and its buffer) outlive the vocab only
+ * during this call: everything needed later is copied. Errors name the key. */
+int bitnet__vocab_load(bitnet_vocab **out, const bitnet_gguf *g, int32_t pretok,
+                       const bitnet_logger *log);
+void bitnet__vocab_free(bitnet_vocab *v);
+
+int32_t bitnet__vocab_n_tokens(const bitnet_vocab *v);
+int32_t bitnet__vocab_bos(const bitnet_vocab *v);
+int32_t bitnet__vocab_eos(const bitnet_vocab *v);
+int32_t bitnet__vocab_eot(const bitnet_vocab *v);
+int bitnet__vocab_is_eog(const bitnet_vocab *v, int32_t tok);
+
+/* Semantics as the public functions of the same name in bitnet.h. */
+int bitnet__vocab_tokenize(const bitnet_vocab *v, const char *text, size_t len,
+                           uint32_t flags, int32_t *out, size_t cap, size_t *n_out);
+int bitnet__vocab_piece(const bitnet_vocab *v, int32_t tok, uint32_t flags,
+                        char *buf, size_t cap, size_t *n_out);
+int bitnet__vocab_detokenize(const bitnet_vocab *v, const int32_t *toks, size_t n,
+                             uint32_t flags, char *buf, size_t cap, size_t *n_out);
+
+#endif /* BITNET_VOCAB_H */
