@@ -58,6 +58,7 @@ struct bitnet_model {
     int32_t n_vocab, n_ctx_train, n_embd, n_layer, n_ff;
     int32_t n_head, n_head_kv, head_dim, n_rot;
     float norm_eps, rope_base;
+    int rope_neox;            /* 1: NEOX pairs (i, i+n_rot/2); 0: llama NORM pairs (2i, 2i+1) */
 
     bitnet_layer *layers;     /* [n_layer] */
     float *output_norm;       /* [n_embd] */
