@@ -151,9 +151,10 @@ enum {
     BITNET_CPU_AVX512     = 1u << 2, /**< x86: AVX-512 F/BW/VL/VNNI         */
     BITNET_CPU_AMX        = 1u << 3, /**< x86: AMX-TILE + AMX-INT8 usable   */
     BITNET_CPU_NEON       = 1u << 8, /**< AArch64: Advanced SIMD            */
-    BITNET_CPU_DOTPROD    = 1u << 9, /**< AArch64: SDOT/UDOT                */
-    BITNET_CPU_ALL        = 0xffffffffu
+    BITNET_CPU_DOTPROD    = 1u << 9  /**< AArch64: SDOT/UDOT                */
 };
+/** Every feature (the default cpu_mask). */
+#define BITNET_CPU_ALL 0xffffffffu
 
 /** Features detected on this CPU and usable under this OS, restricted by
  *  the BITNET_CPU_MASK environment variable (a number, e.g. 0 for the plain C
