@@ -90,6 +90,19 @@ typedef struct bitnet_tmat {
 /* Activation rows are padded with zeros to a multiple of this. */
 #define BITNET_KPAD 128
 
+/* Packed layout (docs/kernels.md): rows are padded to a multiple of
+ * BITNET_TMAT_GROUP and stored group by group; inside a group, for each
+ * 128-column block b, the 32-byte I2_S blocks (format.md §4.2: column
+ * 128b + 32f + j is byte j, bits 7-2f..6-2f, code c = t + 1) of the group's
+ * rows follow each other. So a group is one contiguous stream of
+ * (cols_padded / 128) * BITNET_TMAT_GROUP * 32 bytes. Padding rows and
+ * columns hold code 1 (t = 0). */
+#define BITNET_TMAT_GROUP 4
+/* Most efficient row granularity for splitting a GEMV/GEMM across threads
+ * (any [r0, r1) works; ranges that are not multiples of this compute a
+ * partial group at each end). */
+#define BITNET_TMAT_ROW_CHUNK 16
+
 /* Size of the packed data for a rows x cols matrix. */
 size_t bitnet__tmat_packed_size(int32_t rows, int32_t cols);
 /* Pack row-major ternary values t[rows*cols] in {-1,0,1} into dst (of
@@ -97,6 +110,12 @@ size_t bitnet__tmat_packed_size(int32_t rows, int32_t cols);
 void bitnet__tmat_pack(uint8_t *dst, const int8_t *t, int32_t rows, int32_t cols);
 /* Read back one weight (tests and slow paths). */
 int bitnet__tmat_get(const bitnet_tmat *w, int32_t row, int32_t col);
+
+/* Apply a BITNET_CPU_MASK-style string (strtoul base 0; NULL or empty =
+ * no restriction; unparsable = ignored) to feature bits. */
+uint32_t bitnet__cpu_apply_mask(uint32_t flags, const char *mask);
+/* Features of this CPU/OS without the environment mask (detected once). */
+uint32_t bitnet__cpu_detect_raw(void);
 
 /* ---- kernel signatures ------------------------------------------------ */
 
