@@ -1,30 +1,627 @@
-/* Placeholder: replaced by the module implementation. */
-#include "internal.h"
+/*
+ * Sampler: logit bias -> penalties -> top-k -> min-p/top-p -> temperature ->
+ * seeded draw.
+ *
+ * Determinism. The same seed and the same logits give the same token on every
+ * platform: the PRNG is xoshiro256** seeded through splitmix64, uniform
+ * doubles take the top 53 bits, probabilities are computed in double with an
+ * exp built from basic IEEE operations only (bitnet__exp_neg), every sum runs
+ * in a fixed order, and candidates are ordered by (logit descending, id
+ * ascending), a total order, so the sort routine cannot change the result.
+ *
+ * top-p and min-p both keep a prefix of the sorted candidates, so they
+ * commute as long as top-p measures mass against the total of the set it is
+ * given (after top-k). min-p is therefore applied first as a cheap filter,
+ * which means only its survivors are sorted: this is what keeps a full-size
+ * (128k) vocabulary fast when top-k is off.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
-int bitnet_sampler_create(bitnet_sampler **out, const bitnet_model *model, const bitnet_sampler_params *params)
+#include "internal.h"
+#include "sampler.h"
+
+#if defined(__clang__)
+/* Keep a*b+c as two rounded operations everywhere (bit-exact results). GCC
+ * does not contract in ISO C mode (-std=c11), which the build uses. */
+# pragma STDC FP_CONTRACT OFF
+#endif
+
+/* Largest penalty window accepted: bounds the history allocation. */
+#define BN_MAX_PENALTY_LAST_N (1 << 24)
+
+typedef struct bn_cand {
+    float logit;
+    int32_t id;
+} bn_cand;
+
+struct bitnet_sampler {
+    bitnet_sampler_params p;     /* merged; logit_bias points at bias below */
+    int32_t n_vocab;
+    bitnet_logit_bias *bias;     /* copy of the caller's array */
+    size_t n_bias;
+    uint64_t rng[4];             /* xoshiro256** state */
+    int32_t *hist;               /* ring of the last penalty_last_n tokens */
+    int32_t hist_len;            /* valid entries (<= penalty_last_n) */
+    int32_t hist_pos;            /* next write position */
+    int32_t *count;              /* n_vocab zeros between calls */
+    float *work;                 /* n_vocab adjusted logits */
+    bn_cand *cand;               /* n_vocab candidates */
+    double *w;                   /* n_vocab weights */
+};
+
+/* ---- PRNG ------------------------------------------------------------- */
+
+static uint64_t splitmix64(uint64_t *x)
 {
-    return bitnet__error(BITNET_E_UNSUPPORTED, "bitnet_sampler_create: not available yet");
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static void rng_seed(uint64_t st[4], uint64_t seed)
+{
+    uint64_t x = seed;
+    for (int i = 0; i < 4; i++)
+        st[i] = splitmix64(&x);
+}
+
+static inline uint64_t rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
+
+static uint64_t rng_next(uint64_t st[4])
+{
+    uint64_t r = rotl(st[1] * 5, 7) * 9;
+    uint64_t t = st[1] << 17;
+    st[2] ^= st[0];
+    st[3] ^= st[1];
+    st[1] ^= st[2];
+    st[0] ^= st[3];
+    st[2] ^= t;
+    st[3] = rotl(st[3], 45);
+    return r;
+}
+
+/* Uniform in [0, 1) with 53 random bits. */
+static double rng_double(uint64_t st[4])
+{
+    return (double)(rng_next(st) >> 11) * 0x1.0p-53;
+}
+
+/* ---- portable exp ----------------------------------------------------- */
+
+double bitnet__exp_neg(double x)
+{
+    if (!(x <= 0.0))
+        return x != x ? x : 1.0;   /* NaN stays NaN; callers never pass > 0 */
+    if (x < -700.0)
+        return 0.0;                /* < 1e-304: nothing next to exp(0) = 1 */
+    /* x = k*ln2 + r, |r| <= ln2/2; ln2 split so k*LN2_HI is exact. */
+    static const double LN2_HI = 6.93147180369123816490e-01;
+    static const double LN2_LO = 1.90821492927058770002e-10;
+    static const double INV_LN2 = 1.44269504088896338700e+00;
+    double kd = floor(x * INV_LN2 + 0.5);
+    double r = (x - kd * LN2_HI) - kd * LN2_LO;
+    /* Taylor series to r^13/13!: truncation < 2e-17 for |r| <= 0.35. */
+    double p = 1.0 / 6227020800.0;
+    p = p * r + 1.0 / 479001600.0;
+    p = p * r + 1.0 / 39916800.0;
+    p = p * r + 1.0 / 3628800.0;
+    p = p * r + 1.0 / 362880.0;
+    p = p * r + 1.0 / 40320.0;
+    p = p * r + 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    /* Scale by 2^k (k in [-1010, 0]: a normal power of two, exact). */
+    int k = (int)kd;
+    uint64_t bits = (uint64_t)(k + 1023) << 52;
+    double scale;
+    memcpy(&scale, &bits, sizeof(scale));
+    return p * scale;
+}
+
+/* ---- construction ----------------------------------------------------- */
+
+static int check_params(const bitnet_sampler_params *p, int32_t n_vocab)
+{
+    if (p->reserved0 != 0)
+        return bitnet__error(BITNET_E_INVALID_ARG,
+                             "sampler params: reserved0 must be 0");
+    if (!isfinite(p->temperature))
+        return bitnet__error(BITNET_E_INVALID_ARG,
+                             "sampler params: temperature must be finite "
+                             "(<= 0 means greedy)");
+    if (p->top_k < 0)
+        return bitnet__error(BITNET_E_INVALID_ARG,
+                             "sampler params: top_k %d is negative (0 = off)",
+                             (int)p->top_k);
+    if (!(p->top_p > 0.0f && p->top_p <= 1.0f))
+        return bitnet__error(BITNET_E_INVALID_ARG,
+                             "sampler params: top_p %g outside (0, 1] "
+                             "(1 = off)", (double)p->top_p);
+    if (!(p->min_p >= 0.0f && p->min_p <= 1.0f))
+        return bitnet__error(BITNET_E_INVALID_ARG,
+                             "sampler params: min_p %g outside [0, 1] "
+                             "(0 = off)", (double)p->min_p);
+    if (!(p->repeat_penalty > 0.0f) || !isfinite(p->repeat_penalty))
+        return bitnet__error(BITNET_E_INVALID_ARG,
+                             "sampler params: repeat_penalty %g must be > 0 "
+                             "and finite (1 = off)", (double)p->repeat_penalty);
+    if (!isfinite(p->frequency_penalty))
+        return bitnet__error(BITNET_E_INVALID_ARG,
+                             "sampler params: frequency_penalty must be finite");
+    if (!isfinite(p->presence_penalty))
+        return bitnet__error(BITNET_E_INVALID_ARG,
+                             "sampler params: presence_penalty must be finite");
+    if (p->penalty_last_n < 0 || p->penalty_last_n > BN_MAX_PENALTY_LAST_N)
+        return bitnet__error(BITNET_E_INVALID_ARG,
+                             "sampler params: penalty_last_n %d outside "
+                             "[0, %d]", (int)p->penalty_last_n,
+                             BN_MAX_PENALTY_LAST_N);
+    if (p->n_logit_bias > 0 && !p->logit_bias)
+        return bitnet__error(BITNET_E_INVALID_ARG,
+                             "sampler params: n_logit_bias is %zu but "
+                             "logit_bias is NULL", p->n_logit_bias);
+    for (size_t i = 0; i < p->n_logit_bias; i++) {
+        const bitnet_logit_bias *b = &p->logit_bias[i];
+        if (b->token < 0 || b->token >= n_vocab)
+            return bitnet__error(BITNET_E_INVALID_ARG,
+                                 "sampler params: logit_bias[%zu] token %d "
+                                 "outside the vocabulary [0, %d)", i,
+                                 (int)b->token, (int)n_vocab);
+        if (isnan(b->bias) || (isinf(b->bias) && b->bias > 0))
+            return bitnet__error(BITNET_E_INVALID_ARG,
+                                 "sampler params: logit_bias[%zu] bias must be "
+                                 "finite or -INFINITY", i);
+    }
+    return BITNET_OK;
+}
+
+int bitnet__sampler_create_n(bitnet_sampler **out, int32_t n_vocab,
+                             const bitnet_sampler_params *params)
+{
+    if (!out)
+        return bitnet__error(BITNET_E_INVALID_ARG,
+                             "bitnet_sampler_create: out is NULL");
+    *out = NULL;
+    if (n_vocab <= 0)
+        return bitnet__error(BITNET_E_INVALID_ARG,
+                             "bitnet_sampler_create: vocabulary size %d",
+                             (int)n_vocab);
+    bitnet_sampler_params p;
+    bitnet_sampler_params_init(&p);
+    if (params) {
+        int rc = bitnet__params_merge(&p, sizeof(p), params,
+                                      "bitnet_sampler_create");
+        if (rc != BITNET_OK)
+            return rc;
+    }
+    int rc = check_params(&p, n_vocab);
+    if (rc != BITNET_OK)
+        return rc;
+
+    bitnet_sampler *s = calloc(1, sizeof(*s));
+    if (!s)
+        goto nomem;
+    s->p = p;
+    s->n_vocab = n_vocab;
+    size_t nv = (size_t)n_vocab;
+    if (p.n_logit_bias > 0) {
+        if (p.n_logit_bias > SIZE_MAX / sizeof(*s->bias))
+            goto nomem;
+        s->bias = malloc(p.n_logit_bias * sizeof(*s->bias));
+        if (!s->bias)
+            goto nomem;
+        memcpy(s->bias, p.logit_bias, p.n_logit_bias * sizeof(*s->bias));
+        s->n_bias = p.n_logit_bias;
+    }
+    s->p.logit_bias = s->bias;
+    if (p.penalty_last_n > 0) {
+        s->hist = malloc((size_t)p.penalty_last_n * sizeof(*s->hist));
+        if (!s->hist)
+            goto nomem;
+    }
+    s->count = calloc(nv, sizeof(*s->count));
+    s->work = malloc(nv * sizeof(*s->work));
+    s->cand = malloc(nv * sizeof(*s->cand));
+    s->w = malloc(nv * sizeof(*s->w));
+    if (!s->count || !s->work || !s->cand || !s->w)
+        goto nomem;
+    rng_seed(s->rng, p.seed);
+    *out = s;
+    return BITNET_OK;
+nomem:
+    bitnet_sampler_free(s);
+    return bitnet__error(BITNET_E_NOMEM,
+                         "bitnet_sampler_create: out of memory (vocabulary "
+                         "of %d tokens)", (int)n_vocab);
+}
+
+int bitnet_sampler_create(bitnet_sampler **out, const bitnet_model *model,
+                          const bitnet_sampler_params *params)
+{
+    bitnet__clear_error();
+    if (!out)
+        return bitnet__error(BITNET_E_INVALID_ARG,
+                             "bitnet_sampler_create: out is NULL");
+    *out = NULL;
+    if (!model)
+        return bitnet__error(BITNET_E_INVALID_ARG,
+                             "bitnet_sampler_create: model is NULL");
+    int32_t n_vocab = bitnet_model_n_vocab(model);
+    bitnet__clear_error();
+    return bitnet__sampler_create_n(out, n_vocab, params);
 }
 
 void bitnet_sampler_free(bitnet_sampler *s)
 {
+    if (!s)
+        return;
+    free(s->bias);
+    free(s->hist);
+    free(s->count);
+    free(s->work);
+    free(s->cand);
+    free(s->w);
+    free(s);
 }
 
 void bitnet_sampler_reset(bitnet_sampler *s)
 {
-}
-
-int bitnet_sampler_sample(bitnet_sampler *s, const bitnet_context *ctx, int32_t i, int32_t *out_token)
-{
-    return bitnet__error(BITNET_E_UNSUPPORTED, "bitnet_sampler_sample: not available yet");
-}
-
-int bitnet_sampler_sample_logits(bitnet_sampler *s, const float *logits, size_t n_logits, int32_t *out_token)
-{
-    return bitnet__error(BITNET_E_UNSUPPORTED, "bitnet_sampler_sample_logits: not available yet");
+    bitnet__clear_error();
+    if (!s)
+        return;
+    s->hist_len = 0;
+    s->hist_pos = 0;
+    rng_seed(s->rng, s->p.seed);
 }
 
 int bitnet_sampler_accept(bitnet_sampler *s, int32_t token)
 {
-    return bitnet__error(BITNET_E_UNSUPPORTED, "bitnet_sampler_accept: not available yet");
+    bitnet__clear_error();
+    if (!s)
+        return bitnet__error(BITNET_E_INVALID_ARG,
+                             "bitnet_sampler_accept: sampler is NULL");
+    if (token < 0 || token >= s->n_vocab)
+        return bitnet__error(BITNET_E_INVALID_ARG,
+                             "bitnet_sampler_accept: token %d outside the "
+                             "vocabulary [0, %d)", (int)token, (int)s->n_vocab);
+    int32_t n = s->p.penalty_last_n;
+    if (n == 0)
+        return BITNET_OK;
+    s->hist[s->hist_pos] = token;
+    s->hist_pos = s->hist_pos + 1 == n ? 0 : s->hist_pos + 1;
+    if (s->hist_len < n)
+        s->hist_len++;
+    return BITNET_OK;
+}
+
+/* ---- the chain -------------------------------------------------------- */
+
+static int check_call(const bitnet_sampler *s, const float *logits,
+                      size_t n_logits, const char *fn)
+{
+    if (!s)
+        return bitnet__error(BITNET_E_INVALID_ARG, "%s: sampler is NULL", fn);
+    if (!logits)
+        return bitnet__error(BITNET_E_INVALID_ARG, "%s: logits is NULL", fn);
+    if (n_logits != (size_t)s->n_vocab)
+        return bitnet__error(BITNET_E_INVALID_ARG,
+                             "%s: %zu logits for a vocabulary of %d", fn,
+                             n_logits, (int)s->n_vocab);
+    return BITNET_OK;
+}
+
+/* Steps 1-2 into s->work: logit bias, then penalties. */
+static int adjust(bitnet_sampler *s, const float *logits, const char *fn)
+{
+    const int32_t nv = s->n_vocab;
+    float *work = s->work;
+    for (int32_t i = 0; i < nv; i++) {
+        float l = logits[i];
+        if (isnan(l) || (isinf(l) && l > 0))
+            return bitnet__error(BITNET_E_INVALID_ARG,
+                                 "%s: logit of token %d is %s (logits must "
+                                 "be finite or -inf)", fn, (int)i,
+                                 isnan(l) ? "NaN" : "+inf");
+        work[i] = l;
+    }
+    for (size_t i = 0; i < s->n_bias; i++)
+        work[s->bias[i].token] += s->bias[i].bias;
+
+    const bitnet_sampler_params *p = &s->p;
+    if (s->hist_len > 0 && (p->repeat_penalty != 1.0f ||
+                            p->frequency_penalty != 0.0f ||
+                            p->presence_penalty != 0.0f)) {
+        for (int32_t i = 0; i < s->hist_len; i++)
+            s->count[s->hist[i]]++;
+        /* Visit each distinct token once; zeroing the count marks it done
+         * and leaves the array clear for the next call. */
+        for (int32_t i = 0; i < s->hist_len; i++) {
+            int32_t t = s->hist[i];
+            int32_t c = s->count[t];
+            if (c == 0)
+                continue;
+            s->count[t] = 0;
+            float l = work[t];
+            if (l > 0.0f)
+                l /= p->repeat_penalty;
+            else
+                l *= p->repeat_penalty;
+            l -= (float)c * p->frequency_penalty + p->presence_penalty;
+            work[t] = l;
+        }
+    }
+    return BITNET_OK;
+}
+
+/* Total order: higher logit first, then lower id. */
+static inline int cand_better(const bn_cand *a, const bn_cand *b)
+{
+    return a->logit > b->logit || (a->logit == b->logit && a->id < b->id);
+}
+
+static int cand_cmp(const void *pa, const void *pb)
+{
+    const bn_cand *a = pa, *b = pb;
+    if (cand_better(a, b))
+        return -1;
+    if (cand_better(b, a))
+        return 1;
+    return 0;
+}
+
+/* Keep the k best of c[0..n) in c[0..k), using a min-heap on the worst. */
+static void select_top_k(bn_cand *c, size_t n, size_t k)
+{
+    /* Heapify c[0..k) with the worst element at the root. */
+    for (size_t start = k / 2; start-- > 0;) {
+        size_t i = start;
+        for (;;) {
+            size_t l = 2 * i + 1, r = l + 1, m = i;
+            if (l < k && cand_better(&c[m], &c[l])) m = l;
+            if (r < k && cand_better(&c[m], &c[r])) m = r;
+            if (m == i) break;
+            bn_cand t = c[i]; c[i] = c[m]; c[m] = t;
+            i = m;
+        }
+    }
+    for (size_t j = k; j < n; j++) {
+        if (!cand_better(&c[j], &c[0]))
+            continue;
+        c[0] = c[j];
+        size_t i = 0;
+        for (;;) {
+            size_t l = 2 * i + 1, r = l + 1, m = i;
+            if (l < k && cand_better(&c[m], &c[l])) m = l;
+            if (r < k && cand_better(&c[m], &c[r])) m = r;
+            if (m == i) break;
+            bn_cand t = c[i]; c[i] = c[m]; c[m] = t;
+            i = m;
+        }
+    }
+}
+
+/* Runs the chain up to (not including) the draw. Leaves the survivors in
+ * s->cand[0..*n_out), sorted, with their final unnormalised weights in
+ * s->w[0..*n_out) and the sum in *sum. */
+static int run_chain(bitnet_sampler *s, const float *logits, size_t *n_out,
+                     double *sum, const char *fn)
+{
+    int rc = adjust(s, logits, fn);
+    if (rc != BITNET_OK)
+        return rc;
+    const bitnet_sampler_params *p = &s->p;
+    const int32_t nv = s->n_vocab;
+    const float *work = s->work;
+    bn_cand *c = s->cand;
+    double *w = s->w;
+
+    size_t n = 0;
+    int32_t best = -1;
+    for (int32_t i = 0; i < nv; i++) {
+        if (isinf(work[i]))      /* -inf only: banned */
+            continue;
+        c[n].logit = work[i];
+        c[n].id = i;
+        if (best < 0 || work[i] > work[best])
+            best = i;
+        n++;
+    }
+    if (n == 0)
+        return bitnet__error(BITNET_E_INVALID_ARG,
+                             "%s: every token has logit -inf (all banned)", fn);
+
+    if (p->temperature <= 0.0f) {          /* greedy: ties to lowest id */
+        c[0].logit = work[best];
+        c[0].id = best;
+        w[0] = 1.0;
+        *n_out = 1;
+        *sum = 1.0;
+        return BITNET_OK;
+    }
+
+    int sorted = 0;
+    if (p->top_k > 0 && (size_t)p->top_k < n) {
+        select_top_k(c, n, (size_t)p->top_k);
+        n = (size_t)p->top_k;
+        qsort(c, n, sizeof(*c), cand_cmp);
+        sorted = 1;
+    }
+
+    /* Weights at temperature 1 relative to the best logit, and their total
+     * over the whole set (what top-p measures against). */
+    const double lmax = work[best];
+    double total = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        w[i] = bitnet__exp_neg((double)c[i].logit - lmax);
+        total += w[i];
+    }
+
+    /* min-p: p_i >= min_p * p_max, i.e. w_i >= min_p (w_max = 1). */
+    if (p->min_p > 0.0f) {
+        const double mp = p->min_p;
+        size_t m = 0;
+        for (size_t i = 0; i < n; i++)
+            if (w[i] >= mp) {
+                c[m] = c[i];
+                w[m] = w[i];
+                m++;
+            }
+        n = m;
+    }
+    if (!sorted) {
+        qsort(c, n, sizeof(*c), cand_cmp);
+        for (size_t i = 0; i < n; i++)
+            w[i] = bitnet__exp_neg((double)c[i].logit - lmax);
+    }
+
+    /* top-p: the shortest prefix whose mass reaches top_p of the total. */
+    if (p->top_p < 1.0f) {
+        const double target = (double)p->top_p * total;
+        double cum = 0.0;
+        size_t m = n;
+        for (size_t i = 0; i < n; i++) {
+            cum += w[i];
+            if (cum >= target) {
+                m = i + 1;
+                break;
+            }
+        }
+        n = m;
+    }
+
+    /* Temperature. */
+    double s_w = 0.0;
+    if (p->temperature != 1.0f) {
+        const double t = p->temperature;
+        for (size_t i = 0; i < n; i++) {
+            w[i] = bitnet__exp_neg(((double)c[i].logit - lmax) / t);
+            s_w += w[i];
+        }
+    } else {
+        for (size_t i = 0; i < n; i++)
+            s_w += w[i];
+    }
+    *n_out = n;
+    *sum = s_w;
+    return BITNET_OK;
+}
+
+int bitnet__sampler_adjust(bitnet_sampler *s, const float *logits,
+                           size_t n_logits, float *out)
+{
+    bitnet__clear_error();
+    int rc = check_call(s, logits, n_logits, "bitnet__sampler_adjust");
+    if (rc != BITNET_OK)
+        return rc;
+    if (!out)
+        return bitnet__error(BITNET_E_INVALID_ARG,
+                             "bitnet__sampler_adjust: out is NULL");
+    rc = adjust(s, logits, "bitnet__sampler_adjust");
+    if (rc != BITNET_OK)
+        return rc;
+    memcpy(out, s->work, (size_t)s->n_vocab * sizeof(*out));
+    return BITNET_OK;
+}
+
+int bitnet__sampler_candidates(bitnet_sampler *s, const float *logits,
+                               size_t n_logits, int32_t *ids, double *probs,
+                               size_t *n_out)
+{
+    bitnet__clear_error();
+    int rc = check_call(s, logits, n_logits, "bitnet__sampler_candidates");
+    if (rc != BITNET_OK)
+        return rc;
+    if (!ids || !probs || !n_out)
+        return bitnet__error(BITNET_E_INVALID_ARG,
+                             "bitnet__sampler_candidates: NULL output");
+    size_t n;
+    double sum;
+    rc = run_chain(s, logits, &n, &sum, "bitnet__sampler_candidates");
+    if (rc != BITNET_OK)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        ids[i] = s->cand[i].id;
+        probs[i] = s->w[i] / sum;
+    }
+    *n_out = n;
+    return BITNET_OK;
+}
+
+static int sample_impl(bitnet_sampler *s, const float *logits,
+                       int32_t *out_token, const char *fn)
+{
+    size_t n;
+    double sum;
+    int rc = run_chain(s, logits, &n, &sum, fn);
+    if (rc != BITNET_OK)
+        return rc;
+    if (s->p.temperature <= 0.0f || n == 1) {
+        if (s->p.temperature > 0.0f)
+            (void)rng_next(s->rng);  /* one draw per sampled token, always */
+        *out_token = s->cand[0].id;
+        return BITNET_OK;
+    }
+    const double u = rng_double(s->rng) * sum;
+    double cum = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        cum += s->w[i];
+        if (u < cum) {
+            *out_token = s->cand[i].id;
+            return BITNET_OK;
+        }
+    }
+    *out_token = s->cand[n - 1].id;  /* u == sum after rounding */
+    return BITNET_OK;
+}
+
+int bitnet_sampler_sample_logits(bitnet_sampler *s, const float *logits,
+                                 size_t n_logits, int32_t *out_token)
+{
+    bitnet__clear_error();
+    if (!out_token)
+        return bitnet__error(BITNET_E_INVALID_ARG,
+                             "bitnet_sampler_sample_logits: out_token is NULL");
+    *out_token = -1;
+    int rc = check_call(s, logits, n_logits, "bitnet_sampler_sample_logits");
+    if (rc != BITNET_OK)
+        return rc;
+    return sample_impl(s, logits, out_token, "bitnet_sampler_sample_logits");
+}
+
+int bitnet_sampler_sample(bitnet_sampler *s, const bitnet_context *ctx,
+                          int32_t i, int32_t *out_token)
+{
+    bitnet__clear_error();
+    if (!out_token)
+        return bitnet__error(BITNET_E_INVALID_ARG,
+                             "bitnet_sampler_sample: out_token is NULL");
+    *out_token = -1;
+    if (!s)
+        return bitnet__error(BITNET_E_INVALID_ARG,
+                             "bitnet_sampler_sample: sampler is NULL");
+    if (!ctx)
+        return bitnet__error(BITNET_E_INVALID_ARG,
+                             "bitnet_sampler_sample: context is NULL");
+    int32_t nv = bitnet_model_n_vocab(bitnet_context_model(ctx));
+    if (nv != s->n_vocab)
+        return bitnet__error(BITNET_E_INVALID_ARG,
+                             "bitnet_sampler_sample: the context's model has "
+                             "%d tokens but the sampler was made for %d",
+                             (int)nv, (int)s->n_vocab);
+    const float *logits = NULL;
+    int rc = bitnet_context_logits(ctx, i, &logits);
+    if (rc != BITNET_OK)
+        return rc;
+    return sample_impl(s, logits, out_token, "bitnet_sampler_sample");
 }
