@@ -462,27 +462,35 @@ BITNET_API int bitnet_context_state_load(bitnet_context *ctx, const void *buf,
 
 typedef struct bitnet_logit_bias {
     int32_t token;
-    float bias;              /**< added to the logit; -INFINITY bans it */
+    float bias;              /**< added to the logit; finite, or -INFINITY
+                                  to ban the token                          */
 } bitnet_logit_bias;
 
 /**
  * Sampling parameters. The chain is applied in this order: logit bias,
  * repetition/frequency/presence penalties over the last penalty_last_n
  * accepted tokens, top-k, top-p, min-p, temperature, seeded draw.
- * temperature <= 0 is greedy (argmax, ties to the lowest id).
+ * temperature <= 0 is greedy (argmax after bias and penalties, ties to the
+ * lowest id). Penalties, for each token seen c > 0 times in the window:
+ * a logit l > 0 becomes l / repeat_penalty, otherwise l * repeat_penalty;
+ * then c * frequency_penalty + presence_penalty is subtracted. top-p and
+ * min-p use probabilities at temperature 1 over the tokens still in the set.
+ * Same seed and same logits give the same token on every platform.
+ * See docs/sampling.md.
  */
 typedef struct bitnet_sampler_params {
     uint32_t struct_size;
     uint32_t reserved0;      /**< must be 0                                   */
     uint64_t seed;           /**< PRNG seed; default 0                         */
-    float temperature;       /**< >= 0; default 0.8; 0 = greedy                */
+    float temperature;       /**< finite; default 0.8; <= 0 = greedy           */
     int32_t top_k;           /**< >= 0; 0 = off; default 40                    */
     float top_p;             /**< (0, 1]; 1 = off; default 0.95                */
     float min_p;             /**< [0, 1]; 0 = off; default 0.05                */
-    float repeat_penalty;    /**< > 0; 1 = off; default 1.0                    */
-    float frequency_penalty; /**< any; 0 = off; default 0                      */
-    float presence_penalty;  /**< any; 0 = off; default 0                      */
-    int32_t penalty_last_n;  /**< >= 0 tokens of history; default 64           */
+    float repeat_penalty;    /**< > 0, finite; 1 = off; default 1.0            */
+    float frequency_penalty; /**< finite; 0 = off; default 0                   */
+    float presence_penalty;  /**< finite; 0 = off; default 0                   */
+    int32_t penalty_last_n;  /**< [0, 16777216] tokens of history; 0 = off;
+                                  default 64                                   */
     const bitnet_logit_bias *logit_bias; /**< copied at create; may be NULL    */
     size_t n_logit_bias;
 } bitnet_sampler_params;
@@ -502,11 +510,16 @@ BITNET_API void bitnet_sampler_free(bitnet_sampler *s);
 BITNET_API void bitnet_sampler_reset(bitnet_sampler *s);
 
 /** Sample from the logits of token i (-1: last) of ctx's last eval.
- *  Does not accept the token. @return as bitnet_context_logits(). */
+ *  Does not accept the token. @return as bitnet_context_logits(), and
+ *  BITNET_E_INVALID_ARG when ctx's model has another vocabulary size, a
+ *  logit is NaN or +inf, or every token is banned (-inf). */
 BITNET_API int bitnet_sampler_sample(bitnet_sampler *s,
                                      const bitnet_context *ctx, int32_t i,
                                      int32_t *out_token);
-/** Sample from caller logits (n_logits must equal the vocabulary size). */
+/** Sample from caller logits (n_logits must equal the vocabulary size;
+ *  values finite or -inf). Each non-greedy call uses one PRNG draw.
+ *  @return BITNET_OK; BITNET_E_INVALID_ARG (NULLs, wrong n_logits, NaN or
+ *  +inf logits, every token -inf). *out_token is -1 on failure. */
 BITNET_API int bitnet_sampler_sample_logits(bitnet_sampler *s,
                                             const float *logits,
                                             size_t n_logits,
@@ -526,16 +539,39 @@ typedef struct bitnet_chat_message {
 
 /**
  * Render a conversation as prompt text (tokenize it with
- * BITNET_TOKENIZE_PARSE_SPECIAL and without ADD_BOS: the text carries BOS).
+ * BITNET_TOKENIZE_PARSE_SPECIAL and without ADD_BOS: the text carries BOS
+ * for the formats that use one, "bitnet" and "llama3").
+ * Message content is inserted as given (not trimmed).
+ *
+ *  - "bitnet" (2B4T training format): <|begin_of_text|>, then
+ *    "Role: content<|eot_id|>" per message (Role System, User, Assistant),
+ *    then "Assistant: ".
+ *  - "llama3": <|begin_of_text|>, then per message
+ *    "<|start_header_id|>role<|end_header_id|>
+
+content<|eot_id|>", then
+ *    the assistant header.
+ *  - "falcon3": "<|role|>
+content
+" per message, then "<|assistant|>
+".
+ *  - "chatml": "<|im_start|>role
+content<|im_end|>
+" per message, then
+ *    "<|im_start|>assistant
+".
  *
  * @param model     used for its tokenizer.chat_template when name is NULL
- *                  (may be NULL when name is given)
- * @param name      NULL, or one of "bitnet" (2B4T training format),
- *                  "llama3", "falcon3", "chatml"
+ *                  (may be NULL when name is given); the template text is
+ *                  recognised by distinctive markers, never guessed
+ * @param name      NULL, or one of "bitnet", "llama3", "falcon3", "chatml"
+ * @param messages  roles exactly "system", "user" or "assistant"; may be
+ *                  NULL when n_messages is 0
  * @param add_assistant non-zero: end with the assistant prefix
- * @param buf       receives NUL-terminated text
- * @return BITNET_OK; BITNET_E_INVALID_ARG; BITNET_E_NOT_FOUND (unknown
- *         name, or a model template that is not recognised);
+ * @param buf       receives NUL-terminated text; may be NULL when cap is 0
+ * @return BITNET_OK; BITNET_E_INVALID_ARG (NULLs, unknown role, model and
+ *         name both NULL); BITNET_E_NOT_FOUND (unknown name, a model with
+ *         no template, or a template that is not recognised);
  *         BITNET_E_BUFFER_TOO_SMALL (*n_out + 1 bytes needed).
  * Thread-safe.
  */
