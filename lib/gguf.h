@@ -1,7 +1,7 @@
 /*
  * GGUF v2/v3 container: a bounds-checked reader over a byte buffer (mapped
  * file or caller memory) and a writer. No I/O in the reader: it is the fuzz
- * target. See ../shared/docs/format.md §1 and docs/format-support.md.
+ * target. See ../shared/docs/format.md §1 and docs/formats.md.
  */
 #ifndef BITNET_GGUF_H
 #define BITNET_GGUF_H
@@ -61,6 +61,9 @@ typedef struct bitnet_gguf {
     uint64_t data_offset;     /* start of the data section in the buffer */
     const uint8_t *base;
     size_t size;
+    /* open-addressing hash indexes (private to gguf.c) */
+    uint32_t *kv_index, *tensor_index;   /* slot -> index + 1, 0 = empty */
+    uint32_t kv_mask, tensor_mask;
 } bitnet_gguf;
 
 /* Parse a GGUF buffer. Everything is checked against `size` before it is
@@ -123,8 +126,17 @@ int bitnet__gguf_w_raw(bitnet_gguf_writer *w, const char *key, uint32_t type,
 int bitnet__gguf_w_tensor(bitnet_gguf_writer *w, const char *name,
                           uint32_t n_dims, const uint64_t *ne, uint32_t type,
                           const void *data, size_t nbytes);
-/* Serialise (v3) to a file or to a malloc'd buffer. */
+/* Serialise (v3) to a file or to a malloc'd buffer. Every tensor must have
+ * been given its data. */
 int bitnet__gguf_w_file(bitnet_gguf_writer *w, const char *path);
 int bitnet__gguf_w_buffer(bitnet_gguf_writer *w, uint8_t **out, size_t *size);
+
+/* Streaming: declare tensors with data == NULL (nbytes ignored), then
+ * w_begin writes the header, w_write appends tensor data in declaration
+ * order (any chunking; padding between tensors is inserted automatically)
+ * and w_end checks that every tensor was written and closes the file. */
+int bitnet__gguf_w_begin(bitnet_gguf_writer *w, const char *path);
+int bitnet__gguf_w_write(bitnet_gguf_writer *w, const void *data, size_t n);
+int bitnet__gguf_w_end(bitnet_gguf_writer *w);
 
 #endif /* BITNET_GGUF_H */

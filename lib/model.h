@@ -74,6 +74,11 @@ struct bitnet_model {
     uint32_t flags;           /* BITNET_MODEL_* */
     bitnet_logger log;
     uint64_t fingerprint;     /* hash of hyperparameters + tensor layout, for state blobs */
+
+    /* private to model.c */
+    uint8_t *fmat_owned[2];   /* aligned copies of tok_embd/output when the
+                                 caller's buffer is misaligned */
+    int32_t n_tensors_used;
 };
 
 /* Build (once, thread-safe) the int8 head copy. BITNET_OK or BITNET_E_NOMEM. */
@@ -81,5 +86,22 @@ int bitnet__model_head_i8(const struct bitnet_model *m, const bitnet_head_i8 **o
 
 /* Dequantise row `row` of an embedding/head matrix to floats. */
 void bitnet__fmat_row(const bitnet_fmat *m, int32_t row, float *out);
+
+/* Output head for the non-F16 types (F16 goes through the kernel table's
+ * head_f16). Once per token: quantise the hidden state x[cols] into xq
+ * (bitnet__fmat_xq_size bytes; any alignment): Q8_0 blocks for Q8_0/Q4_0
+ * heads, Q8_K blocks for Q6_K heads, plain floats for F32/F16/BF16. Then
+ * y[r - r0] = row r . x for rows [r0, r1), computed like llama.cpp:
+ * sum over blocks of (integer block dot) * (d_w * d_x). */
+size_t bitnet__fmat_xq_size(const bitnet_fmat *m);
+void bitnet__fmat_quantize_x(const bitnet_fmat *m, const float *x, void *xq);
+void bitnet__fmat_dot_rows(const bitnet_fmat *m, int32_t r0, int32_t r1,
+                           const void *xq, float *y);
+
+/* Decode a linear-weight tensor (I2_S, TQ2_0, TQ1_0, F32, F16, BF16) of
+ * rows x cols = ne1 x ne0 into ternary t[rows*cols] (row-major) and one
+ * scale, by the rule of docs/formats.md. BITNET_E_FORMAT names the tensor.
+ * Used by the loader and the tests. */
+int bitnet__ternary_decode(const bitnet_gguf_tensor *t, int8_t *out, float *scale);
 
 #endif /* BITNET_MODEL_H */
