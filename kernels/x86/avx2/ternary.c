@@ -1,0 +1,203 @@
+/*
+ * AVX2 integer kernels. Ternary dot products use the codes c = t + 1 as
+ * unsigned bytes with vpmaddubsw (u8 x s8 -> s16 pairs; |pair| <= 2*2*128,
+ * and four fields summed stay <= 2048, far from saturation), widened with
+ * vpmaddwd, and sum t*q = sum c*q - sum q. Integers are exactly the
+ * reference's.
+ */
+#include <immintrin.h>
+
+#include "kernels_impl.h"
+
+static inline int32_t hsum_epi32(__m256i v)
+{
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+/* sum of n int8 (n multiple of 32) */
+static inline int32_t sum_i8(const int8_t *q, int32_t n)
+{
+    const __m256i ones = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+    __m256i acc = _mm256_setzero_si256();
+    for (int32_t j = 0; j < n; j += 32) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(q + j));
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(ones, v), ones16));
+    }
+    return hsum_epi32(acc);
+}
+
+/* 4 int32 sums (one per row of the group) of sum c*q */
+static inline __m128i group_dot(const uint8_t *p, const int8_t *q, int32_t nb)
+{
+    const __m256i mask = _mm256_set1_epi8(3), ones16 = _mm256_set1_epi16(1);
+    __m256i acc0 = _mm256_setzero_si256(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+    for (int32_t b = 0; b < nb; b++, p += 128, q += 128) {
+        const __m256i q0 = _mm256_loadu_si256((const __m256i *)q);
+        const __m256i q1 = _mm256_loadu_si256((const __m256i *)(q + 32));
+        const __m256i q2 = _mm256_loadu_si256((const __m256i *)(q + 64));
+        const __m256i q3 = _mm256_loadu_si256((const __m256i *)(q + 96));
+#define ROW(i, acc) do { \
+            const __m256i w = _mm256_loadu_si256((const __m256i *)(p + 32 * (i))); \
+            __m256i s0 = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(w, 6), mask), q0); \
+            __m256i s1 = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(w, 4), mask), q1); \
+            __m256i s2 = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(w, 2), mask), q2); \
+            __m256i s3 = _mm256_maddubs_epi16(_mm256_and_si256(w, mask), q3); \
+            s0 = _mm256_add_epi16(_mm256_add_epi16(s0, s1), _mm256_add_epi16(s2, s3)); \
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(s0, ones16)); \
+        } while (0)
+        ROW(0, acc0);
+        ROW(1, acc1);
+        ROW(2, acc2);
+        ROW(3, acc3);
+#undef ROW
+    }
+    /* reduce four accumulators to one int32 each */
+    __m256i a01 = _mm256_hadd_epi32(acc0, acc1);
+    __m256i a23 = _mm256_hadd_epi32(acc2, acc3);
+    __m256i a = _mm256_hadd_epi32(a01, a23);
+    return _mm_add_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
+}
+
+/* Epilogue for the rows [lo, hi) of a group (relative to the group);
+ * y points at the output of row lo. */
+static inline void store_group(__m128i t, int32_t sumq, float act_scale,
+                               float wscale, float *y, int lo, int hi)
+{
+    __m128 f = _mm_cvtepi32_ps(_mm_sub_epi32(t, _mm_set1_epi32(sumq)));
+    f = _mm_div_ps(f, _mm_set1_ps(act_scale));
+    f = _mm_mul_ps(f, _mm_set1_ps(wscale));
+    if (lo == 0 && hi == 4) {
+        _mm_storeu_ps(y, f);
+    } else {
+        float tmp[4];
+        _mm_storeu_ps(tmp, f);
+        for (int i = lo; i < hi; i++)
+            y[i - lo] = tmp[i];
+    }
+}
+
+void bitnet__tgemv_avx2(const bitnet_tmat *w, int32_t r0, int32_t r1,
+                        const int8_t *q, float act_scale, float *y)
+{
+    if (r1 <= r0)
+        return;
+    const int32_t nb = w->cols_padded / 128;
+    const int32_t sumq = sum_i8(q, w->cols_padded);
+    for (int32_t g = r0 / 4; g * 4 < r1; g++) {
+        const int32_t base = g * 4;
+        const int lo = base < r0 ? r0 - base : 0;
+        const int hi = base + 4 > r1 ? r1 - base : 4;
+        __m128i t = group_dot(bitnet__tmat_group(w, g), q, nb);
+        store_group(t, sumq, act_scale, w->scale, y + (base + lo - r0), lo, hi);
+    }
+}
+
+/* Tokens are processed in tiles; inside a tile each row group's weights
+ * (cols/4 * 4 bytes) stay in L1 across the tile's tokens. */
+#define TILE 64
+
+void bitnet__tgemm_avx2(const bitnet_tmat *w, int32_t r0, int32_t r1,
+                        const int8_t *q, const float *act_scale, int32_t n,
+                        float *y, int32_t ldy)
+{
+    if (r1 <= r0)
+        return;
+    const int32_t nb = w->cols_padded / 128;
+    const size_t kp = (size_t)w->cols_padded;
+    int32_t sums[TILE];
+    for (int32_t i0 = 0; i0 < n; i0 += TILE) {
+        const int32_t nt = n - i0 < TILE ? n - i0 : TILE;
+        for (int32_t i = 0; i < nt; i++)
+            sums[i] = sum_i8(q + (size_t)(i0 + i) * kp, w->cols_padded);
+        for (int32_t g = r0 / 4; g * 4 < r1; g++) {
+            const int32_t base = g * 4;
+            const int lo = base < r0 ? r0 - base : 0;
+            const int hi = base + 4 > r1 ? r1 - base : 4;
+            const uint8_t *p = bitnet__tmat_group(w, g);
+            for (int32_t i = 0; i < nt; i++) {
+                __m128i t = group_dot(p, q + (size_t)(i0 + i) * kp, nb);
+                store_group(t, sums[i], act_scale[i0 + i], w->scale,
+                            y + (size_t)(i0 + i) * (size_t)ldy + (base + lo - r0), lo, hi);
+            }
+        }
+    }
+}
+
+void bitnet__quant_act_avx2(const float *x, int32_t k, int32_t kpad, int8_t *q,
+                            float *scale, int32_t *sum)
+{
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    __m256 mx = _mm256_setzero_ps();
+    int32_t i = 0;
+    for (; i + 8 <= k; i += 8)   /* max(|x|, acc): a NaN |x| leaves acc */
+        mx = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(x + i), absmask), mx);
+    float lanes[8];
+    _mm256_storeu_ps(lanes, mx);
+    float m = 0.0f;
+    for (int j = 0; j < 8; j++)
+        if (lanes[j] > m) m = lanes[j];
+    for (; i < k; i++) {
+        float a = x[i] < 0 ? -x[i] : x[i];
+        if (a > m) m = a;
+    }
+    const float s = bitnet__act_scale_from_max((double)m);
+    const __m256 vs = _mm256_set1_ps(s);
+    const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    const __m256i bias = _mm256_set1_epi8((char)0x80);
+    __m256i acc = _mm256_setzero_si256();
+    int32_t nvec = 0;
+    for (i = 0; i + 32 <= k; i += 32, nvec++) {
+        __m256i a = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + i), vs));
+        __m256i b = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + i + 8), vs));
+        __m256i c = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + i + 16), vs));
+        __m256i d = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + i + 24), vs));
+        __m256i ab = _mm256_packs_epi32(a, b), cd = _mm256_packs_epi32(c, d);
+        __m256i v = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(ab, cd), perm);
+        _mm256_storeu_si256((__m256i *)(q + i), v);
+        acc = _mm256_add_epi64(acc, _mm256_sad_epu8(_mm256_xor_si256(v, bias),
+                                                     _mm256_setzero_si256()));
+    }
+    int64_t lanes64[4];
+    _mm256_storeu_si256((__m256i *)lanes64, acc);
+    int32_t total = (int32_t)(lanes64[0] + lanes64[1] + lanes64[2] + lanes64[3] -
+                              (int64_t)nvec * 32 * 128);
+    for (; i < k; i++) {
+        int32_t r = bitnet__round_even(x[i] * s);
+        r = r < -128 ? -128 : r > 127 ? 127 : r;
+        q[i] = (int8_t)r;
+        total += r;
+    }
+    if (kpad > k)
+        memset(q + k, 0, (size_t)(kpad - k));
+    *scale = s;
+    *sum = total;
+}
+
+/* int8 x int8 head: both sign-extended to int16 and vpmaddwd (exact for
+ * every int8 input, including -128). */
+void bitnet__head_i8_avx2(const int8_t *w, size_t ldw, const float *ws,
+                          int32_t r0, int32_t r1, const int8_t *q, float xs,
+                          int32_t k, float *y)
+{
+    for (int32_t r = r0; r < r1; r++) {
+        const int8_t *wr = w + (size_t)r * ldw;
+        __m256i acc0 = _mm256_setzero_si256(), acc1 = acc0;
+        int32_t j = 0;
+        for (; j + 32 <= k; j += 32) {
+            __m256i w0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(wr + j)));
+            __m256i w1 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(wr + j + 16)));
+            __m256i x0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(q + j)));
+            __m256i x1 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(q + j + 16)));
+            acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(w0, x0));
+            acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(w1, x1));
+        }
+        int32_t t = hsum_epi32(_mm256_add_epi32(acc0, acc1));
+        for (; j < k; j++)
+            t += wr[j] * q[j];
+        float v = (float)t * ws[r];
+        y[r - r0] = v / xs;
+    }
+}

@@ -1,0 +1,877 @@
+/*
+ * Kernel equivalence test and benchmark (checkasm-like, plain C so that it
+ * also runs in cross builds without cmocka).
+ *
+ *   test_kernels [--seed N]     compare every SIMD entry with the reference,
+ *                               for every cumulative ISA level this CPU runs
+ *   test_kernels --bench [--quick]   throughput per kernel, ISA and threads
+ *
+ * Integers (quant_act, tgemv, tgemm, head_i8, axpy_f16) must be bit-exact;
+ * float reductions must be within the bounds documented in docs/kernels.md.
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "bitnet.h"
+#include "kernels_impl.h"
+
+/* ---- random numbers -------------------------------------------------- */
+
+static uint64_t rng_state;
+
+static uint64_t rnd(void)
+{
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static int32_t rnd_int(int32_t lo, int32_t hi) /* inclusive */
+{
+    return lo + (int32_t)(rnd() % (uint64_t)(hi - lo + 1));
+}
+
+static float rnd_float(float amp)
+{
+    return (float)((double)(rnd() >> 11) * (1.0 / 9007199254740992.0) * 2.0 - 1.0) * amp;
+}
+
+/* ---- bookkeeping ------------------------------------------------------ */
+
+static int n_pass, n_fail;
+static const char *cur_level = "";
+
+static void result(const char *kernel, const char *isa, int ok, const char *what)
+{
+    if (ok) {
+        n_pass++;
+    } else {
+        n_fail++;
+        printf("FAIL  level %-8s %-10s (%s): %s\n", cur_level, kernel, isa, what);
+    }
+}
+
+#define CANARY 0xa5u
+#define NCANARY 64
+
+/* Buffer with canary bytes after `bytes` (at a given misalignment). */
+typedef struct { uint8_t *base; uint8_t *p; size_t bytes; } cbuf;
+
+static cbuf cbuf_new(size_t bytes, size_t misalign)
+{
+    cbuf b;
+    b.base = malloc(bytes + misalign + NCANARY + 64);
+    b.p = b.base + 64 - ((uintptr_t)b.base % 64) + misalign;
+    if ((uintptr_t)b.p - (uintptr_t)b.base + bytes + NCANARY > bytes + misalign + NCANARY + 64)
+        b.p -= 64;
+    b.bytes = bytes;
+    memset(b.base, CANARY, bytes + misalign + NCANARY + 64);
+    return b;
+}
+
+static int cbuf_canary_ok(const cbuf *b)
+{
+    for (size_t i = 0; i < NCANARY; i++)
+        if (b->p[b->bytes + i] != CANARY)
+            return 0;
+    return 1;
+}
+
+static void *xaligned(size_t bytes)
+{
+    void *p = aligned_alloc(64, (bytes + 63) / 64 * 64);
+    if (!p) {
+        fprintf(stderr, "out of memory\n");
+        exit(2);
+    }
+    return p;
+}
+
+static bitnet_tmat make_tmat(int32_t rows, int32_t cols, float zero_frac)
+{
+    int8_t *t = malloc((size_t)rows * (size_t)cols);
+    for (size_t i = 0; i < (size_t)rows * (size_t)cols; i++) {
+        float u = (float)(rnd() % 10000) / 10000.0f;
+        t[i] = u < zero_frac ? 0 : (rnd() & 1) ? 1 : -1;
+    }
+    bitnet_tmat w;
+    w.rows = rows;
+    w.cols = cols;
+    w.cols_padded = (cols + BITNET_KPAD - 1) / BITNET_KPAD * BITNET_KPAD;
+    w.scale = 0.25f + rnd_float(0.2f);
+    w.size = bitnet__tmat_packed_size(rows, cols);
+    w.data = xaligned(w.size);
+    bitnet__tmat_pack(w.data, t, rows, cols);
+    int ok = 1;
+    for (int32_t r = 0; r < rows && ok; r++)
+        for (int32_t c = 0; c < cols; c++)
+            if (bitnet__tmat_get(&w, r, c) != t[(size_t)r * (size_t)cols + (size_t)c]) {
+                ok = 0;
+                break;
+            }
+    free(t);
+    if (!ok) {
+        printf("FAIL  tmat_pack/tmat_get round trip (%dx%d)\n", rows, cols);
+        n_fail++;
+    }
+    return w;
+}
+
+/* ---- checks per kernel ------------------------------------------------ */
+
+#define N_CASES 24
+
+static void check_quant_act(const bitnet_kernels *k, const bitnet_kernels *ref)
+{
+    int ok = 1;
+    char what[160] = "";
+    for (int c = 0; c < N_CASES && ok; c++) {
+        const int32_t n = c < 4 ? (int32_t[]){1, 31, 32, 256}[c] : rnd_int(1, 3000);
+        const int32_t kpad = (n + 127) / 128 * 128;
+        float *xb = malloc(sizeof(float) * (size_t)(n + 1));
+        float *x = xb + (c & 1);                 /* misaligned half the time */
+        const int kind = c % 4;
+        const float amp = kind == 0 ? 1e-6f : kind == 1 ? 3.0f : kind == 2 ? 200.0f : 1.0f;
+        for (int32_t i = 0; i < n; i++)
+            x[i] = rnd_float(amp);
+        if (kind == 3 && n > 4) {                /* ties: x*s = m + 0.5 */
+            x[0] = 1.0f;                         /* s = 127 */
+            for (int32_t i = 1; i < n; i++)
+                x[i] = (float)rnd_int(-254, 254) / 254.0f;
+        }
+        cbuf q0 = cbuf_new((size_t)kpad, 0), q1 = cbuf_new((size_t)kpad, (size_t)(c % 7));
+        float s0, s1;
+        int32_t sum0, sum1;
+        ref->quant_act(x, n, kpad, (int8_t *)q0.p, &s0, &sum0);
+        k->quant_act(x, n, kpad, (int8_t *)q1.p, &s1, &sum1);
+        if (memcmp(q0.p, q1.p, (size_t)kpad) || memcmp(&s0, &s1, 4) || sum0 != sum1 ||
+            !cbuf_canary_ok(&q1)) {
+            ok = 0;
+            snprintf(what, sizeof(what), "n=%d: q/scale/sum differ (sum %d vs %d)", n, sum0, sum1);
+        }
+        free(xb);
+        free(q0.base);
+        free(q1.base);
+    }
+    result("quant_act", k->name_quant_act, ok, what);
+}
+
+static void fill_q(int8_t *q, int32_t cols, int32_t kpad)
+{
+    for (int32_t i = 0; i < cols; i++)
+        q[i] = (int8_t)rnd_int(-128, 127);
+    memset(q + cols, 0, (size_t)(kpad - cols));
+}
+
+static void check_tgemv(const bitnet_kernels *k, const bitnet_kernels *ref)
+{
+    int ok = 1;
+    char what[160] = "";
+    for (int c = 0; c < N_CASES && ok; c++) {
+        const int32_t rows = c == 0 ? 1 : rnd_int(1, 77);
+        const int32_t cols = c == 1 ? 128 : rnd_int(1, 700);
+        bitnet_tmat w = make_tmat(rows, cols, c % 3 == 0 ? 0.0f : 0.4f);
+        int8_t *q = xaligned((size_t)w.cols_padded + 64);
+        int8_t *qm = q + (c & 3) * 8;            /* misaligned activations */
+        fill_q(qm, cols, w.cols_padded);
+        if (c % 5 == 0)                          /* extremes: saturation traps */
+            for (int32_t i = 0; i < cols; i++)
+                qm[i] = (c & 8) ? -128 : 127;
+        int32_t r0 = rnd_int(0, rows - 1), r1 = rnd_int(r0 + 1, rows);
+        if (c % 4 == 0) { r0 = 0; r1 = rows; }
+        const float as = 10.0f + rnd_float(5.0f);
+        cbuf y0 = cbuf_new(sizeof(float) * (size_t)(r1 - r0), 0);
+        cbuf y1 = cbuf_new(sizeof(float) * (size_t)(r1 - r0), (size_t)(4 * (c % 3) + (c % 2) * 0));
+        ref->tgemv(&w, r0, r1, qm, as, (float *)y0.p);
+        k->tgemv(&w, r0, r1, qm, as, (float *)y1.p);
+        if (memcmp(y0.p, y1.p, y0.bytes) || !cbuf_canary_ok(&y1)) {
+            ok = 0;
+            snprintf(what, sizeof(what), "%dx%d rows [%d,%d): outputs or canary differ",
+                     rows, cols, r0, r1);
+        }
+        free(y0.base);
+        free(y1.base);
+        free(q);
+        free(w.data);
+    }
+    result("tgemv", k->name_tgemv, ok, what);
+}
+
+static void check_tgemm(const bitnet_kernels *k, const bitnet_kernels *ref)
+{
+    int ok = 1;
+    char what[160] = "";
+    for (int c = 0; c < N_CASES / 2 && ok; c++) {
+        const int32_t rows = rnd_int(1, 70), cols = rnd_int(1, 600);
+        const int32_t n = c == 0 ? 1 : c == 1 ? 37 : rnd_int(1, 37);
+        bitnet_tmat w = make_tmat(rows, cols, 0.35f);
+        const size_t kp = (size_t)w.cols_padded;
+        int8_t *q = xaligned(kp * (size_t)n);
+        for (int32_t i = 0; i < n; i++)
+            fill_q(q + (size_t)i * kp, cols, w.cols_padded);
+        float *as = malloc(sizeof(float) * (size_t)n);
+        for (int32_t i = 0; i < n; i++)
+            as[i] = 20.0f + rnd_float(10.0f);
+        int32_t r0 = rnd_int(0, rows - 1), r1 = rnd_int(r0 + 1, rows);
+        if (c % 3 == 0) { r0 = 0; r1 = rows; }
+        const int32_t ldy = (r1 - r0) + rnd_int(0, 5);
+        const size_t ny = (size_t)(n - 1) * (size_t)ldy + (size_t)(r1 - r0);
+        cbuf y0 = cbuf_new(sizeof(float) * ny, 0);
+        cbuf y1 = cbuf_new(sizeof(float) * ny, (size_t)(4 * (c & 1)));
+        ref->tgemm(&w, r0, r1, q, as, n, (float *)y0.p, ldy);
+        k->tgemm(&w, r0, r1, q, as, n, (float *)y1.p, ldy);
+        /* gaps between the rows of y must be untouched too */
+        if (memcmp(y0.p, y1.p, y0.bytes) || !cbuf_canary_ok(&y1)) {
+            ok = 0;
+            snprintf(what, sizeof(what), "%dx%d n=%d rows [%d,%d) ldy %d: differ",
+                     rows, cols, n, r0, r1, ldy);
+        }
+        free(y0.base);
+        free(y1.base);
+        free(q);
+        free(as);
+        free(w.data);
+    }
+    result("tgemm", k->name_tgemm, ok, what);
+}
+
+static void check_head_i8(const bitnet_kernels *k, const bitnet_kernels *ref)
+{
+    int ok = 1;
+    char what[160] = "";
+    for (int c = 0; c < N_CASES && ok; c++) {
+        const int32_t rows = rnd_int(1, 40), kk = rnd_int(1, 1100);
+        const size_t ldw = (size_t)kk + (size_t)rnd_int(0, 9);
+        int8_t *w = malloc(ldw * (size_t)rows + 1);
+        int8_t *wm = w + (c & 1);
+        for (size_t i = 0; i < ldw * (size_t)rows; i++)
+            wm[i] = (int8_t)rnd_int(-128, 127);
+        float *ws = malloc(sizeof(float) * (size_t)rows);
+        for (int32_t i = 0; i < rows; i++)
+            ws[i] = 0.01f + rnd_float(0.005f);
+        int8_t *q = malloc((size_t)kk + 3);
+        int8_t *qm = q + (c % 3);
+        for (int32_t i = 0; i < kk; i++)
+            qm[i] = (int8_t)((c % 5 == 0) ? -128 : rnd_int(-128, 127));
+        int32_t r0 = rnd_int(0, rows - 1), r1 = rnd_int(r0 + 1, rows);
+        cbuf y0 = cbuf_new(sizeof(float) * (size_t)(r1 - r0), 0);
+        cbuf y1 = cbuf_new(sizeof(float) * (size_t)(r1 - r0), 4);
+        ref->head_i8(wm, ldw, ws, r0, r1, qm, 50.0f, kk, (float *)y0.p);
+        k->head_i8(wm, ldw, ws, r0, r1, qm, 50.0f, kk, (float *)y1.p);
+        if (memcmp(y0.p, y1.p, y0.bytes) || !cbuf_canary_ok(&y1)) {
+            ok = 0;
+            snprintf(what, sizeof(what), "%dx%d: differ", rows, kk);
+        }
+        free(w); free(ws); free(q); free(y0.base); free(y1.base);
+    }
+    result("head_i8", k->name_head_i8, ok, what);
+}
+
+static uint16_t rnd_h(float amp) { return bitnet__fp32_to_fp16(rnd_float(amp)); }
+
+/* |a - b| <= n * 2^-24 * mag + 2^-24 |b| + tiny: the documented bound for
+ * reassociated float sums (mag = sum of |terms|) */
+static int within_sum_bound(float a, float b, int32_t n, double mag)
+{
+    double d = fabs((double)a - (double)b);
+    return d <= (double)n * ldexp(mag, -24) + ldexp(fabs((double)b), -24) + 1e-30;
+}
+
+static void check_dot_f16(const bitnet_kernels *k, const bitnet_kernels *ref)
+{
+    int ok = 1;
+    char what[160] = "";
+    for (int c = 0; c < N_CASES && ok; c++) {
+        const int32_t n = rnd_int(1, 300);
+        uint16_t *a = malloc(2 * (size_t)n + 2), *b = malloc(2 * (size_t)n + 2);
+        uint16_t *am = a + (c & 1), *bm = b + ((c >> 1) & 1);
+        double mag = 0;
+        for (int32_t i = 0; i < n; i++) {
+            am[i] = rnd_h(4.0f);
+            bm[i] = rnd_h(4.0f);
+            mag += fabs((double)bitnet__fp16_to_fp32(am[i]) * bitnet__fp16_to_fp32(bm[i]));
+        }
+        float r = ref->dot_f16(am, bm, n), v = k->dot_f16(am, bm, n);
+        if (!within_sum_bound(v, r, n, mag)) {
+            ok = 0;
+            snprintf(what, sizeof(what), "n=%d: %.9g vs ref %.9g", n, v, r);
+        }
+        free(a); free(b);
+    }
+    result("dot_f16", k->name_dot_f16, ok, what);
+}
+
+static void check_axpy_f16(const bitnet_kernels *k, const bitnet_kernels *ref)
+{
+    int ok = 1;
+    char what[160] = "";
+    for (int c = 0; c < N_CASES && ok; c++) {
+        const int32_t n = rnd_int(1, 300);
+        uint16_t *v = malloc(2 * (size_t)n + 2), *vm = v + (c & 1);
+        for (int32_t i = 0; i < n; i++)
+            vm[i] = rnd_h(3.0f);
+        cbuf y0 = cbuf_new(sizeof(float) * (size_t)n, 0);
+        cbuf y1 = cbuf_new(sizeof(float) * (size_t)n, (size_t)(4 * (c % 3)));
+        for (int32_t i = 0; i < n; i++) {
+            float f = rnd_float(2.0f);
+            memcpy(y0.p + 4 * (size_t)i, &f, 4);
+            memcpy(y1.p + 4 * (size_t)i, &f, 4);
+        }
+        const float p = rnd_float(1.0f);
+        ref->axpy_f16((float *)y0.p, vm, p, n);
+        k->axpy_f16((float *)y1.p, vm, p, n);
+        if (memcmp(y0.p, y1.p, y0.bytes) || !cbuf_canary_ok(&y1)) {
+            ok = 0;
+            snprintf(what, sizeof(what), "n=%d: differ", n);
+        }
+        free(v); free(y0.base); free(y1.base);
+    }
+    result("axpy_f16", k->name_axpy_f16, ok, what);
+}
+
+static void check_head_f16(const bitnet_kernels *k, const bitnet_kernels *ref)
+{
+    int ok = 1;
+    char what[160] = "";
+    for (int c = 0; c < N_CASES && ok; c++) {
+        const int32_t rows = rnd_int(1, 40), kk = rnd_int(1, 700);
+        const size_t ldw = (size_t)kk + (size_t)rnd_int(0, 9);
+        uint16_t *w = malloc(2 * (ldw * (size_t)rows + 1)), *wm = w + (c & 1);
+        for (size_t i = 0; i < ldw * (size_t)rows; i++)
+            wm[i] = rnd_h(0.1f);
+        float *x = malloc(sizeof(float) * (size_t)(kk + 1)), *xm = x + ((c >> 1) & 1);
+        for (int32_t i = 0; i < kk; i++)
+            xm[i] = rnd_float(3.0f);
+        int32_t r0 = rnd_int(0, rows - 1), r1 = rnd_int(r0 + 1, rows);
+        cbuf y0 = cbuf_new(sizeof(float) * (size_t)(r1 - r0), 0);
+        cbuf y1 = cbuf_new(sizeof(float) * (size_t)(r1 - r0), 4 * (size_t)(c % 3));
+        ref->head_f16(wm, ldw, r0, r1, xm, kk, (float *)y0.p);
+        k->head_f16(wm, ldw, r0, r1, xm, kk, (float *)y1.p);
+        if (!cbuf_canary_ok(&y1)) {
+            ok = 0;
+            snprintf(what, sizeof(what), "%dx%d: canary overwritten", rows, kk);
+        }
+        for (int32_t r = r0; r < r1 && ok; r++) {
+            double mag = 0;
+            for (int32_t j = 0; j < kk; j++)
+                mag += fabs((double)bitnet__fp16_to_fp32(wm[(size_t)r * ldw + (size_t)j]) * xm[j]);
+            float a, b;
+            memcpy(&a, y1.p + 4 * (size_t)(r - r0), 4);
+            memcpy(&b, y0.p + 4 * (size_t)(r - r0), 4);
+            if (!within_sum_bound(a, b, kk, mag)) {
+                ok = 0;
+                snprintf(what, sizeof(what), "%dx%d row %d: %.9g vs ref %.9g", rows, kk, r, a, b);
+            }
+        }
+        free(w); free(x); free(y0.base); free(y1.base);
+    }
+    result("head_f16", k->name_head_f16, ok, what);
+}
+
+/* RMSNorm: the double sum is reassociated; documented bound 2^-21 relative. */
+static void check_rmsnorm(const bitnet_kernels *k, const bitnet_kernels *ref)
+{
+    int ok = 1;
+    char what[160] = "";
+    for (int c = 0; c < N_CASES && ok; c++) {
+        const int32_t n = rnd_int(1, 3000);
+        float *x = malloc(sizeof(float) * (size_t)(n + 1)), *xm = x + (c & 1);
+        float *w = malloc(sizeof(float) * (size_t)n);
+        for (int32_t i = 0; i < n; i++) {
+            xm[i] = rnd_float(c % 3 == 0 ? 100.0f : 1.0f);
+            w[i] = rnd_float(2.0f);
+        }
+        cbuf y0 = cbuf_new(sizeof(float) * (size_t)n, 0);
+        cbuf y1 = cbuf_new(sizeof(float) * (size_t)n, 4 * (size_t)(c % 3));
+        ref->rmsnorm(xm, w, (float *)y0.p, n, 1e-5f);
+        if (c % 4 == 3) {                        /* in place */
+            memcpy(y1.p, xm, sizeof(float) * (size_t)n);
+            k->rmsnorm((float *)y1.p, w, (float *)y1.p, n, 1e-5f);
+        } else {
+            k->rmsnorm(xm, w, (float *)y1.p, n, 1e-5f);
+        }
+        if (!cbuf_canary_ok(&y1))
+            ok = 0;
+        for (int32_t i = 0; i < n && ok; i++) {
+            float a, b;
+            memcpy(&a, y1.p + 4 * (size_t)i, 4);
+            memcpy(&b, y0.p + 4 * (size_t)i, 4);
+            if (fabs((double)a - b) > ldexp(fabs((double)b), -21) + 1e-37) {
+                ok = 0;
+                snprintf(what, sizeof(what), "n=%d i=%d: %.9g vs ref %.9g", n, i, a, b);
+            }
+        }
+        free(x); free(w); free(y0.base); free(y1.base);
+    }
+    result("rmsnorm", k->name_rmsnorm, ok, what);
+}
+
+/* RoPE and softmax have no SIMD variants yet; if one appears it is held to
+ * 2 ulp-ish relative bounds. */
+static void check_rope(const bitnet_kernels *k, const bitnet_kernels *ref)
+{
+    int ok = 1;
+    for (int c = 0; c < 8 && ok; c++) {
+        const int32_t hd = 2 * rnd_int(1, 80), nrot = 2 * rnd_int(1, hd / 2), nh = rnd_int(1, 5);
+        const size_t n = (size_t)hd * (size_t)nh;
+        float *a = malloc(4 * n), *b = malloc(4 * n), *cs = malloc(2 * (size_t)nrot), *sn = malloc(2 * (size_t)nrot);
+        for (size_t i = 0; i < n; i++)
+            a[i] = b[i] = rnd_float(3.0f);
+        for (int32_t i = 0; i < nrot / 2; i++) {
+            float th = rnd_float(100.0f);
+            cs[i] = cosf(th);
+            sn[i] = sinf(th);
+        }
+        ref->rope(a, nh, hd, nrot, cs, sn);
+        k->rope(b, nh, hd, nrot, cs, sn);
+        for (size_t i = 0; i < n && ok; i++)
+            if (fabs((double)a[i] - b[i]) > ldexp(6.0, -24) + ldexp(fabs((double)a[i]), -22))
+                ok = 0;
+        free(a); free(b); free(cs); free(sn);
+    }
+    result("rope", k->name_rope, ok, "outside bound");
+}
+
+static void check_softmax(const bitnet_kernels *k, const bitnet_kernels *ref)
+{
+    int ok = 1;
+    for (int c = 0; c < 8 && ok; c++) {
+        const int32_t n = rnd_int(1, 500);
+        float *a = malloc(4 * (size_t)n), *b = malloc(4 * (size_t)n);
+        for (int32_t i = 0; i < n; i++)
+            a[i] = b[i] = rnd_float(20.0f);
+        ref->softmax(a, n, 0.088f);
+        k->softmax(b, n, 0.088f);
+        for (int32_t i = 0; i < n && ok; i++)
+            if (fabs((double)a[i] - b[i]) > ldexp(fabs((double)a[i]), -20) + 1e-37)
+                ok = 0;
+        free(a); free(b);
+    }
+    result("softmax", k->name_softmax, ok, "outside bound");
+}
+
+/* ---- CPU detection and the mask ---------------------------------------- */
+
+static void check_cpu_mask(void)
+{
+    const uint32_t raw = bitnet__cpu_detect_raw();
+    int ok = bitnet__cpu_apply_mask(raw, NULL) == raw &&
+             bitnet__cpu_apply_mask(raw, "") == raw &&
+             bitnet__cpu_apply_mask(raw, "0") == 0 &&
+             bitnet__cpu_apply_mask(0xffu, "0x5") == 0x5u &&
+             bitnet__cpu_apply_mask(0xffu, "017") == 0xfu &&
+             bitnet__cpu_apply_mask(0xffu, "junk") == 0xffu &&
+             bitnet__cpu_apply_mask(0xffu, "3x") == 0xffu;
+    result("cpu_mask", "parse", ok, "bitnet__cpu_apply_mask");
+    const uint32_t want = bitnet__cpu_apply_mask(raw, getenv("BITNET_CPU_MASK"));
+    result("cpu_mask", "env", bitnet__cpu_detect() == want && (want & ~raw) == 0,
+           "bitnet__cpu_detect does not honour BITNET_CPU_MASK");
+    /* The table must not use features that are not in the flags. */
+    bitnet_kernels k0;
+    bitnet__kernels_init(&k0, 0);
+    result("init", "ref", strcmp(k0.name_tgemv, "ref") == 0 && strcmp(k0.name_head_f16, "ref") == 0,
+           "flags 0 must give the reference table");
+}
+
+/* ---- levels -------------------------------------------------------------- */
+
+static const struct { uint32_t flag; const char *name; } isa_order[] = {
+#if defined(__x86_64__) || defined(_M_X64)
+    { BITNET_CPU_AVX2, "avx2" }, { BITNET_CPU_AVX_VNNI, "avxvnni" },
+    { BITNET_CPU_AVX512, "avx512" }, { BITNET_CPU_AMX, "amx" },
+#elif defined(__aarch64__)
+    { BITNET_CPU_NEON, "neon" }, { BITNET_CPU_DOTPROD, "dotprod" },
+#endif
+    { 0, NULL }
+};
+
+#define CHANGED(fn) (k.fn != ref.fn)
+
+static void run_tests(void)
+{
+    check_cpu_mask();
+    const uint32_t avail = bitnet__cpu_detect();
+    bitnet_kernels ref;
+    bitnet__kernels_init(&ref, 0);
+    uint32_t level = 0;
+    printf("CPU features (after BITNET_CPU_MASK): 0x%" PRIx32 "\n", avail);
+    for (int i = 0; isa_order[i].name; i++) {
+        if (!(avail & isa_order[i].flag)) {
+            printf("level %-8s skipped: not available on this CPU/OS\n", isa_order[i].name);
+            continue;
+        }
+        level |= isa_order[i].flag;
+        cur_level = isa_order[i].name;
+        bitnet_kernels k;
+        bitnet__kernels_init(&k, level);
+        const int before = n_pass + n_fail;
+        if (CHANGED(quant_act)) check_quant_act(&k, &ref);
+        if (CHANGED(tgemv)) check_tgemv(&k, &ref);
+        if (CHANGED(tgemm)) check_tgemm(&k, &ref);
+        if (CHANGED(rmsnorm)) check_rmsnorm(&k, &ref);
+        if (CHANGED(rope)) check_rope(&k, &ref);
+        if (CHANGED(softmax)) check_softmax(&k, &ref);
+        if (CHANGED(dot_f16)) check_dot_f16(&k, &ref);
+        if (CHANGED(axpy_f16)) check_axpy_f16(&k, &ref);
+        if (CHANGED(head_f16)) check_head_f16(&k, &ref);
+        if (CHANGED(head_i8)) check_head_i8(&k, &ref);
+        printf("level %-8s (flags 0x%" PRIx32 "): %d entries checked; tgemv=%s tgemm=%s "
+               "quant_act=%s head_f16=%s head_i8=%s\n", cur_level, level,
+               n_pass + n_fail - before, k.name_tgemv, k.name_tgemm, k.name_quant_act,
+               k.name_head_f16, k.name_head_i8);
+    }
+    /* the reference against a naive formula, so that the reference itself
+     * is pinned to format.md §4.5 */
+    cur_level = "ref";
+    {
+        bitnet_tmat w = make_tmat(23, 333, 0.3f);
+        int8_t *q = xaligned((size_t)w.cols_padded);
+        fill_q(q, w.cols, w.cols_padded);
+        float y[23];
+        ref.tgemv(&w, 0, 23, q, 42.0f, y);
+        int ok = 1;
+        for (int32_t r = 0; r < 23; r++) {
+            int32_t t = 0;
+            for (int32_t c = 0; c < w.cols; c++)
+                t += bitnet__tmat_get(&w, r, c) * q[c];
+            float e = (float)t / 42.0f;
+            e = e * w.scale;
+            if (memcmp(&e, &y[r], 4))
+                ok = 0;
+        }
+        result("tgemv", "ref vs naive", ok, "reference differs from the naive formula");
+        free(q);
+        free(w.data);
+    }
+}
+
+/* ---- benchmark ------------------------------------------------------------ */
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* A tiny pool: worker i runs job(i) when the generation changes. */
+typedef struct pool pool;
+typedef void (*job_fn)(void *arg, int tid, int nth);
+struct pool {
+    int nth;
+    pthread_t th[8];
+    atomic_int gen, done, quit;
+    job_fn fn;
+    void *arg;
+};
+
+typedef struct { pool *p; int tid; } worker_arg;
+
+static void *worker(void *a)
+{
+    worker_arg *wa = a;
+    pool *p = wa->p;
+    int seen = 0;
+    for (;;) {
+        int g;
+        while ((g = atomic_load_explicit(&p->gen, memory_order_acquire)) == seen)
+            if (atomic_load(&p->quit))
+                return NULL;
+        seen = g;
+        p->fn(p->arg, wa->tid, p->nth);
+        atomic_fetch_add_explicit(&p->done, 1, memory_order_acq_rel);
+    }
+}
+
+static worker_arg wargs[8];
+
+static void pool_start(pool *p, int nth)
+{
+    memset(p, 0, sizeof(*p));
+    p->nth = nth;
+    for (int i = 1; i < nth; i++) {
+        wargs[i].p = p;
+        wargs[i].tid = i;
+        pthread_create(&p->th[i], NULL, worker, &wargs[i]);
+    }
+}
+
+static void pool_run(pool *p, job_fn fn, void *arg)
+{
+    p->fn = fn;
+    p->arg = arg;
+    atomic_store(&p->done, 0);
+    atomic_fetch_add_explicit(&p->gen, 1, memory_order_acq_rel);
+    fn(arg, 0, p->nth);
+    while (atomic_load_explicit(&p->done, memory_order_acquire) != p->nth - 1)
+        ;
+}
+
+static void pool_stop(pool *p)
+{
+    atomic_store(&p->quit, 1);
+    for (int i = 1; i < p->nth; i++)
+        pthread_join(p->th[i], NULL);
+}
+
+/* row range of thread tid, in chunks of BITNET_TMAT_ROW_CHUNK */
+static void split(int32_t rows, int tid, int nth, int32_t *r0, int32_t *r1)
+{
+    const int32_t chunks = (rows + BITNET_TMAT_ROW_CHUNK - 1) / BITNET_TMAT_ROW_CHUNK;
+    int32_t c0 = chunks * tid / nth, c1 = chunks * (tid + 1) / nth;
+    *r0 = c0 * BITNET_TMAT_ROW_CHUNK;
+    *r1 = c1 * BITNET_TMAT_ROW_CHUNK < rows ? c1 * BITNET_TMAT_ROW_CHUNK : rows;
+}
+
+typedef struct {
+    const bitnet_kernels *k;
+    const bitnet_tmat *w;       /* current matrix */
+    const int8_t *q;
+    const float *as;
+    int32_t n;
+    float *y;
+    /* head */
+    const uint16_t *h16;
+    const int8_t *h8;
+    const float *hs, *x;
+    int32_t hrows, hk;
+    const uint8_t *buf;
+    size_t buf_bytes;
+    uint64_t sink[8];
+} bench_job;
+
+static void job_gemv(void *a, int tid, int nth)
+{
+    bench_job *j = a;
+    int32_t r0, r1;
+    split(j->w->rows, tid, nth, &r0, &r1);
+    if (r1 > r0)
+        j->k->tgemv(j->w, r0, r1, j->q, 30.0f, j->y + r0);
+}
+
+static void job_gemm(void *a, int tid, int nth)
+{
+    bench_job *j = a;
+    int32_t r0, r1;
+    split(j->w->rows, tid, nth, &r0, &r1);
+    if (r1 > r0)
+        j->k->tgemm(j->w, r0, r1, j->q, j->as, j->n, j->y + r0, j->w->rows);
+}
+
+static void job_head16(void *a, int tid, int nth)
+{
+    bench_job *j = a;
+    int32_t r0, r1;
+    split(j->hrows, tid, nth, &r0, &r1);
+    j->k->head_f16(j->h16, (size_t)j->hk, r0, r1, j->x, j->hk, j->y + r0);
+}
+
+static void job_head8(void *a, int tid, int nth)
+{
+    bench_job *j = a;
+    int32_t r0, r1;
+    split(j->hrows, tid, nth, &r0, &r1);
+    j->k->head_i8(j->h8, (size_t)j->hk, j->hs, r0, r1, j->q, 30.0f, j->hk, j->y + r0);
+}
+
+static void job_read(void *a, int tid, int nth)
+{
+    bench_job *j = a;
+    const size_t n = j->buf_bytes / 8, lo = n * (size_t)tid / (size_t)nth,
+                 hi = n * (size_t)(tid + 1) / (size_t)nth;
+    const uint64_t *p = (const uint64_t *)(const void *)j->buf;
+    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    size_t i = lo;
+    for (; i + 4 <= hi; i += 4) {
+        s0 += p[i]; s1 += p[i + 1]; s2 += p[i + 2]; s3 += p[i + 3];
+    }
+    j->sink[tid] += s0 + s1 + s2 + s3;
+}
+
+static double read_bandwidth(pool *p, int quick)
+{
+    bench_job j;
+    memset(&j, 0, sizeof(j));
+    j.buf_bytes = (size_t)(quick ? 256 : 1024) << 20;
+    uint8_t *buf = xaligned(j.buf_bytes);
+    memset(buf, 1, j.buf_bytes);
+    j.buf = buf;
+    double best = 1e30;
+    for (int it = 0; it < 5; it++) {
+        double t = now();
+        pool_run(p, job_read, &j);
+        t = now() - t;
+        if (t < best) best = t;
+    }
+    free(buf);
+    return (double)j.buf_bytes / best / 1e9;
+}
+
+static void bench(int quick)
+{
+    static const int32_t shapes[][2] = { {2560, 2560}, {640, 2560}, {6912, 2560}, {2560, 6912} };
+    const uint32_t avail = bitnet__cpu_detect();
+    const size_t total_target = (size_t)(quick ? 64 : 512) << 20;  /* > L3: stream from DRAM */
+    float *y = xaligned(sizeof(float) * 128256 * 2);
+    int8_t *qbuf = xaligned(6912 * 128);
+    float as[128];
+    for (int i = 0; i < 128; i++)
+        as[i] = 30.0f + (float)i;
+    for (size_t i = 0; i < 6912 * 128; i++)
+        qbuf[i] = (int8_t)rnd_int(-127, 127);
+
+    for (int nth = 1; nth <= 2; nth++) {
+        pool p;
+        pool_start(&p, nth);
+        printf("\n== %d thread%s: streaming read bandwidth %.1f GB/s (%s buffer)\n", nth,
+               nth > 1 ? "s" : "", read_bandwidth(&p, quick), quick ? "256 MiB" : "1 GiB");
+        printf("%-10s %-8s %-12s %10s %9s %9s %8s\n", "kernel", "isa", "shape", "us/call",
+               "GB/s", "GOP/s", "tok/s");
+        uint32_t levels[8], level = 0;
+        int nlev = 0;
+        levels[nlev++] = 0;
+        for (int i = 0; isa_order[i].name; i++)
+            if (avail & isa_order[i].flag)
+                levels[nlev++] = level |= isa_order[i].flag;
+        for (int lv = 0; lv < nlev; lv++) {
+            const int li = lv - 1;                 /* -1: the C reference */
+            level = levels[lv];
+            bitnet_kernels k;
+            bitnet__kernels_init(&k, level);
+            /* ternary GEMV over the 2B4T shapes, cycling over copies > L3 */
+            for (int s = 0; s < 4; s++) {
+                const int32_t rows = shapes[s][0], cols = shapes[s][1];
+                bitnet_tmat w0 = make_tmat(rows, cols, 0.4f);
+                int ncopy = (int)(total_target / w0.size) + 1;
+                bitnet_tmat *ws = malloc(sizeof(*ws) * (size_t)ncopy);
+                for (int c = 0; c < ncopy; c++) {
+                    ws[c] = w0;
+                    ws[c].data = xaligned(w0.size);
+                    memcpy(ws[c].data, w0.data, w0.size);
+                }
+                bench_job j;
+                memset(&j, 0, sizeof(j));
+                j.k = &k; j.q = qbuf; j.y = y; j.as = as;
+                const int reps = li < 0 ? 1 : quick ? 1 : 3;   /* ref is slow */
+                const int calls = li < 0 ? (ncopy < 16 ? ncopy : 16) : ncopy;
+                double best = 1e30;
+                for (int rep = 0; rep < reps; rep++) {
+                    double t = now();
+                    for (int c = 0; c < calls; c++) {
+                        j.w = &ws[c];
+                        pool_run(&p, job_gemv, &j);
+                    }
+                    t = (now() - t) / calls;
+                    if (t < best) best = t;
+                }
+                char shape[32];
+                snprintf(shape, sizeof(shape), "%dx%d", rows, cols);
+                printf("%-10s %-8s %-12s %10.1f %9.2f %9.1f %8s\n", "tgemv",
+                       k.name_tgemv, shape, best * 1e6, (double)w0.size / best / 1e9,
+                       2.0 * rows * cols / best / 1e9, "");
+                /* GEMM, 128 tokens, on one copy (compute bound) */
+                if (s == 2 || s == 0) {
+                    j.n = li < 0 ? 8 : 128;
+                    j.w = &ws[0];
+                    float *yy = xaligned(sizeof(float) * (size_t)rows * 128);
+                    j.y = yy;
+                    double tb = 1e30;
+                    for (int rep = 0; rep < (li < 0 ? 1 : 2); rep++) {
+                        double t = now();
+                        pool_run(&p, job_gemm, &j);
+                        t = now() - t;
+                        if (t < tb) tb = t;
+                    }
+                    printf("%-10s %-8s %-12s %10.1f %9s %9.1f %8.0f\n", "tgemm",
+                           k.name_tgemm, shape, tb * 1e6, "",
+                           2.0 * rows * cols * j.n / tb / 1e9, j.n / tb);
+                    printf("%-10s %-8s %-12s %10s %9s %9s %8.0f  (gemv per token, one matrix in cache)\n",
+                           "", "", "", "", "", "", 1.0 / best);
+                    j.y = y;
+                    free(yy);
+                }
+                for (int c = 0; c < ncopy; c++)
+                    free(ws[c].data);
+                free(ws);
+                free(w0.data);
+            }
+            /* output head 128256 x 2560 */
+            if (li >= 0 || nth == 1) {
+                const int32_t hr = li < 0 ? 8192 : quick ? 32768 : 128256, hk = 2560;
+                bench_job j;
+                memset(&j, 0, sizeof(j));
+                j.k = &k; j.y = y; j.q = qbuf; j.hrows = hr; j.hk = hk;
+                uint16_t *h16 = xaligned(2 * (size_t)hr * hk);
+                for (size_t i = 0; i < (size_t)hr * hk; i++)
+                    h16[i] = (uint16_t)(0x2000 + (i * 2654435761u >> 20) % 0x1000);
+                float *x = xaligned(4 * hk), *hs = xaligned(4 * (size_t)hr);
+                for (int i = 0; i < hk; i++) x[i] = rnd_float(1.0f);
+                for (int i = 0; i < hr; i++) hs[i] = 0.01f;
+                j.h16 = h16; j.x = x; j.hs = hs;
+                double best = 1e30;
+                for (int rep = 0; rep < (li < 0 ? 1 : 3); rep++) {
+                    double t = now();
+                    pool_run(&p, job_head16, &j);
+                    t = now() - t;
+                    if (t < best) best = t;
+                }
+                char shape[32];
+                snprintf(shape, sizeof(shape), "%dx%d", hr, hk);
+                printf("%-10s %-8s %-12s %10.1f %9.2f %9.1f\n", "head_f16", k.name_head_f16,
+                       shape, best * 1e6, 2.0 * hr * hk / best / 1e9, 2.0 * hr * hk / best / 1e9);
+                free(h16);
+                int8_t *h8 = xaligned((size_t)hr * hk);
+                for (size_t i = 0; i < (size_t)hr * hk; i++)
+                    h8[i] = (int8_t)((i * 2654435761u) >> 25);
+                j.h8 = h8;
+                best = 1e30;
+                for (int rep = 0; rep < (li < 0 ? 1 : 3); rep++) {
+                    double t = now();
+                    pool_run(&p, job_head8, &j);
+                    t = now() - t;
+                    if (t < best) best = t;
+                }
+                printf("%-10s %-8s %-12s %10.1f %9.2f %9.1f\n", "head_i8", k.name_head_i8,
+                       shape, best * 1e6, 1.0 * hr * hk / best / 1e9, 2.0 * hr * hk / best / 1e9);
+                free(h8); free(x); free(hs);
+            }
+        }
+        pool_stop(&p);
+    }
+    free(y);
+    free(qbuf);
+}
+
+int main(int argc, char **argv)
+{
+    uint64_t seed = (uint64_t)time(NULL);
+    int do_bench = 0, quick = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--seed") && i + 1 < argc)
+            seed = strtoull(argv[++i], NULL, 0);
+        else if (!strcmp(argv[i], "--bench"))
+            do_bench = 1;
+        else if (!strcmp(argv[i], "--quick"))
+            quick = 1;
+        else {
+            fprintf(stderr, "usage: %s [--seed N] [--bench [--quick]]\n", argv[0]);
+            return 2;
+        }
+    }
+    rng_state = seed;
+    if (do_bench) {
+        bench(quick);
+        return 0;
+    }
+    printf("seed %" PRIu64 " (rerun with --seed %" PRIu64 ")\n", seed, seed);
+    run_tests();
+    printf("%d passed, %d failed\n", n_pass, n_fail);
+    return n_fail ? 1 : 0;
+}
