@@ -35,7 +35,6 @@ static void init_x86(bitnet_kernels *k, uint32_t flags)
     if (!(flags & BITNET_CPU_AVX512))
         return;
 #if BITNET_HAVE_AVX512
-    SET(k, quant_act, avx512);
     SET(k, tgemv, avx512);
     SET(k, tgemm, avx512);
     SET(k, head_f16, avx512);

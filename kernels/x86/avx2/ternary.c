@@ -5,29 +5,7 @@
  * vpmaddwd, and sum t*q = sum c*q - sum q. Integers are exactly the
  * reference's.
  */
-#include <immintrin.h>
-
-#include "kernels_impl.h"
-
-static inline int32_t hsum_epi32(__m256i v)
-{
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
-    return _mm_cvtsi128_si32(s);
-}
-
-/* sum of n int8 (n multiple of 32) */
-static inline int32_t sum_i8(const int8_t *q, int32_t n)
-{
-    const __m256i ones = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
-    __m256i acc = _mm256_setzero_si256();
-    for (int32_t j = 0; j < n; j += 32) {
-        __m256i v = _mm256_loadu_si256((const __m256i *)(q + j));
-        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(ones, v), ones16));
-    }
-    return hsum_epi32(acc);
-}
+#include "x86/tdriver.h"
 
 /* 4 int32 sums (one per row of the group) of sum c*q */
 static inline __m128i group_dot(const uint8_t *p, const int8_t *q, int32_t nb)
@@ -54,77 +32,10 @@ static inline __m128i group_dot(const uint8_t *p, const int8_t *q, int32_t nb)
         ROW(3, acc3);
 #undef ROW
     }
-    /* reduce four accumulators to one int32 each */
-    __m256i a01 = _mm256_hadd_epi32(acc0, acc1);
-    __m256i a23 = _mm256_hadd_epi32(acc2, acc3);
-    __m256i a = _mm256_hadd_epi32(a01, a23);
-    return _mm_add_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
+    return bitnet__x86_reduce4(acc0, acc1, acc2, acc3);
 }
 
-/* Epilogue for the rows [lo, hi) of a group (relative to the group);
- * y points at the output of row lo. */
-static inline void store_group(__m128i t, int32_t sumq, float act_scale,
-                               float wscale, float *y, int lo, int hi)
-{
-    __m128 f = _mm_cvtepi32_ps(_mm_sub_epi32(t, _mm_set1_epi32(sumq)));
-    f = _mm_div_ps(f, _mm_set1_ps(act_scale));
-    f = _mm_mul_ps(f, _mm_set1_ps(wscale));
-    if (lo == 0 && hi == 4) {
-        _mm_storeu_ps(y, f);
-    } else {
-        float tmp[4];
-        _mm_storeu_ps(tmp, f);
-        for (int i = lo; i < hi; i++)
-            y[i - lo] = tmp[i];
-    }
-}
-
-void bitnet__tgemv_avx2(const bitnet_tmat *w, int32_t r0, int32_t r1,
-                        const int8_t *q, float act_scale, float *y)
-{
-    if (r1 <= r0)
-        return;
-    const int32_t nb = w->cols_padded / 128;
-    const int32_t sumq = sum_i8(q, w->cols_padded);
-    for (int32_t g = r0 / 4; g * 4 < r1; g++) {
-        const int32_t base = g * 4;
-        const int lo = base < r0 ? r0 - base : 0;
-        const int hi = base + 4 > r1 ? r1 - base : 4;
-        __m128i t = group_dot(bitnet__tmat_group(w, g), q, nb);
-        store_group(t, sumq, act_scale, w->scale, y + (base + lo - r0), lo, hi);
-    }
-}
-
-/* Tokens are processed in tiles; inside a tile each row group's weights
- * (cols/4 * 4 bytes) stay in L1 across the tile's tokens. */
-#define TILE 64
-
-void bitnet__tgemm_avx2(const bitnet_tmat *w, int32_t r0, int32_t r1,
-                        const int8_t *q, const float *act_scale, int32_t n,
-                        float *y, int32_t ldy)
-{
-    if (r1 <= r0)
-        return;
-    const int32_t nb = w->cols_padded / 128;
-    const size_t kp = (size_t)w->cols_padded;
-    int32_t sums[TILE];
-    for (int32_t i0 = 0; i0 < n; i0 += TILE) {
-        const int32_t nt = n - i0 < TILE ? n - i0 : TILE;
-        for (int32_t i = 0; i < nt; i++)
-            sums[i] = sum_i8(q + (size_t)(i0 + i) * kp, w->cols_padded);
-        for (int32_t g = r0 / 4; g * 4 < r1; g++) {
-            const int32_t base = g * 4;
-            const int lo = base < r0 ? r0 - base : 0;
-            const int hi = base + 4 > r1 ? r1 - base : 4;
-            const uint8_t *p = bitnet__tmat_group(w, g);
-            for (int32_t i = 0; i < nt; i++) {
-                __m128i t = group_dot(p, q + (size_t)(i0 + i) * kp, nb);
-                store_group(t, sums[i], act_scale[i0 + i], w->scale,
-                            y + (size_t)(i0 + i) * (size_t)ldy + (base + lo - r0), lo, hi);
-            }
-        }
-    }
-}
+BITNET_X86_TDRIVERS(avx2)
 
 void bitnet__quant_act_avx2(const float *x, int32_t k, int32_t kpad, int8_t *q,
                             float *scale, int32_t *sum)
@@ -194,7 +105,7 @@ void bitnet__head_i8_avx2(const int8_t *w, size_t ldw, const float *ws,
             acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(w0, x0));
             acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(w1, x1));
         }
-        int32_t t = hsum_epi32(_mm256_add_epi32(acc0, acc1));
+        int32_t t = bitnet__x86_hsum_epi32(_mm256_add_epi32(acc0, acc1));
         for (; j < k; j++)
             t += wr[j] * q[j];
         float v = (float)t * ws[r];
