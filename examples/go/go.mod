@@ -1,0 +1,3 @@
+module bitnet
+
+go 1.19
