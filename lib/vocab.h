@@ -31,4 +31,8 @@ int bitnet__vocab_piece(const bitnet_vocab *v, int32_t tok, uint32_t flags,
 int bitnet__vocab_detokenize(const bitnet_vocab *v, const int32_t *toks, size_t n,
                              uint32_t flags, char *buf, size_t cap, size_t *n_out);
 
+/* Pieces up to this many bytes are merged by scanning, longer ones with a
+ * heap (same result; tests set it to compare the two). Default 48, max 64. */
+extern size_t bitnet__bpe_scan_max;
+
 #endif /* BITNET_VOCAB_H */
