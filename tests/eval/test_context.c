@@ -120,6 +120,19 @@ static float *straight(int mi, uint32_t flags)
     bitnet_context *c = make_ctx(mi, 1, 64, 512, flags);
     float *r = logits_all(c, N_TOK);
     bitnet_context_free(c);
+    /* sanity: finite, not constant, different at every position */
+    int32_t nv = bitnet_model_n_vocab(models[mi]);
+    for (int i = 0; i < N_TOK; i++) {
+        const float *row = r + (size_t)i * nv;
+        int varied = 0;
+        for (int32_t j = 0; j < nv; j++) {
+            assert_true(isfinite(row[j]));
+            varied |= row[j] != row[0];
+        }
+        assert_true(varied);
+        if (i > 0)
+            assert_memory_not_equal(row, row - nv, (size_t)nv * sizeof(float));
+    }
     return r;
 }
 
