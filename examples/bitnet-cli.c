@@ -614,9 +614,17 @@ int main(int argc, char **argv)
         }
     }
 
+    if (tmpl) {
+        const bitnet_chat_message probe = { "user", "" };
+        size_t need;
+        if (bitnet_chat_render(NULL, tmpl, &probe, 1, 1, NULL, 0, &need) ==
+            BITNET_E_NOT_FOUND) {
+            free(file_text);
+            return die("unknown chat template '%s' (bitnet, llama3, falcon3 "
+                       "or chatml)", tmpl, "");
+        }
+    }
     sp.seed = seed >= 0 ? (uint64_t)seed : random_seed();
-    if (seed < 0 && sp.temperature > 0.0f)
-        fprintf(stderr, "%s: seed %llu\n", prog, (unsigned long long)sp.seed);
 
     int last_pct = -1;
     bitnet_model_params mp;
@@ -649,6 +657,8 @@ int main(int argc, char **argv)
         die("sampler: %s", bitnet_last_error(), "");
         goto out;
     }
+    if (seed < 0 && sp.temperature > 0.0f)
+        fprintf(stderr, "%s: seed %llu\n", prog, (unsigned long long)sp.seed);
     if (bitnet_detokenizer_create(&g.detok, model, 0) != BITNET_OK) {
         die("detokenizer: %s", bitnet_last_error(), "");
         goto out;
