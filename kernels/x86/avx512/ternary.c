@@ -7,11 +7,6 @@
  */
 #include "x86/tdriver.h"
 
-static inline __m256i fold512(__m512i v)
-{
-    return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
-}
-
 static inline __m128i group_dot(const uint8_t *p, const int8_t *q, int32_t nb)
 {
     const __m512i mask = _mm512_set1_epi8(3);
