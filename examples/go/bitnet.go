@@ -763,3 +763,37 @@ func (g *Generator) Close() {
 		g.detok.Close()
 	}
 }
+
+// ---- synthetic models ---------------------------------------------------------------
+
+// SynthOptions select a synthetic model's shape; zero values mean the
+// library's defaults (see bitnet_synth_params).
+type SynthOptions struct {
+	NEmbd, NLayer, NFF, NHead, NHeadKV, NVocab int
+	Seed                                       uint64
+}
+
+// SynthWrite writes a GGUF model with random ternary weights and a generated
+// byte-level vocabulary (for tests and benchmarks).
+func SynthWrite(path string, o SynthOptions) error {
+	var p C.bitnet_synth_params
+	C.bitnet_synth_params_init_(&p, C.size_t(unsafe.Sizeof(p)))
+	p.struct_size = C.uint32_t(unsafe.Sizeof(p))
+	set := func(dst *C.int32_t, v int) {
+		if v != 0 {
+			*dst = C.int32_t(v)
+		}
+	}
+	set(&p.n_embd, o.NEmbd)
+	set(&p.n_layer, o.NLayer)
+	set(&p.n_ff, o.NFF)
+	set(&p.n_head, o.NHead)
+	set(&p.n_head_kv, o.NHeadKV)
+	set(&p.n_vocab, o.NVocab)
+	if o.Seed != 0 {
+		p.seed = C.uint64_t(o.Seed)
+	}
+	cpath := C.CString(path)
+	defer C.free(unsafe.Pointer(cpath))
+	return call("bitnet_synth_write", func() C.int { return C.bitnet_synth_write(cpath, &p) })
+}

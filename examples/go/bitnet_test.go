@@ -1,0 +1,267 @@
+package bitnet
+
+import (
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// testModel returns BITNET_TEST_MODEL, or writes a small synthetic model.
+func testModel(t *testing.T) string {
+	if p := os.Getenv("BITNET_TEST_MODEL"); p != "" {
+		return p
+	}
+	p := filepath.Join(t.TempDir(), "synth.gguf")
+	if err := SynthWrite(p, SynthOptions{NEmbd: 128, NLayer: 2, NFF: 256, NHead: 4, NHeadKV: 2, NVocab: 300, Seed: 3}); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func load(t *testing.T) *Model {
+	m, err := Load(testModel(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	return m
+}
+
+func TestVersion(t *testing.T) {
+	if LoadedABIVersion() != ABIVersion {
+		t.Fatalf("ABI %d, want %d", LoadedABIVersion(), ABIVersion)
+	}
+	if !strings.Contains(SystemInfo(), "libbitnet") {
+		t.Fatal(SystemInfo())
+	}
+}
+
+func TestLoadError(t *testing.T) {
+	_, err := Load("/nonexistent/dir/model.gguf")
+	if !IsStatus(err, ErrIO) {
+		t.Fatalf("got %v, want status %d", err, ErrIO)
+	}
+	if e := err.(*Error); !strings.Contains(e.Message, "/nonexistent/dir/model.gguf") {
+		t.Fatalf("message %q lacks the path", e.Message)
+	}
+	_, err = LoadBuffer(append([]byte("GGUF"), make([]byte, 60)...), ModelOptions{})
+	if !IsStatus(err, ErrFormat) && !IsStatus(err, ErrUnsupported) {
+		t.Fatalf("junk buffer: %v", err)
+	}
+}
+
+func TestModel(t *testing.T) {
+	m := load(t)
+	if m.NVocab() <= 0 || m.NEmbd() <= 0 || m.NLayer() <= 0 {
+		t.Fatal("bad hyperparameters")
+	}
+	if v, ok, err := m.Meta("general.architecture"); err != nil || !ok || v != m.Arch() {
+		t.Fatalf("meta: %q %v %v", v, ok, err)
+	}
+	if _, ok, err := m.Meta("no.such.key"); ok || err != nil {
+		t.Fatal("missing key reported present")
+	}
+}
+
+func TestTokenizeRoundTrip(t *testing.T) {
+	m := load(t)
+	for _, text := range []string{"hello world", "caf\u00e9 \u20ac 42\n\ttabs", "\U0001F600!", strings.Repeat("z", 4000)} {
+		ids, err := m.Tokenize(text, false, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := m.Detokenize(ids, false)
+		if err != nil || string(b) != text {
+			t.Fatalf("round trip %q -> %q (%v)", text, b, err)
+		}
+		d, err := m.NewDetokenizer(false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sb strings.Builder
+		for _, id := range ids {
+			s, err := d.Feed(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sb.WriteString(s)
+		}
+		s, _ := d.Flush()
+		sb.WriteString(s)
+		d.Close()
+		if sb.String() != text {
+			t.Fatalf("stream %q != %q", sb.String(), text)
+		}
+	}
+}
+
+func generateIDs(m *Model, threads int, prompt []int32, n int) ([]int32, error) {
+	ctx, err := m.NewContext(ContextOptions{NContext: 256, NThreads: threads})
+	if err != nil {
+		return nil, err
+	}
+	defer ctx.Close()
+	smp, err := m.NewSampler(GreedySampler())
+	if err != nil {
+		return nil, err
+	}
+	defer smp.Close()
+	g, err := Generate(ctx, smp, prompt, n)
+	if err != nil {
+		return nil, err
+	}
+	defer g.Close()
+	var ids []int32
+	for g.Next() {
+		if g.Token() >= 0 {
+			ids = append(ids, g.Token())
+		}
+	}
+	return ids, g.Err()
+}
+
+func genIDs(t *testing.T, m *Model, threads int, prompt []int32, n int) []int32 {
+	ids, err := generateIDs(m, threads, prompt, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
+func TestGreedy(t *testing.T) {
+	m := load(t)
+	prompt, err := m.Tokenize("Once upon a time", true, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, _ := m.NewContext(ContextOptions{NContext: 64})
+	defer ctx.Close()
+	smp, _ := m.NewSampler(GreedySampler())
+	defer smp.Close()
+	if err := ctx.Eval(prompt); err != nil {
+		t.Fatal(err)
+	}
+	logits, err := ctx.Logits(-1)
+	if err != nil || len(logits) != m.NVocab() {
+		t.Fatal(len(logits), err)
+	}
+	best := 0
+	for i, l := range logits {
+		if l > logits[best] {
+			best = i
+		}
+	}
+	if tok, _ := smp.Sample(ctx, -1); tok != int32(best) {
+		t.Fatalf("greedy %d, argmax %d", tok, best)
+	}
+	if tok, _ := smp.SampleLogits(logits); tok != int32(best) {
+		t.Fatalf("greedy on logits %d, argmax %d", tok, best)
+	}
+	a, b := genIDs(t, m, 1, prompt, 16), genIDs(t, m, 2, prompt, 16)
+	if len(a) != len(b) {
+		t.Fatalf("%v vs %v", a, b)
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			t.Fatalf("thread count changed output: %v vs %v", a, b)
+		}
+	}
+}
+
+func TestConcurrentContexts(t *testing.T) {
+	m := load(t)
+	prompt, _ := m.Tokenize("goroutines", true, false)
+	var wg sync.WaitGroup
+	res := make([][]int32, 4)
+	errs := make([]error, 4)
+	for i := range res {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			res[i], errs[i] = generateIDs(m, 1, prompt, 8)
+		}(i)
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 1; i < len(res); i++ {
+		if len(res[i]) != len(res[0]) {
+			t.Fatal("different outputs from goroutines")
+		}
+		for j := range res[i] {
+			if res[i][j] != res[0][j] {
+				t.Fatal("different outputs from goroutines")
+			}
+		}
+	}
+}
+
+func TestStateAndErrors(t *testing.T) {
+	m := load(t)
+	ctx, err := m.NewContext(ContextOptions{NContext: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ctx.Close()
+	if err := ctx.Eval(make([]int32, 9)); !IsStatus(err, ErrContextFull) {
+		t.Fatalf("got %v", err)
+	}
+	if _, err := ctx.Logits(-1); !IsStatus(err, ErrState) {
+		t.Fatalf("got %v", err)
+	}
+	if err := ctx.Eval([]int32{int32(m.NVocab())}); !IsStatus(err, ErrInvalidArg) {
+		t.Fatalf("got %v", err)
+	}
+	if err := ctx.Eval([]int32{1, 2, 3}); err != nil {
+		t.Fatal(err)
+	}
+	blob, err := ctx.SaveState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _ := ctx.Logits(-1)
+	_ = ctx.Eval([]int32{4})
+	if err := ctx.LoadState(blob); err != nil || ctx.Pos() != 3 {
+		t.Fatal(err, ctx.Pos())
+	}
+	after, _ := ctx.Logits(-1)
+	for i := range before {
+		if before[i] != after[i] {
+			t.Fatal("logits changed across save/load")
+		}
+	}
+	o := GreedySampler()
+	o.TopP = 2
+	if _, err := m.NewSampler(o); !IsStatus(err, ErrInvalidArg) || err.(*Error).Message == "" {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestLogitBias(t *testing.T) {
+	m := load(t)
+	ctx, _ := m.NewContext(ContextOptions{NContext: 64})
+	defer ctx.Close()
+	p, _ := m.Tokenize("bias", true, false)
+	if err := ctx.Eval(p); err != nil {
+		t.Fatal(err)
+	}
+	s1, _ := m.NewSampler(GreedySampler())
+	defer s1.Close()
+	best, _ := s1.Sample(ctx, -1)
+	o := GreedySampler()
+	o.LogitBias = map[int32]float32{best: float32(math.Inf(-1))}
+	s2, err := m.NewSampler(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if tok, _ := s2.Sample(ctx, -1); tok == best {
+		t.Fatal("banned token sampled")
+	}
+}

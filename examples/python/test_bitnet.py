@@ -1,0 +1,170 @@
+#!/usr/bin/env python3
+"""Tests of the ctypes module against the real library.
+
+Uses the model named by BITNET_TEST_MODEL, or writes a small synthetic one
+with bitnet.synth_write(). Run: python3 examples/python/test_bitnet.py
+"""
+
+import os
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bitnet  # noqa: E402
+
+_tmp = None
+
+
+def model_path():
+    global _tmp
+    path = os.environ.get("BITNET_TEST_MODEL")
+    if path:
+        return path
+    if _tmp is None:
+        _tmp = tempfile.TemporaryDirectory()
+        path = os.path.join(_tmp.name, "synth.gguf")
+        bitnet.synth_write(path, n_embd=128, n_layer=2, n_ff=256, n_head=4, n_head_kv=2,
+                           n_vocab=300, seed=3)
+    return os.path.join(_tmp.name, "synth.gguf")
+
+
+class TestBitnet(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.model = bitnet.Model(model_path())
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.model.close()
+
+    def test_version(self):
+        self.assertEqual(bitnet._lib.bitnet_abi_version(), bitnet.ABI_VERSION)
+        self.assertRegex(bitnet.version(), r"^\d+\.\d+\.\d+$")
+        self.assertIn("libbitnet", bitnet.system_info())
+
+    def test_load_error_carries_status_and_message(self):
+        with self.assertRaises(bitnet.BitnetError) as cm:
+            bitnet.Model("/nonexistent/dir/model.gguf")
+        e = cm.exception
+        self.assertEqual(e.status, bitnet.E_IO)
+        self.assertEqual(e.strerror, bitnet._lib.bitnet_strerror(bitnet.E_IO).decode())
+        self.assertIn("/nonexistent/dir/model.gguf", e.message)
+        with self.assertRaises(bitnet.BitnetError) as cm:
+            bitnet.Model(buffer=b"GGUF" + bytes(60))
+        self.assertIn(cm.exception.status, (bitnet.E_FORMAT, bitnet.E_UNSUPPORTED))
+
+    def test_model_properties(self):
+        m = self.model
+        self.assertGreater(m.n_vocab, 0)
+        self.assertGreater(m.n_embd, 0)
+        self.assertGreater(m.n_layer, 0)
+        self.assertTrue(m.arch)
+        self.assertEqual(m.meta("general.architecture"), m.arch)
+        self.assertIsNone(m.meta("no.such.key"))
+
+    def test_tokenize_round_trip(self):
+        m = self.model
+        for text in ("hello world", "caf\u00e9 \u20ac 42\n\ttabs", "x" * 3000):
+            ids = m.tokenize(text, add_bos=False)
+            self.assertTrue(all(0 <= t < m.n_vocab for t in ids))
+            self.assertEqual(m.detokenize(ids), text)
+            self.assertEqual(b"".join(m.token_to_piece(t) for t in ids), text.encode())
+        self.assertEqual(m.tokenize("", add_bos=False), [])
+
+    def test_detokenizer_streams_whole_characters(self):
+        m = self.model
+        text = "\u00e9\u20ac\U0001F600 ok"
+        ids = m.tokenize(text, add_bos=False)
+        with m.detokenizer() as d:
+            pieces = [d.feed(t) for t in ids] + [d.flush()]
+        self.assertEqual("".join(pieces), text)
+        for p in pieces:
+            p.encode("utf-8")   # every piece is valid on its own
+
+    def test_greedy_matches_argmax_and_is_deterministic(self):
+        m = self.model
+        prompt = m.tokenize("Once upon a time")
+        with m.context(n_ctx=256, n_threads=1) as ctx, m.sampler(temperature=0) as smp:
+            ctx.eval(prompt)
+            self.assertEqual(ctx.pos, len(prompt))
+            logits = ctx.logits()
+            self.assertEqual(len(logits), m.n_vocab)
+            best = max(range(len(logits)), key=lambda i: (logits[i], -i))
+            self.assertEqual(smp.sample(ctx), best)
+            self.assertEqual(smp.sample_logits(logits), best)
+        runs = []
+        for threads in (1, 2):
+            with m.context(n_ctx=256, n_threads=threads) as ctx, m.sampler(temperature=0) as smp:
+                runs.append(list(bitnet.generate_tokens(ctx, smp, prompt, 16)))
+        self.assertEqual(runs[0], runs[1])
+        self.assertLessEqual(len(runs[0]), 16)
+
+    def test_seeded_sampling_is_reproducible(self):
+        m = self.model
+        outs = []
+        for _ in range(2):
+            with m.context(n_ctx=128) as ctx, m.sampler(temperature=1.0, seed=42) as smp:
+                outs.append("".join(bitnet.generate(ctx, smp, "abc", 12)))
+        self.assertEqual(outs[0], outs[1])
+
+    def test_state_save_load(self):
+        m = self.model
+        with m.context(n_ctx=128) as ctx, m.sampler(temperature=0) as smp:
+            ctx.eval(m.tokenize("state test"))
+            blob = ctx.save_state()
+            pos = ctx.pos
+            a = list(bitnet.generate_tokens(ctx, smp, [], 6))
+            ctx.load_state(blob)
+            self.assertEqual(ctx.pos, pos)
+            smp.reset()
+            b = list(bitnet.generate_tokens(ctx, smp, [], 6))
+            self.assertEqual(a, b)
+            ctx.rewind(1)
+            self.assertEqual(ctx.pos, 1)
+            ctx.reset()
+            self.assertEqual(ctx.pos, 0)
+
+    def test_errors(self):
+        m = self.model
+        with m.context(n_ctx=8) as ctx:
+            with self.assertRaises(bitnet.BitnetError) as cm:
+                ctx.eval([1] * 9)
+            self.assertEqual(cm.exception.status, bitnet.E_CONTEXT_FULL)
+            self.assertEqual(ctx.pos, 0)
+            with self.assertRaises(bitnet.BitnetError) as cm:
+                ctx.eval([m.n_vocab])
+            self.assertEqual(cm.exception.status, bitnet.E_INVALID_ARG)
+            with self.assertRaises(bitnet.BitnetError) as cm:
+                ctx.logits()
+            self.assertEqual(cm.exception.status, bitnet.E_STATE)
+        with self.assertRaises(bitnet.BitnetError) as cm:
+            m.sampler(top_p=2.0)
+        self.assertEqual(cm.exception.status, bitnet.E_INVALID_ARG)
+        self.assertTrue(cm.exception.message)
+        with self.assertRaises(TypeError):
+            m.sampler(no_such_param=1)
+
+    def test_logit_bias_bans_token(self):
+        m = self.model
+        with m.context(n_ctx=64) as ctx:
+            ctx.eval(m.tokenize("bias"))
+            with m.sampler(temperature=0) as smp:
+                best = smp.sample(ctx)
+            with m.sampler(temperature=0, logit_bias={best: float("-inf")}) as smp:
+                self.assertNotEqual(smp.sample(ctx), best)
+
+    def test_close_order_is_safe(self):
+        m = bitnet.Model(model_path())
+        ctx = m.context(n_ctx=32)
+        smp = m.sampler()
+        m.close()            # closes ctx and smp first
+        with self.assertRaises(ValueError):
+            ctx.eval([1])
+        with self.assertRaises(ValueError):
+            smp.accept(1)
+        m.close()            # idempotent
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=1)

@@ -1,0 +1,189 @@
+//! Tests of the safe wrapper against the real library. Uses the model named
+//! by BITNET_TEST_MODEL, or writes a small synthetic one.
+
+use bitnet::{sys, Context, Detokenizer, Model, Sampler};
+use std::path::PathBuf;
+use std::sync::Once;
+
+fn model_path() -> PathBuf {
+    if let Ok(p) = std::env::var("BITNET_TEST_MODEL") {
+        return PathBuf::from(p);
+    }
+    static WRITE: Once = Once::new();
+    let path = std::env::temp_dir().join(format!("bitnet-rust-test-{}.gguf", std::process::id()));
+    let p2 = path.clone();
+    WRITE.call_once(move || {
+        bitnet::synth_write(&p2, 128, 2, 256, 4, 2, 300, 3).expect("synth_write");
+    });
+    path
+}
+
+fn load() -> Model {
+    Model::load(model_path()).expect("load")
+}
+
+fn assert_send<T: Send>() {}
+fn assert_sync<T: Sync>() {}
+
+#[test]
+fn thread_safety_markers() {
+    assert_send::<Model>();
+    assert_sync::<Model>();
+    assert_send::<Context<'static>>();
+    assert_send::<Sampler<'static>>();
+    assert_send::<Detokenizer<'static>>();
+}
+
+#[test]
+fn version_and_abi() {
+    assert_eq!(bitnet::abi_version(), sys::BITNET_ABI_VERSION);
+    assert!(!bitnet::version().is_empty());
+    assert!(bitnet::system_info().contains("libbitnet"));
+}
+
+#[test]
+fn load_error_has_status_and_message() {
+    let e = Model::load("/nonexistent/dir/model.gguf").err().expect("must fail");
+    assert_eq!(e.status, sys::BITNET_E_IO);
+    assert!(e.message.contains("/nonexistent/dir/model.gguf"), "{}", e);
+    assert!(e.to_string().contains(&e.strerror()));
+    let mut junk = b"GGUF".to_vec();
+    junk.extend_from_slice(&[0u8; 60]);
+    let e = Model::builder().load_buffer(junk).err().expect("must fail");
+    assert!(e.status == sys::BITNET_E_FORMAT || e.status == sys::BITNET_E_UNSUPPORTED, "{}", e);
+}
+
+#[test]
+fn model_from_buffer_matches_file() {
+    let bytes = std::fs::read(model_path()).unwrap();
+    let a = load();
+    let b = Model::builder().load_buffer(bytes).unwrap();
+    assert_eq!(a.n_vocab(), b.n_vocab());
+    assert_eq!(a.arch(), b.arch());
+    assert_eq!(a.meta("general.architecture").unwrap().as_deref(), Some(a.arch().as_str()));
+    assert_eq!(a.meta("no.such.key").unwrap(), None);
+}
+
+#[test]
+fn tokenize_round_trip_and_streaming() {
+    let m = load();
+    for text in ["hello world", "caf\u{e9} \u{20ac} 42\n\ttabs", "\u{1F600}!"] {
+        let ids = m.tokenize(text, false, false).unwrap();
+        assert_eq!(m.detokenize(&ids, false).unwrap(), text.as_bytes());
+        let mut d = Detokenizer::new(&m, false).unwrap();
+        let mut s = String::new();
+        for &t in &ids {
+            s += &d.feed(t).unwrap();
+        }
+        s += &d.flush().unwrap();
+        assert_eq!(s, text);
+    }
+    let long = "y".repeat(5000);
+    assert_eq!(m.detokenize(&m.tokenize(&long, false, false).unwrap(), false).unwrap(), long.as_bytes());
+}
+
+#[test]
+fn greedy_is_argmax_and_thread_count_independent() {
+    let m = load();
+    let prompt = m.tokenize("Once upon a time", true, true).unwrap();
+    let mut runs = Vec::new();
+    for threads in [1, 2] {
+        let mut ctx = Context::builder(&m).n_ctx(256).n_threads(threads).build().unwrap();
+        let mut smp = Sampler::greedy(&m).unwrap();
+        ctx.eval(&prompt).unwrap();
+        let logits = ctx.logits(-1).unwrap().to_vec();
+        assert_eq!(logits.len(), m.n_vocab() as usize);
+        let mut best = 0;
+        for (i, &l) in logits.iter().enumerate() {
+            if l > logits[best] {
+                best = i;
+            }
+        }
+        assert_eq!(smp.sample(&ctx, -1).unwrap(), best as i32);
+        assert_eq!(smp.sample_logits(&logits).unwrap(), best as i32);
+        ctx.reset();
+        let ids: Vec<i32> = bitnet::generate_tokens(&mut ctx, &mut smp, &prompt, 16)
+            .unwrap()
+            .collect::<bitnet::Result<Vec<i32>>>()
+            .unwrap();
+        runs.push(ids);
+    }
+    assert_eq!(runs[0], runs[1]);
+}
+
+#[test]
+fn text_matches_detokenized_ids() {
+    let m = load();
+    let prompt = m.tokenize("abc", true, true).unwrap();
+    let mut ctx = Context::builder(&m).n_ctx(128).build().unwrap();
+    let mut smp = Sampler::builder(&m).temperature(1.0).seed(5).build().unwrap();
+    let ids: Vec<i32> = bitnet::generate_tokens(&mut ctx, &mut smp, &prompt, 12).unwrap().map(|r| r.unwrap()).collect();
+    ctx.reset();
+    smp.reset();
+    let text: String = bitnet::generate(&mut ctx, &mut smp, &prompt, 12).unwrap().map(|r| r.unwrap()).collect();
+    // generate() = generate_tokens() through a streaming detokenizer
+    let mut d = Detokenizer::new(&m, false).unwrap();
+    let mut want = String::new();
+    for &t in &ids {
+        want += &d.feed(t).unwrap();
+    }
+    want += &d.flush().unwrap();
+    assert_eq!(text, want);
+    // and the same bytes as bitnet_detokenize when the text is valid UTF-8
+    let raw = m.detokenize(&ids, false).unwrap();
+    if let Ok(s) = std::str::from_utf8(&raw) {
+        assert_eq!(text, s);
+    }
+}
+
+#[test]
+fn state_and_errors() {
+    let m = load();
+    let mut ctx = Context::builder(&m).n_ctx(8).build().unwrap();
+    let e = ctx.eval(&[1; 9]).err().unwrap();
+    assert_eq!(e.status, sys::BITNET_E_CONTEXT_FULL);
+    assert_eq!(ctx.pos(), 0);
+    assert_eq!(ctx.logits(-1).err().unwrap().status, sys::BITNET_E_STATE);
+    assert_eq!(ctx.eval(&[m.n_vocab()]).err().unwrap().status, sys::BITNET_E_INVALID_ARG);
+    ctx.eval(&[1, 2, 3]).unwrap();
+    let blob = ctx.save_state().unwrap();
+    let before = ctx.logits(-1).unwrap().to_vec();
+    ctx.eval(&[4]).unwrap();
+    ctx.load_state(&blob).unwrap();
+    assert_eq!(ctx.pos(), 3);
+    assert_eq!(ctx.logits(-1).unwrap(), &before[..]);
+    ctx.rewind(1).unwrap();
+    assert_eq!(ctx.pos(), 1);
+    let e = Sampler::builder(&m).top_p(2.0).build().err().unwrap();
+    assert_eq!(e.status, sys::BITNET_E_INVALID_ARG);
+    assert!(!e.message.is_empty());
+}
+
+#[test]
+fn logit_bias_bans_token() {
+    let m = load();
+    let mut ctx = Context::new(&m).unwrap();
+    ctx.eval(&m.tokenize("bias", true, false).unwrap()).unwrap();
+    let best = Sampler::greedy(&m).unwrap().sample(&ctx, -1).unwrap();
+    let mut s = Sampler::builder(&m).temperature(0.0).logit_bias(best, f32::NEG_INFINITY).build().unwrap();
+    assert_ne!(s.sample(&ctx, -1).unwrap(), best);
+}
+
+#[test]
+fn model_shared_across_threads() {
+    let m = load();
+    let prompt = m.tokenize("threads", true, false).unwrap();
+    let results: Vec<Vec<i32>> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..2)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut ctx = Context::builder(&m).n_ctx(64).n_threads(1).build().unwrap();
+                    let mut smp = Sampler::greedy(&m).unwrap();
+                    bitnet::generate_tokens(&mut ctx, &mut smp, &prompt, 8).unwrap().map(|r| r.unwrap()).collect()
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(results[0], results[1]);
+}
