@@ -107,6 +107,8 @@ int bitnet__gguf_render(const bitnet_gguf_kv *kv, char *buf, size_t cap, size_t 
 
 typedef struct bitnet_gguf_writer bitnet_gguf_writer;
 
+/* alignment 0 means 32; any other value is also written as the key
+ * general.alignment (first key). */
 int bitnet__gguf_writer_create(bitnet_gguf_writer **out, uint32_t alignment);
 void bitnet__gguf_writer_free(bitnet_gguf_writer *w);
 /* Keys are copied. Values are copied. */

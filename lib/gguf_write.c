@@ -53,6 +53,13 @@ int bitnet__gguf_writer_create(bitnet_gguf_writer **out, uint32_t alignment)
     if (!w)
         return bitnet__error(BITNET_E_NOMEM, "GGUF writer: out of memory");
     w->alignment = alignment;
+    if (alignment != 32) {          /* readers assume 32 unless told */
+        int rc = bitnet__gguf_w_u32(w, "general.alignment", alignment);
+        if (rc) {
+            free(w);
+            return rc;
+        }
+    }
     *out = w;
     return BITNET_OK;
 }

@@ -854,8 +854,6 @@ static int load_weights(loader *L)
     bitnet_model *m = L->m;
     const bitnet_gguf *g = L->g;
     int rc;
-    for (uint64_t i = 0; i < g->n_tensors; i++)
-        L->total += g->tensors[i].nbytes;
 
     /* embedding: its rows give n_vocab */
     const bitnet_gguf_tensor *te = bitnet__gguf_tensor(g, "token_embd.weight");
@@ -1081,6 +1079,8 @@ static int load(bitnet_model **out, const uint8_t *data, size_t size,
 
     rc = load_hparams(&L);
     if (rc) goto fail;
+    for (uint64_t i = 0; i < L.g->n_tensors; i++)
+        L.total += L.g->tensors[i].nbytes;
     rc = progress(&L, 0);
     if (rc) goto fail;
     rc = load_weights(&L);

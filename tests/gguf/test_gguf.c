@@ -1,0 +1,1403 @@
+/*
+ * GGUF reader/writer and model loading:
+ *  - writer round trip (every key and tensor identical, buffer = file =
+ *    streamed bytes);
+ *  - every error class from small crafted files, with the status code and
+ *    a message that names the key or tensor;
+ *  - synthetic files of each architecture, weight type and embedding type
+ *    load with the right hyperparameters; one seed gives identical ternary
+ *    weights in every storage type;
+ *  - the decoding rules (ternary, absmean, TQ block scales, bitnet *.scale);
+ *  - quantised heads against their dequantised rows;
+ *  - the external files of ../shared/data/models (skipped when absent).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "model.h"
+#include "vocab.h"
+
+/* ---------------------------------------------------------------------- */
+/* helpers                                                                */
+
+static char tmp_path[256];
+
+static const char *tmpfile_name(const char *tag)
+{
+    const char *d = getenv("TMPDIR");
+    snprintf(tmp_path, sizeof(tmp_path), "%s/bitnet-test-gguf-%ld-%s.gguf",
+             d && *d ? d : "/tmp", (long)getpid(), tag);
+    return tmp_path;
+}
+
+static uint8_t *read_file(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long sz = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *b = malloc((size_t)sz + 1);
+    assert_non_null(b);
+    assert_int_equal(fread(b, 1, (size_t)sz, f), (size_t)sz);
+    fclose(f);
+    *n = (size_t)sz;
+    return b;
+}
+
+static int contains(const char *hay, const char *needle)
+{
+    return strstr(hay, needle) != NULL;
+}
+
+#define assert_msg_has(needle) do {                                       \
+        const char *m_ = bitnet_last_error();                             \
+        if (!contains(m_, needle))                                        \
+            fail_msg("message '%s' does not name '%s'", m_, needle);      \
+    } while (0)
+
+static int load_buf(const uint8_t *b, size_t n, uint32_t flags, bitnet_model **m)
+{
+    bitnet_model_params p;
+    bitnet_model_params_init(&p);
+    p.flags = flags;
+    return bitnet_model_load_buffer(m, b, n, &p);
+}
+
+/* ---------------------------------------------------------------------- */
+/* A tiny model built with the writer, with knobs to break it             */
+
+typedef struct mk {
+    const char *arch;
+    const char *skip_tensor;       /* leave this tensor out */
+    const char *bad_shape;         /* give this tensor a wrong shape */
+    const char *type_tensor;       /* give this tensor type `type` */
+    uint32_t type;
+    const char *skip_key;          /* suffix after "<arch>." */
+    int with_scale;                /* "bitnet": blk.0.attn_q.scale = 2 */
+    int dup_key;
+    int i2s_code3;                 /* put code 3 into blk.0.attn_q */
+} mk;
+
+enum { ME = 128, MF = 256, MV = 40, MH = 2, MHKV = 1 };
+
+static void add_i2s(bitnet_gguf_writer *w, const char *name, int rows, int cols,
+                    uint32_t seed, int code3)
+{
+    size_t n = (size_t)rows * cols, nb = n / 4 + 32;
+    uint8_t *d = calloc(1, nb);
+    assert_non_null(d);
+    uint32_t s = seed * 2654435761u + 1;
+    for (size_t i = 0; i < n / 4; i++) {
+        uint8_t b = 0;
+        for (int k = 0; k < 4; k++) {
+            s = s * 1103515245u + 12345u;
+            b = (uint8_t)(b << 2 | ((s >> 16) % 3));
+        }
+        d[i] = b;
+    }
+    if (code3) d[5] |= 0xC0;
+    float sc = 0.5f;
+    memcpy(d + n / 4, &sc, 4);
+    uint64_t ne[2] = { (uint64_t)cols, (uint64_t)rows };
+    assert_int_equal(bitnet__gguf_w_tensor(w, name, 2, ne, GGML_T_I2_S, d, nb), 0);
+    free(d);
+}
+
+static void add_f32(bitnet_gguf_writer *w, const char *name, int rows, int cols,
+                    float v)
+{
+    size_t n = (size_t)rows * cols;
+    float *d = malloc(n * 4);
+    assert_non_null(d);
+    for (size_t i = 0; i < n; i++) d[i] = v + 0.001f * (float)(i % 7);
+    uint64_t ne[2] = { (uint64_t)cols, (uint64_t)rows };
+    assert_int_equal(bitnet__gguf_w_tensor(w, name, rows == 1 ? 1 : 2, ne,
+                                           GGML_T_F32, d, n * 4), 0);
+    free(d);
+}
+
+static uint8_t *mk_model(const mk *o, size_t *size)
+{
+    bitnet_gguf_writer *w;
+    assert_int_equal(bitnet__gguf_writer_create(&w, 32), 0);
+    const char *arch = o->arch ? o->arch : "bitnet-b1.58";
+    char k[128];
+    assert_int_equal(bitnet__gguf_w_str(w, "general.architecture", arch, strlen(arch)), 0);
+    struct { const char *s; uint32_t v; } hp[] = {
+        { "context_length", 512 }, { "embedding_length", ME },
+        { "block_count", 1 }, { "feed_forward_length", MF },
+        { "attention.head_count", MH }, { "attention.head_count_kv", MHKV },
+    };
+    for (size_t i = 0; i < sizeof(hp) / sizeof(hp[0]); i++) {
+        if (o->skip_key && !strcmp(o->skip_key, hp[i].s)) continue;
+        snprintf(k, sizeof(k), "%s.%s", arch, hp[i].s);
+        assert_int_equal(bitnet__gguf_w_u32(w, k, hp[i].v), 0);
+    }
+    if (!o->skip_key || strcmp(o->skip_key, "attention.layer_norm_rms_epsilon")) {
+        snprintf(k, sizeof(k), "%s.attention.layer_norm_rms_epsilon", arch);
+        assert_int_equal(bitnet__gguf_w_f32(w, k, 1e-5f), 0);
+    }
+    if (o->dup_key)       /* the writer refuses duplicates: patched later */
+        assert_int_equal(bitnet__gguf_w_u32(w, "general.dupkeyA", 1), 0);
+    if (o->dup_key)
+        assert_int_equal(bitnet__gguf_w_u32(w, "general.dupkeyB", 2), 0);
+
+    static const char *names[] = {
+        "token_embd.weight", "output_norm.weight", "blk.0.attn_norm.weight",
+        "blk.0.attn_q.weight", "blk.0.attn_k.weight", "blk.0.attn_v.weight",
+        "blk.0.attn_output.weight", "blk.0.attn_sub_norm.weight",
+        "blk.0.ffn_norm.weight", "blk.0.ffn_gate.weight", "blk.0.ffn_up.weight",
+        "blk.0.ffn_down.weight", "blk.0.ffn_sub_norm.weight",
+    };
+    const int kvd = ME / MH * MHKV;
+    const int shape[][2] = {   /* rows, cols */
+        { MV, ME }, { 1, ME }, { 1, ME }, { ME, ME }, { kvd, ME }, { kvd, ME },
+        { ME, ME }, { 1, ME }, { 1, ME }, { MF, ME }, { MF, ME }, { ME, MF },
+        { 1, MF },
+    };
+    int patch = 0;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        const char *nm = names[i];
+        if (o->skip_tensor && !strcmp(o->skip_tensor, nm)) continue;
+        int rows = shape[i][0], cols = shape[i][1];
+        if (o->bad_shape && !strcmp(o->bad_shape, nm)) {
+            if (rows == 1) cols += 128; else rows += 4;
+        }
+        if (o->type_tensor && !strcmp(o->type_tensor, nm)) {
+            /* a raw tensor of `type` of the right byte size (the type's
+             * size rule may be unknown: then 4 bytes per element) */
+            uint64_t ne[2] = { (uint64_t)cols, (uint64_t)rows };
+            size_t nb = (size_t)bitnet__ggml_nbytes(o->type, (uint64_t)cols, (uint64_t)rows);
+            if (!nb) nb = (size_t)rows * cols * 4;
+            uint8_t *d = calloc(1, nb);
+            assert_non_null(d);
+            /* the writer only accepts known types: write as F32 and patch */
+            patch = !bitnet__ggml_nbytes(o->type, (uint64_t)cols, (uint64_t)rows);
+            if (!patch) {
+                assert_int_equal(bitnet__gguf_w_tensor(w, nm, rows == 1 ? 1 : 2, ne,
+                                                       o->type, d, nb), 0);
+            } else {
+                assert_int_equal(bitnet__gguf_w_tensor(w, nm, rows == 1 ? 1 : 2, ne,
+                                                       GGML_T_F32, d, nb), 0);
+            }
+            free(d);
+            continue;
+        }
+        if (i == 0) {
+            uint64_t ne[2] = { (uint64_t)cols, (uint64_t)rows };
+            size_t nb = (size_t)rows * cols * 2;
+            uint16_t *d = malloc(nb);
+            assert_non_null(d);
+            for (size_t j = 0; j < (size_t)rows * cols; j++)
+                d[j] = bitnet__fp32_to_fp16(0.01f * (float)((int)(j % 11) - 5));
+            assert_int_equal(bitnet__gguf_w_tensor(w, nm, 2, ne, GGML_T_F16, d, nb), 0);
+            free(d);
+        } else if (rows == 1) {
+            add_f32(w, nm, 1, cols, 1.0f);
+        } else {
+            add_i2s(w, nm, rows, cols, (uint32_t)i, o->i2s_code3 && i == 3);
+        }
+    }
+    if (o->with_scale) {
+        float two = 2.0f;
+        uint64_t ne[1] = { 1 };
+        assert_int_equal(bitnet__gguf_w_tensor(w, "blk.0.attn_q.scale", 1, ne,
+                                               GGML_T_F32, &two, 4), 0);
+    }
+    uint8_t *buf;
+    assert_int_equal(bitnet__gguf_w_buffer(w, &buf, size), 0);
+    bitnet__gguf_writer_free(w);
+    if (patch) {
+        /* patch the type id of the tensor info in place */
+        bitnet_gguf *g;
+        assert_int_equal(bitnet__gguf_parse(&g, buf, *size), 0);
+        const bitnet_gguf_tensor *t = bitnet__gguf_tensor(g, o->type_tensor);
+        assert_non_null(t);
+        uint8_t *p = (uint8_t *)t->name.ptr + t->name.len + 4 + 8 * t->n_dims;
+        memcpy(p, &o->type, 4);
+        bitnet__gguf_free(g);
+    }
+    if (o->dup_key) {
+        uint8_t *p = memmem(buf, *size, "general.dupkeyB", 15);
+        assert_non_null(p);
+        p[14] = 'A';
+    }
+    return buf;
+}
+
+/* ---------------------------------------------------------------------- */
+/* writer round trip                                                       */
+
+static void test_roundtrip(void **state)
+{
+    (void)state;
+    bitnet_gguf_writer *w;
+    assert_int_equal(bitnet__gguf_writer_create(&w, 64), 0);
+    uint8_t u8 = 200; int8_t i8 = -5; uint16_t u16 = 60000; int16_t i16 = -30000;
+    uint64_t u64 = 0xfedcba9876543210ull; int64_t i64 = -1234567890123ll;
+    double f64 = 3.25;
+    assert_int_equal(bitnet__gguf_w_raw(w, "t.u8", GGUF_VT_U8, 0, 0, &u8, 1), 0);
+    assert_int_equal(bitnet__gguf_w_raw(w, "t.i8", GGUF_VT_I8, 0, 0, &i8, 1), 0);
+    assert_int_equal(bitnet__gguf_w_raw(w, "t.u16", GGUF_VT_U16, 0, 0, &u16, 2), 0);
+    assert_int_equal(bitnet__gguf_w_raw(w, "t.i16", GGUF_VT_I16, 0, 0, &i16, 2), 0);
+    assert_int_equal(bitnet__gguf_w_u32(w, "t.u32", 4000000000u), 0);
+    assert_int_equal(bitnet__gguf_w_i32(w, "t.i32", -7), 0);
+    assert_int_equal(bitnet__gguf_w_f32(w, "t.f32", 0.5f), 0);
+    assert_int_equal(bitnet__gguf_w_bool(w, "t.bool", 1), 0);
+    assert_int_equal(bitnet__gguf_w_str(w, "t.str", "h\xc3\xa9llo", 6), 0);
+    assert_int_equal(bitnet__gguf_w_raw(w, "t.u64", GGUF_VT_U64, 0, 0, &u64, 8), 0);
+    assert_int_equal(bitnet__gguf_w_raw(w, "t.i64", GGUF_VT_I64, 0, 0, &i64, 8), 0);
+    assert_int_equal(bitnet__gguf_w_raw(w, "t.f64", GGUF_VT_F64, 0, 0, &f64, 8), 0);
+    int32_t ai[70];
+    for (int i = 0; i < 70; i++) ai[i] = i * i - 3;
+    assert_int_equal(bitnet__gguf_w_raw(w, "t.arr_i32", GGUF_VT_ARR, GGUF_VT_I32,
+                                        70, ai, sizeof(ai)), 0);
+    uint8_t sa[8 + 1 + 8 + 0 + 8 + 3];
+    uint64_t l;
+    l = 1; memcpy(sa, &l, 8); sa[8] = 'a';
+    l = 0; memcpy(sa + 9, &l, 8);
+    l = 3; memcpy(sa + 17, &l, 8); memcpy(sa + 25, "xyz", 3);
+    assert_int_equal(bitnet__gguf_w_raw(w, "t.arr_str", GGUF_VT_ARR, GGUF_VT_STR,
+                                        3, sa, sizeof(sa)), 0);
+    /* duplicate key refused */
+    assert_int_equal(bitnet__gguf_w_u32(w, "t.u32", 1), BITNET_E_INVALID_ARG);
+
+    float f[3 * 5];
+    for (int i = 0; i < 15; i++) f[i] = (float)i - 7.5f;
+    uint64_t ne2[2] = { 5, 3 }, ne3[3] = { 32, 2, 2 }, ne1[1] = { 256 };
+    assert_int_equal(bitnet__gguf_w_tensor(w, "a", 2, ne2, GGML_T_F32, f, sizeof(f)), 0);
+    uint8_t q8[4 * 34];
+    for (size_t i = 0; i < sizeof(q8); i++) q8[i] = (uint8_t)(i * 7);
+    assert_int_equal(bitnet__gguf_w_tensor(w, "b.q8", 3, ne3, GGML_T_Q8_0, q8, sizeof(q8)), 0);
+    uint8_t i2[256 / 4 + 32];
+    for (size_t i = 0; i < sizeof(i2); i++) i2[i] = (uint8_t)(i * 13 & 0x55);
+    assert_int_equal(bitnet__gguf_w_tensor(w, "c.i2s", 1, ne1, GGML_T_I2_S, i2, sizeof(i2)), 0);
+    /* wrong size and duplicate name refused */
+    assert_int_equal(bitnet__gguf_w_tensor(w, "d", 2, ne2, GGML_T_F32, f, 8), BITNET_E_INVALID_ARG);
+    assert_int_equal(bitnet__gguf_w_tensor(w, "a", 2, ne2, GGML_T_F32, f, sizeof(f)), BITNET_E_INVALID_ARG);
+
+    uint8_t *buf;
+    size_t size;
+    assert_int_equal(bitnet__gguf_w_buffer(w, &buf, &size), 0);
+    const char *path = tmpfile_name("rt");
+    assert_int_equal(bitnet__gguf_w_file(w, path), 0);
+    size_t fsize;
+    uint8_t *fbuf = read_file(path, &fsize);
+    assert_int_equal(fsize, size);
+    assert_memory_equal(fbuf, buf, size);
+    free(fbuf);
+
+    bitnet_gguf *g;
+    assert_int_equal(bitnet__gguf_parse(&g, buf, size), 0);
+    assert_int_equal(g->version, 3);
+    assert_int_equal(g->alignment, 64);
+    assert_int_equal(g->n_kv, 15);        /* 14 + general.alignment */
+    int64_t iv;
+    assert_int_equal(bitnet__gguf_get_int(g, "general.alignment", &iv), 0);
+    assert_int_equal(iv, 64);
+    struct { const char *k; int64_t v; } ints[] = {
+        { "t.u8", 200 }, { "t.i8", -5 }, { "t.u16", 60000 }, { "t.i16", -30000 },
+        { "t.u32", 4000000000ll }, { "t.i32", -7 }, { "t.bool", 1 },
+        { "t.i64", -1234567890123ll },
+    };
+    for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
+        assert_int_equal(bitnet__gguf_get_int(g, ints[i].k, &iv), 0);
+        assert_int_equal(iv, ints[i].v);
+    }
+    assert_int_equal(bitnet__gguf_get_int(g, "t.u64", &iv), BITNET_E_FORMAT);
+    const bitnet_gguf_kv *kv = bitnet__gguf_find(g, "t.u64");
+    assert_memory_equal(kv->value, &u64, 8);
+    float fv;
+    assert_int_equal(bitnet__gguf_get_f32(g, "t.f32", &fv), 0);
+    assert_true(fv == 0.5f);
+    assert_int_equal(bitnet__gguf_get_f32(g, "t.f64", &fv), 0);
+    assert_true(fv == 3.25f);
+    bitnet_gguf_str sv;
+    assert_int_equal(bitnet__gguf_get_str(g, "t.str", &sv), 0);
+    assert_int_equal(sv.len, 6);
+    assert_memory_equal(sv.ptr, "h\xc3\xa9llo", 6);
+    kv = bitnet__gguf_find(g, "t.arr_i32");
+    assert_int_equal(kv->arr_type, GGUF_VT_I32);
+    assert_int_equal(kv->arr_n, 70);
+    assert_memory_equal(kv->value, ai, sizeof(ai));
+    kv = bitnet__gguf_find(g, "t.arr_str");
+    assert_int_equal(kv->arr_n, 3);
+    assert_memory_equal(kv->value, sa, sizeof(sa));
+    assert_int_equal(bitnet__gguf_arr_str(kv, 1, &sv), 0);
+    assert_int_equal(sv.len, 0);
+    assert_int_equal(bitnet__gguf_arr_str(kv, 2, &sv), 0);
+    assert_memory_equal(sv.ptr, "xyz", 3);
+    assert_int_equal(g->n_tensors, 3);
+    const bitnet_gguf_tensor *ta = bitnet__gguf_tensor(g, "a");
+    assert_int_equal(ta->n_dims, 2);
+    assert_int_equal(ta->ne[0], 5);
+    assert_int_equal(ta->ne[1], 3);
+    assert_memory_equal(ta->data, f, sizeof(f));
+    const bitnet_gguf_tensor *tb = bitnet__gguf_tensor(g, "b.q8");
+    assert_int_equal(tb->n_dims, 3);
+    assert_int_equal(tb->type, GGML_T_Q8_0);
+    assert_int_equal(tb->ne[2], 2);
+    assert_memory_equal(tb->data, q8, sizeof(q8));
+    const bitnet_gguf_tensor *tc = bitnet__gguf_tensor(g, "c.i2s");
+    assert_int_equal(tc->nbytes, sizeof(i2));
+    assert_memory_equal(tc->data, i2, sizeof(i2));
+    for (uint64_t i = 0; i < g->n_tensors; i++)
+        assert_int_equal((g->tensors[i].data - buf) % 64, 0);
+    bitnet__gguf_free(g);
+    bitnet__gguf_writer_free(w);
+    free(buf);
+    unlink(path);
+}
+
+/* The same content, compared key by key and tensor by tensor after a copy
+ * through w_copy_kv and a streamed write. */
+static void test_roundtrip_copy_stream(void **state)
+{
+    (void)state;
+    mk o = { 0 };
+    size_t size;
+    uint8_t *buf = mk_model(&o, &size);
+    bitnet_gguf *g;
+    assert_int_equal(bitnet__gguf_parse(&g, buf, size), 0);
+
+    bitnet_gguf_writer *w;
+    assert_int_equal(bitnet__gguf_writer_create(&w, 32), 0);
+    for (uint64_t i = 0; i < g->n_kv; i++)
+        assert_int_equal(bitnet__gguf_w_copy_kv(w, &g->kv[i]), 0);
+    for (uint64_t i = 0; i < g->n_tensors; i++) {
+        const bitnet_gguf_tensor *t = &g->tensors[i];
+        char name[128];
+        snprintf(name, sizeof(name), "%.*s", (int)t->name.len, t->name.ptr);
+        assert_int_equal(bitnet__gguf_w_tensor(w, name, t->n_dims, t->ne, t->type,
+                                               NULL, 0), 0);
+    }
+    const char *path = tmpfile_name("stream");
+    assert_int_equal(bitnet__gguf_w_begin(w, path), 0);
+    for (uint64_t i = 0; i < g->n_tensors; i++) {
+        const bitnet_gguf_tensor *t = &g->tensors[i];
+        /* odd chunking */
+        for (uint64_t off = 0; off < t->nbytes; off += 1000) {
+            size_t k = t->nbytes - off < 1000 ? (size_t)(t->nbytes - off) : 1000;
+            assert_int_equal(bitnet__gguf_w_write(w, t->data + off, k), 0);
+        }
+    }
+    assert_int_equal(bitnet__gguf_w_end(w), 0);
+    bitnet__gguf_writer_free(w);
+
+    size_t s2;
+    uint8_t *b2 = read_file(path, &s2);
+    unlink(path);
+    assert_int_equal(s2, size);
+    assert_memory_equal(b2, buf, size);
+    bitnet_gguf *g2;
+    assert_int_equal(bitnet__gguf_parse(&g2, b2, s2), 0);
+    assert_int_equal(g2->n_kv, g->n_kv);
+    assert_int_equal(g2->n_tensors, g->n_tensors);
+    for (uint64_t i = 0; i < g->n_kv; i++) {
+        const bitnet_gguf_kv *a = &g->kv[i], *b = &g2->kv[i];
+        assert_int_equal(a->key.len, b->key.len);
+        assert_memory_equal(a->key.ptr, b->key.ptr, a->key.len);
+        assert_int_equal(a->type, b->type);
+        assert_int_equal(a->value_size, b->value_size);
+        assert_memory_equal(a->value, b->value, a->value_size);
+    }
+    for (uint64_t i = 0; i < g->n_tensors; i++) {
+        const bitnet_gguf_tensor *a = &g->tensors[i], *b = &g2->tensors[i];
+        assert_memory_equal(a->name.ptr, b->name.ptr, a->name.len);
+        assert_int_equal(a->type, b->type);
+        assert_memory_equal(a->ne, b->ne, sizeof(a->ne));
+        assert_int_equal(a->nbytes, b->nbytes);
+        assert_memory_equal(a->data, b->data, a->nbytes);
+    }
+    /* streaming: too little data is an error and leaves no file */
+    assert_int_equal(bitnet__gguf_writer_create(&w, 32), 0);
+    uint64_t ne[1] = { 64 };
+    assert_int_equal(bitnet__gguf_w_tensor(w, "x", 1, ne, GGML_T_F32, NULL, 0), 0);
+    assert_int_equal(bitnet__gguf_w_begin(w, path), 0);
+    assert_int_equal(bitnet__gguf_w_write(w, buf, 100), 0);
+    assert_int_not_equal(bitnet__gguf_w_end(w), 0);
+    assert_int_not_equal(access(path, F_OK), 0);
+    bitnet__gguf_writer_free(w);
+
+    bitnet__gguf_free(g);
+    bitnet__gguf_free(g2);
+    free(buf);
+    free(b2);
+}
+
+static void test_getters_render(void **state)
+{
+    (void)state;
+    bitnet_gguf_writer *w;
+    assert_int_equal(bitnet__gguf_writer_create(&w, 32), 0);
+    assert_int_equal(bitnet__gguf_w_u32(w, "a.n", 7), 0);
+    assert_int_equal(bitnet__gguf_w_f32(w, "a.f", 1e-5f), 0);
+    assert_int_equal(bitnet__gguf_w_bool(w, "a.b", 0), 0);
+    assert_int_equal(bitnet__gguf_w_str(w, "a.s", "text", 4), 0);
+    int32_t arr[100];
+    for (int i = 0; i < 100; i++) arr[i] = i;
+    assert_int_equal(bitnet__gguf_w_raw(w, "a.arr", GGUF_VT_ARR, GGUF_VT_I32, 100,
+                                        arr, sizeof(arr)), 0);
+    uint8_t *buf;
+    size_t size;
+    assert_int_equal(bitnet__gguf_w_buffer(w, &buf, &size), 0);
+    bitnet__gguf_writer_free(w);
+    bitnet_gguf *g;
+    assert_int_equal(bitnet__gguf_parse(&g, buf, size), 0);
+    int64_t v;
+    float f;
+    int b;
+    bitnet_gguf_str s;
+    assert_int_equal(bitnet__gguf_get_int(g, "a.n", &v), 0);
+    assert_int_equal(v, 7);
+    assert_int_equal(bitnet__gguf_get_int(g, "a.missing", &v), BITNET_E_NOT_FOUND);
+    assert_int_equal(bitnet__gguf_get_int(g, "a.s", &v), BITNET_E_FORMAT);
+    assert_msg_has("a.s");
+    assert_int_equal(bitnet__gguf_get_f32(g, "a.f", &f), 0);
+    assert_true(f == 1e-5f);
+    assert_int_equal(bitnet__gguf_get_bool(g, "a.b", &b), 0);
+    assert_int_equal(b, 0);
+    assert_int_equal(bitnet__gguf_get_str(g, "a.s", &s), 0);
+    assert_int_equal(s.len, 4);
+    assert_memory_equal(s.ptr, "text", 4);
+    const bitnet_gguf_kv *kv = bitnet__gguf_find(g, "a.arr");
+    assert_non_null(kv);
+    assert_int_equal(bitnet__gguf_arr_i64(kv, 99, &v), 0);
+    assert_int_equal(v, 99);
+    assert_int_equal(bitnet__gguf_arr_i64(kv, 100, &v), BITNET_E_INVALID_ARG);
+    char out[1024];
+    size_t n;
+    assert_int_equal(bitnet__gguf_render(kv, out, sizeof(out), &n), 0);
+    assert_int_equal(strlen(out), n);
+    assert_true(!strncmp(out, "[0, 1, 2, ", 10));
+    assert_true(contains(out, ", 63, ...]"));
+    assert_false(contains(out, "64"));
+    assert_int_equal(bitnet__gguf_render(kv, out, 5, &n), BITNET_E_BUFFER_TOO_SMALL);
+    assert_true(n > 5);
+    bitnet__gguf_free(g);
+    free(buf);
+}
+
+/* ---------------------------------------------------------------------- */
+/* error classes                                                          */
+
+static void test_err_header(void **state)
+{
+    (void)state;
+    mk o = { 0 };
+    size_t size;
+    uint8_t *buf = mk_model(&o, &size);
+    bitnet_model *m = (bitnet_model *)1;
+
+    buf[3] = 'X';
+    assert_int_equal(load_buf(buf, size, 0, &m), BITNET_E_FORMAT);
+    assert_null(m);
+    assert_msg_has("magic");
+    buf[3] = 'F';
+
+    uint32_t v = 1;
+    memcpy(buf + 4, &v, 4);
+    assert_int_equal(load_buf(buf, size, 0, &m), BITNET_E_UNSUPPORTED);
+    assert_msg_has("version 1");
+    v = 4;
+    memcpy(buf + 4, &v, 4);
+    assert_int_equal(load_buf(buf, size, 0, &m), BITNET_E_UNSUPPORTED);
+    assert_msg_has("version 4");
+    v = 2;                              /* v2 has the same layout: accepted */
+    memcpy(buf + 4, &v, 4);
+    assert_int_equal(load_buf(buf, size, 0, &m), BITNET_OK);
+    bitnet_model_free(m);
+    v = 3;
+    memcpy(buf + 4, &v, 4);
+
+    uint64_t c, save;
+    memcpy(&save, buf + 8, 8);
+    c = 1ull << 40;
+    memcpy(buf + 8, &c, 8);             /* n_tensors */
+    assert_int_equal(load_buf(buf, size, 0, &m), BITNET_E_FORMAT);
+    assert_msg_has("tensors");
+    memcpy(buf + 8, &save, 8);
+    memcpy(&save, buf + 16, 8);
+    c = UINT64_MAX;
+    memcpy(buf + 16, &c, 8);            /* n_kv */
+    assert_int_equal(load_buf(buf, size, 0, &m), BITNET_E_FORMAT);
+    assert_msg_has("keys");
+    memcpy(buf + 16, &save, 8);
+
+    /* truncated at every point of the metadata and at a stride after */
+    for (size_t k = 0; k < size; k += k < 2048 ? 1 : 61) {
+        m = (bitnet_model *)1;
+        int rc = load_buf(buf, k, 0, &m);
+        if (rc != BITNET_E_FORMAT)
+            fail_msg("prefix %zu: rc %d (%s)", k, rc, bitnet_last_error());
+        assert_null(m);
+        assert_true(bitnet_last_error()[0] != '\0');
+    }
+    free(buf);
+}
+
+static void test_err_lengths(void **state)
+{
+    (void)state;
+    mk o = { 0 };
+    size_t size;
+    uint8_t *buf = mk_model(&o, &size);
+    bitnet_gguf *g;
+    assert_int_equal(bitnet__gguf_parse(&g, buf, size), 0);
+    bitnet_model *m;
+    uint64_t big = 1ull << 50, save;
+
+    /* a key's length beyond the file */
+    uint8_t *kl = (uint8_t *)g->kv[1].key.ptr - 8;
+    memcpy(&save, kl, 8);
+    memcpy(kl, &big, 8);
+    assert_int_equal(load_buf(buf, size, 0, &m), BITNET_E_FORMAT);
+    assert_msg_has("key 1");
+    memcpy(kl, &save, 8);
+
+    /* a string value's length beyond the file */
+    uint8_t *sl = (uint8_t *)g->kv[0].value;
+    memcpy(&save, sl, 8);
+    memcpy(sl, &big, 8);
+    assert_int_equal(load_buf(buf, size, 0, &m), BITNET_E_FORMAT);
+    assert_msg_has("general.architecture");
+    memcpy(sl, &save, 8);
+
+    /* a tensor name's length beyond the file */
+    uint8_t *tl = (uint8_t *)g->tensors[2].name.ptr - 8;
+    memcpy(&save, tl, 8);
+    memcpy(tl, &big, 8);
+    assert_int_equal(load_buf(buf, size, 0, &m), BITNET_E_FORMAT);
+    assert_msg_has("tensor 2");
+    memcpy(tl, &save, 8);
+
+    /* dimension overflow: ne0 * ne1 beyond int64 */
+    const bitnet_gguf_tensor *t = bitnet__gguf_tensor(g, "blk.0.attn_q.weight");
+    uint8_t *ne = (uint8_t *)t->name.ptr + t->name.len + 4;
+    uint8_t saved[16];
+    memcpy(saved, ne, 16);
+    uint64_t huge = 1ull << 40;
+    memcpy(ne, &huge, 8);
+    memcpy(ne + 8, &huge, 8);
+    assert_int_equal(load_buf(buf, size, 0, &m), BITNET_E_FORMAT);
+    assert_msg_has("blk.0.attn_q.weight");
+    assert_msg_has("overflow");
+    /* a size that overflows nothing but is far beyond the file */
+    uint64_t mid = 1ull << 24;
+    memcpy(ne, &mid, 8);
+    memcpy(ne + 8, &mid, 8);
+    assert_int_equal(load_buf(buf, size, 0, &m), BITNET_E_FORMAT);
+    assert_msg_has("blk.0.attn_q.weight");
+    memcpy(ne, saved, 16);
+
+    /* too many dimensions */
+    uint32_t nd = 5, snd;
+    uint8_t *ndp = (uint8_t *)t->name.ptr + t->name.len;
+    memcpy(&snd, ndp, 4);
+    memcpy(ndp, &nd, 4);
+    assert_int_equal(load_buf(buf, size, 0, &m), BITNET_E_FORMAT);
+    assert_msg_has("blk.0.attn_q.weight");
+    memcpy(ndp, &snd, 4);
+
+    /* offsets: outside the data section, misaligned, overlapping */
+    uint8_t *offp = ne + 8 * t->n_dims + 4;
+    uint64_t off, soff;
+    memcpy(&soff, offp, 8);
+    off = (uint64_t)size;
+    memcpy(offp, &off, 8);
+    assert_int_equal(load_buf(buf, size, 0, &m), BITNET_E_FORMAT);
+    assert_msg_has("blk.0.attn_q.weight");
+    assert_msg_has("outside");
+    off = soff + 4;
+    memcpy(offp, &off, 8);
+    assert_int_equal(load_buf(buf, size, 0, &m), BITNET_E_FORMAT);
+    assert_msg_has("blk.0.attn_q.weight");
+    assert_msg_has("alignment");
+    const bitnet_gguf_tensor *t2 = bitnet__gguf_tensor(g, "blk.0.attn_k.weight");
+    off = t2->offset;
+    memcpy(offp, &off, 8);
+    assert_int_equal(load_buf(buf, size, 0, &m), BITNET_E_FORMAT);
+    assert_msg_has("overlap");
+    assert_msg_has("blk.0.attn_q.weight");
+    memcpy(offp, &soff, 8);
+
+    /* duplicate tensor names */
+    uint8_t *nm = (uint8_t *)t2->name.ptr;
+    nm[t2->name.len - 8] = 'q';       /* attn_k -> attn_q */
+    assert_int_equal(load_buf(buf, size, 0, &m), BITNET_E_FORMAT);
+    assert_msg_has("duplicate tensor name 'blk.0.attn_q.weight'");
+    nm[t2->name.len - 8] = 'k';
+
+    /* a bad general.alignment and a nested array are refused */
+    assert_int_equal(load_buf(buf, size, 0, &m), BITNET_OK);
+    bitnet_model_free(m);
+    bitnet__gguf_free(g);
+    free(buf);
+
+    bitnet_gguf_writer *w;
+    assert_int_equal(bitnet__gguf_writer_create(&w, 32), 0);
+    assert_int_equal(bitnet__gguf_w_u32(w, "general.alignment", 48), 0);
+    uint8_t *b2;
+    size_t s2;
+    assert_int_equal(bitnet__gguf_w_buffer(w, &b2, &s2), 0);
+    assert_int_equal(load_buf(b2, s2, BITNET_MODEL_VOCAB_ONLY, &m), BITNET_E_FORMAT);
+    assert_msg_has("general.alignment");
+    free(b2);
+    bitnet__gguf_writer_free(w);
+
+    assert_int_equal(bitnet__gguf_writer_create(&w, 32), 0);
+    uint8_t inner[4 + 8] = { GGUF_VT_U8, 0, 0, 0, 0 };
+    assert_int_equal(bitnet__gguf_w_raw(w, "x.nested", GGUF_VT_ARR, GGUF_VT_ARR, 1,
+                                        inner, sizeof(inner)), 0);
+    assert_int_equal(bitnet__gguf_w_buffer(w, &b2, &s2), 0);
+    assert_int_equal(load_buf(b2, s2, BITNET_MODEL_VOCAB_ONLY, &m), BITNET_E_FORMAT);
+    assert_msg_has("x.nested");
+    assert_msg_has("nested");
+    free(b2);
+    bitnet__gguf_writer_free(w);
+
+    /* an array count beyond the file */
+    assert_int_equal(bitnet__gguf_writer_create(&w, 32), 0);
+    int32_t one = 1;
+    assert_int_equal(bitnet__gguf_w_raw(w, "x.arr", GGUF_VT_ARR, GGUF_VT_I32, 1,
+                                        &one, 4), 0);
+    assert_int_equal(bitnet__gguf_w_buffer(w, &b2, &s2), 0);
+    uint8_t *p = memmem(b2, s2, "x.arr", 5);
+    assert_non_null(p);
+    memcpy(p + 5 + 4 + 4, &big, 8);
+    assert_int_equal(load_buf(b2, s2, BITNET_MODEL_VOCAB_ONLY, &m), BITNET_E_FORMAT);
+    assert_msg_has("x.arr");
+    free(b2);
+    bitnet__gguf_writer_free(w);
+}
+
+static void expect_fail(const mk *o, int code, const char *n1, const char *n2)
+{
+    size_t size;
+    uint8_t *buf = mk_model(o, &size);
+    bitnet_model *m = (bitnet_model *)1;
+    int rc = load_buf(buf, size, 0, &m);
+    if (rc != code)
+        fail_msg("rc %d, expected %d (%s)", rc, code, bitnet_last_error());
+    assert_null(m);
+    if (n1) assert_msg_has(n1);
+    if (n2) assert_msg_has(n2);
+    free(buf);
+}
+
+static void test_err_model(void **state)
+{
+    (void)state;
+    mk o;
+    memset(&o, 0, sizeof(o));
+    o.skip_tensor = "blk.0.ffn_up.weight";
+    expect_fail(&o, BITNET_E_FORMAT, "missing tensor 'blk.0.ffn_up.weight'", NULL);
+    memset(&o, 0, sizeof(o));
+    o.skip_tensor = "blk.0.ffn_sub_norm.weight";
+    expect_fail(&o, BITNET_E_FORMAT, "blk.0.ffn_sub_norm.weight", NULL);
+    memset(&o, 0, sizeof(o));
+    o.bad_shape = "blk.0.attn_k.weight";
+    expect_fail(&o, BITNET_E_FORMAT, "blk.0.attn_k.weight", "shape");
+    memset(&o, 0, sizeof(o));
+    o.bad_shape = "output_norm.weight";
+    expect_fail(&o, BITNET_E_FORMAT, "output_norm.weight", "shape");
+    memset(&o, 0, sizeof(o));
+    o.arch = "gpt-neox";
+    expect_fail(&o, BITNET_E_UNSUPPORTED, "general.architecture", "gpt-neox");
+    memset(&o, 0, sizeof(o));
+    o.type_tensor = "blk.0.attn_v.weight";
+    o.type = 99;
+    expect_fail(&o, BITNET_E_UNSUPPORTED, "blk.0.attn_v.weight", "99");
+    o.type = 39;
+    expect_fail(&o, BITNET_E_UNSUPPORTED, "blk.0.attn_v.weight", "ambiguous");
+    o.type = GGML_T_Q8_0;          /* a known type that is not allowed here */
+    expect_fail(&o, BITNET_E_UNSUPPORTED, "blk.0.attn_v.weight", "q8_0");
+    o.type = GGML_T_Q4_K;          /* known, but 128 columns do not fit it */
+    expect_fail(&o, BITNET_E_FORMAT, "blk.0.attn_v.weight", "q4_k");
+    o.type_tensor = "token_embd.weight";
+    o.type = GGML_T_I2_S;
+    expect_fail(&o, BITNET_E_UNSUPPORTED, "token_embd.weight", "i2_s");
+    memset(&o, 0, sizeof(o));
+    o.skip_key = "attention.layer_norm_rms_epsilon";
+    expect_fail(&o, BITNET_E_FORMAT, "bitnet-b1.58.attention.layer_norm_rms_epsilon", NULL);
+    memset(&o, 0, sizeof(o));
+    o.skip_key = "block_count";
+    expect_fail(&o, BITNET_E_FORMAT, "bitnet-b1.58.block_count", NULL);
+    memset(&o, 0, sizeof(o));
+    o.dup_key = 1;
+    expect_fail(&o, BITNET_E_FORMAT, "duplicate key 'general.dupkeyA'", NULL);
+    memset(&o, 0, sizeof(o));
+    o.i2s_code3 = 1;
+    expect_fail(&o, BITNET_E_FORMAT, "blk.0.attn_q.weight", "code 3");
+    /* and the unbroken model loads, with every field as written */
+    memset(&o, 0, sizeof(o));
+    size_t size;
+    uint8_t *buf = mk_model(&o, &size);
+    bitnet_model *m;
+    assert_int_equal(load_buf(buf, size, 0, &m), 0);
+    assert_int_equal(m->n_embd, ME);
+    assert_int_equal(m->n_ff, MF);
+    assert_int_equal(m->n_vocab, MV);
+    assert_int_equal(m->n_head, MH);
+    assert_int_equal(m->n_head_kv, MHKV);
+    assert_int_equal(m->n_rot, ME / MH);
+    assert_true(m->rope_base == 10000.0f);     /* default */
+    assert_null(m->vocab);                     /* no tokenizer keys */
+    assert_true(m->layers[0].wq.scale == 0.5f);
+    bitnet_model_free(m);
+    free(buf);
+}
+
+static void test_args(void **state)
+{
+    (void)state;
+    bitnet_model *m;
+    assert_int_equal(bitnet_model_load_file(NULL, "x", NULL), BITNET_E_INVALID_ARG);
+    assert_int_equal(bitnet_model_load_file(&m, NULL, NULL), BITNET_E_INVALID_ARG);
+    assert_null(m);
+    assert_int_equal(bitnet_model_load_buffer(&m, NULL, 10, NULL), BITNET_E_INVALID_ARG);
+    assert_int_equal(bitnet_model_load_file(&m, "/nonexistent/x.gguf", NULL), BITNET_E_IO);
+    assert_msg_has("/nonexistent/x.gguf");
+    bitnet_model_params p;
+    bitnet_model_params_init(&p);
+    p.struct_size = 2;
+    assert_int_equal(bitnet_model_load_buffer(&m, "GGUF", 4, &p), BITNET_E_INVALID_ARG);
+    assert_null(bitnet_model_arch(NULL));
+    assert_int_equal(bitnet_model_n_vocab(NULL), 0);
+    assert_int_equal(bitnet_model_n_embd(NULL), 0);
+    assert_int_equal(bitnet_model_n_layer(NULL), 0);
+    assert_int_equal(bitnet_model_n_ctx_train(NULL), 0);
+    bitnet_model_free(NULL);
+
+    mk o = { 0 };
+    size_t size;
+    uint8_t *buf = mk_model(&o, &size);
+    assert_int_equal(load_buf(buf, size, 0, &m), 0);
+    char out[64];
+    size_t n;
+    assert_int_equal(bitnet_model_meta(m, "general.architecture", out, sizeof(out), &n), 0);
+    assert_string_equal(out, "bitnet-b1.58");
+    assert_int_equal(n, 12);
+    assert_int_equal(bitnet_model_meta(m, "general.architecture", out, 5, &n),
+                     BITNET_E_BUFFER_TOO_SMALL);
+    assert_int_equal(n, 12);
+    assert_int_equal(bitnet_model_meta(m, "general.architecture", NULL, 0, &n),
+                     BITNET_E_BUFFER_TOO_SMALL);
+    assert_int_equal(bitnet_model_meta(m, "bitnet-b1.58.block_count", out, sizeof(out), &n), 0);
+    assert_string_equal(out, "1");
+    assert_int_equal(bitnet_model_meta(m, "no.such.key", out, sizeof(out), &n),
+                     BITNET_E_NOT_FOUND);
+    assert_int_equal(bitnet_model_meta(m, NULL, out, sizeof(out), &n), BITNET_E_INVALID_ARG);
+    assert_int_equal(bitnet_model_meta(NULL, "x", out, sizeof(out), &n), BITNET_E_INVALID_ARG);
+    bitnet_model_free(m);
+    free(buf);
+}
+
+static int n_progress;
+static float last_progress;
+static int progress_cb(void *user, float p)
+{
+    int stop_after = *(int *)user;
+    if (p < last_progress) fail_msg("progress went back from %f to %f",
+                                    (double)last_progress, (double)p);
+    last_progress = p;
+    return ++n_progress > stop_after;
+}
+
+static void test_progress(void **state)
+{
+    (void)state;
+    mk o = { 0 };
+    size_t size;
+    uint8_t *buf = mk_model(&o, &size);
+    bitnet_model_params p;
+    bitnet_model_params_init(&p);
+    int stop = 1000;
+    p.progress_fn = progress_cb;
+    p.progress_user = &stop;
+    bitnet_model *m;
+    n_progress = 0;
+    last_progress = 0.0f;
+    assert_int_equal(bitnet_model_load_buffer(&m, buf, size, &p), 0);
+    assert_true(n_progress > 5);
+    assert_true(last_progress == 1.0f);
+    bitnet_model_free(m);
+    stop = 3;
+    n_progress = 0;
+    last_progress = 0.0f;
+    assert_int_equal(bitnet_model_load_buffer(&m, buf, size, &p), BITNET_E_ABORTED);
+    assert_null(m);
+    free(buf);
+}
+
+/* ---------------------------------------------------------------------- */
+/* decoding rules                                                         */
+
+static void test_scale_tensor(void **state)
+{
+    (void)state;
+    mk o = { 0 };
+    o.arch = "bitnet";
+    o.with_scale = 1;
+    size_t size;
+    uint8_t *buf = mk_model(&o, &size);
+    bitnet_model *m;
+    assert_int_equal(load_buf(buf, size, 0, &m), 0);
+    assert_int_equal(m->arch, BITNET_ARCH_BITNET);
+    assert_int_equal(m->ffn_act, BITNET_FFN_SILU);
+    assert_true(m->layers[0].wq.scale == 1.0f);    /* 0.5 * 2 */
+    assert_true(m->layers[0].wk.scale == 0.5f);
+    bitnet_model_free(m);
+    free(buf);
+}
+
+static bitnet_gguf_tensor fake_tensor(uint32_t type, const void *data,
+                                      uint64_t ne0, uint64_t ne1)
+{
+    bitnet_gguf_tensor t;
+    memset(&t, 0, sizeof(t));
+    t.name.ptr = "test.weight";
+    t.name.len = 11;
+    t.n_dims = 2;
+    t.ne[0] = ne0; t.ne[1] = ne1; t.ne[2] = t.ne[3] = 1;
+    t.type = type;
+    t.data = data;
+    t.nbytes = bitnet__ggml_nbytes(type, ne0, ne1);
+    return t;
+}
+
+static void test_absmean(void **state)
+{
+    (void)state;
+    enum { N = 512 };
+    float w[N];
+    int8_t t[N];
+    float s;
+    /* exactly {-c, 0, c}: kept */
+    for (int i = 0; i < N; i++) w[i] = (float)(i % 3 - 1) * 0.0371f;
+    bitnet_gguf_tensor ft = fake_tensor(GGML_T_F32, w, 256, 2);
+    assert_int_equal(bitnet__ternary_decode(&ft, t, &s), 0);
+    assert_true(s == 0.0371f);
+    for (int i = 0; i < N; i++) assert_int_equal(t[i], i % 3 - 1);
+    /* general values: absmean rule, computed here independently */
+    double sum = 0;
+    for (int i = 0; i < N; i++) {
+        w[i] = sinf((float)i * 0.37f) * 0.05f;
+        sum += fabs((double)w[i]);
+    }
+    float mean = (float)(sum / N);
+    assert_int_equal(bitnet__ternary_decode(&ft, t, &s), 0);
+    assert_true(s == mean);
+    for (int i = 0; i < N; i++) {
+        float q = w[i] / mean;
+        int e = q >= 0.5f ? 1 : q <= -0.5f ? -1 : 0;
+        if (fabsf(q) == 0.5f) e = 0;                  /* half to even */
+        assert_int_equal(t[i], e);
+    }
+    /* all zero: scale clamps to 1e-5 */
+    memset(w, 0, sizeof(w));
+    assert_int_equal(bitnet__ternary_decode(&ft, t, &s), 0);
+    assert_true(s == 1e-5f);
+    /* non-finite: refused naming the tensor */
+    w[7] = INFINITY;
+    assert_int_equal(bitnet__ternary_decode(&ft, t, &s), BITNET_E_FORMAT);
+    assert_msg_has("test.weight");
+    /* F16 and BF16 of ternary values keep them too */
+    uint16_t h[N];
+    for (int i = 0; i < N; i++) h[i] = bitnet__fp32_to_fp16((float)(i % 3 - 1) * 0.25f);
+    ft = fake_tensor(GGML_T_F16, h, 256, 2);
+    assert_int_equal(bitnet__ternary_decode(&ft, t, &s), 0);
+    assert_true(s == 0.25f);
+    for (int i = 0; i < N; i++) assert_int_equal(t[i], i % 3 - 1);
+    for (int i = 0; i < N; i++) h[i] = (uint16_t)(i % 3 == 0 ? 0xbe80 : i % 3 == 1 ? 0 : 0x3e80);
+    ft = fake_tensor(GGML_T_BF16, h, 256, 2);
+    assert_int_equal(bitnet__ternary_decode(&ft, t, &s), 0);
+    assert_true(s == 0.25f);
+    for (int i = 0; i < N; i++) assert_int_equal(t[i], i % 3 - 1);
+}
+
+static void test_tq_scales(void **state)
+{
+    (void)state;
+    /* two TQ2_0 blocks: codes cycle 0,1,2; equal d -> that d */
+    uint8_t b[2 * 66];
+    for (int k = 0; k < 2; k++) {
+        for (int j = 0; j < 64; j++) b[66 * k + j] = (uint8_t)(0x24 + j % 2);  /* 0,1,2,0 / 1,1,2,0 */
+        uint16_t d = bitnet__fp32_to_fp16(0.125f);
+        memcpy(b + 66 * k + 64, &d, 2);
+    }
+    int8_t t[512];
+    float s;
+    bitnet_gguf_tensor ft = fake_tensor(GGML_T_TQ2_0, b, 256, 2);
+    assert_int_equal(bitnet__ternary_decode(&ft, t, &s), 0);
+    assert_true(s == 0.125f);
+    /* element 128h + 32l + m is bits 2l of byte 32h + m */
+    for (int i = 0; i < 512; i++) {
+        int blk = i / 256, e = i % 256, h = e / 128, l = (e % 128) / 32, m = e % 32;
+        int code = (b[66 * blk + 32 * h + m] >> (2 * l)) & 3;
+        assert_int_equal(t[i], code - 1);
+    }
+    /* different d per block: dequantised, absmean */
+    uint16_t d2 = bitnet__fp32_to_fp16(0.5f);
+    memcpy(b + 66 + 64, &d2, 2);
+    assert_int_equal(bitnet__ternary_decode(&ft, t, &s), 0);
+    double sum = 0;
+    int8_t t0[512];
+    float s0;
+    uint16_t d1 = bitnet__fp32_to_fp16(0.125f);
+    memcpy(b + 66 + 64, &d1, 2);
+    assert_int_equal(bitnet__ternary_decode(&ft, t0, &s0), 0);
+    for (int i = 0; i < 512; i++) sum += fabs(t0[i] * (i < 256 ? 0.125 : 0.5));
+    float mean = (float)(sum / 512);
+    assert_true(s == mean);
+    for (int i = 0; i < 512; i++) {
+        float w = (float)t0[i] * (i < 256 ? 0.125f : 0.5f);
+        float q = nearbyintf(w / mean);
+        assert_int_equal(t[i], q > 1 ? 1 : q < -1 ? -1 : (int)q);
+    }
+    /* code 3 is refused */
+    b[3] = 0xff;
+    assert_int_equal(bitnet__ternary_decode(&ft, t, &s), BITNET_E_FORMAT);
+    assert_msg_has("test.weight");
+}
+
+/* ---------------------------------------------------------------------- */
+/* synthetic files                                                        */
+
+static bitnet_model *synth_load(const bitnet_synth_params *sp, const char *tag)
+{
+    const char *path = tmpfile_name(tag);
+    int rc = bitnet_synth_write(path, sp);
+    if (rc) fail_msg("synth %s: %s", tag, bitnet_last_error());
+    bitnet_model *m;
+    rc = bitnet_model_load_file(&m, path, NULL);
+    if (rc) fail_msg("load %s: %s", tag, bitnet_last_error());
+    unlink(path);
+    return m;
+}
+
+static void assert_same_weights(const bitnet_model *a, const bitnet_model *b)
+{
+    assert_int_equal(a->n_layer, b->n_layer);
+    for (int32_t i = 0; i < a->n_layer; i++) {
+        const bitnet_tmat *x = &a->layers[i].wq, *y = &b->layers[i].wq;
+        for (int k = 0; k < 7; k++) {
+            assert_int_equal(x[k].rows, y[k].rows);
+            assert_int_equal(x[k].cols, y[k].cols);
+            assert_true(x[k].scale == y[k].scale);
+            assert_int_equal(x[k].size, y[k].size);
+            assert_memory_equal(x[k].data, y[k].data, x[k].size);
+        }
+    }
+}
+
+static void test_synth_archs(void **state)
+{
+    (void)state;
+    static const char *archs[] = { "bitnet-b1.58", "bitnet-25", "bitnet", "llama" };
+    static const int32_t types[] = { BITNET_TYPE_I2_S, BITNET_TYPE_TQ2_0,
+                                     BITNET_TYPE_TQ1_0, BITNET_TYPE_F16,
+                                     BITNET_TYPE_F32 };
+    for (size_t a = 0; a < 4; a++) {
+        bitnet_model *ref = NULL;
+        for (size_t t = 0; t < 5; t++) {
+            bitnet_synth_params sp;
+            bitnet_synth_params_init(&sp);
+            sp.arch = archs[a];
+            sp.n_embd = 256; sp.n_layer = 2; sp.n_ff = 512;
+            sp.n_head = 8; sp.n_head_kv = 2; sp.n_vocab = 300;
+            sp.n_ctx_train = 1234;
+            sp.weight_type = types[t];
+            sp.seed = 42;
+            sp.rope_freq_base = 10000.0f;
+            bitnet_model *m = synth_load(&sp, "arch");
+            assert_string_equal(bitnet_model_arch(m), archs[a]);
+            assert_int_equal(bitnet_model_n_embd(m), 256);
+            assert_int_equal(bitnet_model_n_layer(m), 2);
+            assert_int_equal(bitnet_model_n_vocab(m), 300);
+            assert_int_equal(bitnet_model_n_ctx_train(m), 1234);
+            assert_int_equal(m->n_ff, 512);
+            assert_int_equal(m->n_head, 8);
+            assert_int_equal(m->n_head_kv, 2);
+            assert_int_equal(m->head_dim, 32);
+            assert_int_equal(m->n_rot, 32);
+            assert_true(m->norm_eps == 1e-5f);
+            assert_true(m->rope_base == 10000.0f);
+            int llama = a == 3;
+            assert_int_equal(m->rope_neox, !llama);
+            assert_int_equal(m->ffn_act, a < 2 ? BITNET_FFN_RELU2 : BITNET_FFN_SILU);
+            assert_int_equal(m->layers[1].attn_sub_norm == NULL, llama);
+            assert_int_equal(m->layers[1].ffn_sub_norm == NULL, llama);
+            assert_int_equal(m->output.data != m->tok_embd.data, llama);
+            assert_int_equal(m->layers[1].wk.rows, 64);
+            assert_int_equal(m->layers[1].wdown.cols, 512);
+            /* one seed, one model, whatever the storage type */
+            if (!ref) ref = m;
+            else {
+                assert_same_weights(ref, m);
+                bitnet_model_free(m);
+            }
+        }
+        bitnet_model_free(ref);
+    }
+}
+
+/* The ternary values via the kernel's accessor equal the file's decoded
+ * values (checks the loader's packing against the kernel layout). */
+static void test_packing(void **state)
+{
+    (void)state;
+    bitnet_synth_params sp;
+    bitnet_synth_params_init(&sp);
+    sp.n_embd = 384; sp.n_ff = 640; sp.n_head = 6; sp.n_head_kv = 3;
+    sp.n_layer = 1; sp.weight_type = BITNET_TYPE_F16;
+    /* F16 goes through decode + encode, I2_S through the block copy */
+    for (int pass = 0; pass < 2; pass++) {
+        const char *path = tmpfile_name("pack");
+        assert_int_equal(bitnet_synth_write(path, &sp), 0);
+        size_t size;
+        uint8_t *buf = read_file(path, &size);
+        unlink(path);
+        bitnet_model *m;
+        assert_int_equal(load_buf(buf, size, 0, &m), 0);
+        const bitnet_gguf_tensor *t = bitnet__gguf_tensor(m->gguf, "blk.0.ffn_down.weight");
+        int8_t *v = malloc(t->ne[0] * t->ne[1]);
+        float s;
+        assert_int_equal(bitnet__ternary_decode(t, v, &s), 0);
+        const bitnet_tmat *w = &m->layers[0].wdown;
+        assert_true(s == w->scale);
+        assert_int_equal(w->rows, (int)t->ne[1]);
+        assert_int_equal(w->cols, (int)t->ne[0]);
+        for (int32_t r = 0; r < w->rows; r++)
+            for (int32_t c = 0; c < w->cols; c++)
+                if (bitnet__tmat_get(w, r, c) != v[(size_t)r * w->cols + c])
+                    fail_msg("row %d col %d", r, c);
+        /* and the same bytes as the kernel's own packer */
+        uint8_t *pk = bitnet__aalloc(w->size, 64);
+        bitnet__tmat_pack(pk, v, w->rows, w->cols);
+        assert_memory_equal(pk, w->data, w->size);
+        bitnet__afree(pk);
+        free(v);
+        bitnet_model_free(m);
+        free(buf);
+        sp.weight_type = BITNET_TYPE_I2_S;
+    }
+}
+
+static void test_synth_embd(void **state)
+{
+    (void)state;
+    static const int32_t types[] = { BITNET_TYPE_F16, BITNET_TYPE_F32,
+        BITNET_TYPE_BF16, BITNET_TYPE_Q8_0, BITNET_TYPE_Q4_0, BITNET_TYPE_Q6_K };
+    for (size_t i = 0; i < 6; i++) {
+        bitnet_synth_params sp;
+        bitnet_synth_params_init(&sp);
+        sp.n_layer = 1;
+        sp.n_vocab = 270;
+        sp.embd_type = types[i];
+        bitnet_model *m = synth_load(&sp, "embd");
+        assert_int_equal((int)m->tok_embd.type, types[i]);
+        assert_int_equal(m->tok_embd.rows, 270);
+        const bitnet_fmat *h = &m->output;
+        float *row = malloc(sizeof(float) * (size_t)h->cols);
+        float *x = malloc(sizeof(float) * (size_t)h->cols);
+        for (int32_t j = 0; j < h->cols; j++) x[j] = sinf((float)j * 0.7f + 0.3f);
+        void *xq = malloc(bitnet__fmat_xq_size(h));
+        bitnet__fmat_quantize_x(h, x, xq);
+        float y[270];
+        bitnet__fmat_dot_rows(h, 3, 270, xq, y);
+        double err = 0, mag = 0, rms = 0;
+        for (int32_t r = 3; r < 270; r++) {
+            bitnet__fmat_row(h, r, row);
+            double ref = 0;
+            for (int32_t j = 0; j < h->cols; j++) {
+                ref += (double)row[j] * x[j];
+                rms += (double)row[j] * row[j];
+            }
+            err = fmax(err, fabs(ref - y[r - 3]));
+            mag = fmax(mag, fabs(ref));
+        }
+        /* the embedding is N(0, 0.02^2): rows are not all zero */
+        assert_true(sqrt(rms / (267.0 * h->cols)) > 0.01);
+        /* float heads are exact up to float rounding; quantised x costs
+         * well under 2 % of the largest logit */
+        double tol = (types[i] == BITNET_TYPE_Q8_0 || types[i] == BITNET_TYPE_Q4_0 ||
+                      types[i] == BITNET_TYPE_Q6_K) ? 0.02 * mag : 1e-4 * mag;
+        if (err > tol) fail_msg("type %d: max err %g (max |y| %g)", types[i], err, mag);
+        /* int8 head: per-row scale, close to the rows */
+        const bitnet_head_i8 *hi;
+        assert_int_equal(bitnet__model_head_i8(m, &hi), 0);
+        assert_int_equal(hi->ldw % BITNET_KPAD, 0);
+        bitnet__fmat_row(h, 5, row);
+        for (int32_t j = 0; j < h->cols; j++)
+            assert_true(fabsf((float)hi->w[5 * hi->ldw + (size_t)j] * hi->scale[5] - row[j])
+                        <= 0.5001f * hi->scale[5]);
+        free(row); free(x); free(xq);
+        bitnet_model_free(m);
+    }
+}
+
+static void test_synth_vocab(void **state)
+{
+    (void)state;
+    bitnet_synth_params sp;
+    bitnet_synth_params_init(&sp);
+    sp.n_layer = 1;
+    sp.n_vocab = 1000;
+    const char *p1 = "/tmp/bitnet-test-gguf-voc1.gguf";
+    char path1[256];
+    snprintf(path1, sizeof(path1), "%s", tmpfile_name("voc1"));
+    (void)p1;
+    assert_int_equal(bitnet_synth_write(path1, &sp), 0);
+    bitnet_model *a;
+    assert_int_equal(bitnet_model_load_file(&a, path1, NULL), 0);
+    const bitnet_gguf_kv *tok = bitnet__gguf_find(a->gguf, "tokenizer.ggml.tokens");
+    const bitnet_gguf_kv *mer = bitnet__gguf_find(a->gguf, "tokenizer.ggml.merges");
+    assert_non_null(tok);
+    assert_non_null(mer);
+    assert_int_equal(tok->arr_n, 1000);
+    assert_int_equal(mer->arr_n, 1000 - 3 - 256);
+    bitnet_gguf_str s;
+    assert_int_equal(bitnet__gguf_arr_str(tok, 0, &s), 0);
+    assert_int_equal(s.len, 1);
+    assert_memory_equal(s.ptr, "!", 1);
+    assert_int_equal(bitnet__gguf_arr_str(tok, 999, &s), 0);
+    assert_int_equal(s.len, 10);
+    assert_memory_equal(s.ptr, "<|eot_id|>", 10);
+    /* every merge "a b" joins two tokens into a token */
+    bitnet_gguf_str *ts;
+    assert_int_equal(bitnet__gguf_arr_strs(tok, &ts), 0);
+    for (uint64_t i = 0; i < mer->arr_n; i++) {
+        bitnet_gguf_str ms;
+        assert_int_equal(bitnet__gguf_arr_str(mer, i, &ms), 0);
+        const char *sp_ = memchr(ms.ptr, ' ', ms.len);
+        assert_non_null(sp_);
+        size_t la = (size_t)(sp_ - ms.ptr), lb = ms.len - la - 1;
+        int fa = 0, fb = 0, fr = 0;
+        for (uint64_t k = 0; k < tok->arr_n; k++) {
+            if (ts[k].len == la && !memcmp(ts[k].ptr, ms.ptr, la)) fa = 1;
+            if (ts[k].len == lb && !memcmp(ts[k].ptr, sp_ + 1, lb)) fb = 1;
+            if (ts[k].len == la + lb && !memcmp(ts[k].ptr, ms.ptr, la) &&
+                !memcmp(ts[k].ptr + la, sp_ + 1, lb)) fr = 1;
+        }
+        if (!fa || !fb || !fr) fail_msg("merge %llu inconsistent", (unsigned long long)i);
+    }
+    free(ts);
+    int64_t v;
+    assert_int_equal(bitnet__gguf_get_int(a->gguf, "tokenizer.ggml.bos_token_id", &v), 0);
+    assert_int_equal(v, 997);
+    const bitnet_gguf_kv *tt = bitnet__gguf_find(a->gguf, "tokenizer.ggml.token_type");
+    assert_int_equal(bitnet__gguf_arr_i64(tt, 997, &v), 0);
+    assert_int_equal(v, 3);
+    assert_int_equal(bitnet__gguf_arr_i64(tt, 500, &v), 0);
+    assert_int_equal(v, 1);
+
+    /* --vocab-from copies every tokenizer key */
+    sp.vocab_from = path1;
+    sp.n_vocab = 0;
+    sp.n_embd = 128; sp.n_ff = 256;
+    char path2[256];
+    snprintf(path2, sizeof(path2), "%s", tmpfile_name("voc2"));
+    assert_int_equal(bitnet_synth_write(path2, &sp), 0);
+    bitnet_model *b;
+    assert_int_equal(bitnet_model_load_file(&b, path2, NULL), 0);
+    assert_int_equal(bitnet_model_n_vocab(b), 1000);
+    int n_tok_keys = 0;
+    for (uint64_t i = 0; i < a->gguf->n_kv; i++) {
+        const bitnet_gguf_kv *x = &a->gguf->kv[i];
+        if (x->key.len < 10 || memcmp(x->key.ptr, "tokenizer.", 10)) continue;
+        char key[128];
+        snprintf(key, sizeof(key), "%.*s", (int)x->key.len, x->key.ptr);
+        const bitnet_gguf_kv *y = bitnet__gguf_find(b->gguf, key);
+        assert_non_null(y);
+        assert_int_equal(x->type, y->type);
+        assert_int_equal(x->value_size, y->value_size);
+        assert_memory_equal(x->value, y->value, x->value_size);
+        n_tok_keys++;
+    }
+    assert_true(n_tok_keys >= 8);
+    bitnet_model_free(b);
+
+    /* vocab-only loads of a full file */
+    bitnet_model_params mp;
+    bitnet_model_params_init(&mp);
+    mp.flags = BITNET_MODEL_VOCAB_ONLY;
+    assert_int_equal(bitnet_model_load_file(&b, path2, &mp), 0);
+    assert_null(b->layers);
+    assert_int_equal(bitnet_model_n_vocab(b), 1000);
+    assert_int_equal(bitnet_model_n_embd(b), 128);
+    bitnet_model_free(b);
+    bitnet_model_free(a);
+
+    /* bad parameters */
+    sp.vocab_from = "/nonexistent.gguf";
+    assert_int_equal(bitnet_synth_write(path2, &sp), BITNET_E_FORMAT);
+    sp.vocab_from = NULL;
+    sp.n_vocab = 300;
+    sp.n_head = 3;
+    assert_int_equal(bitnet_synth_write(path2, &sp), BITNET_E_INVALID_ARG);
+    sp.n_head = 4;
+    sp.n_head_kv = 3;
+    assert_int_equal(bitnet_synth_write(path2, &sp), BITNET_E_INVALID_ARG);
+    sp.n_head_kv = 2;
+    sp.weight_type = BITNET_TYPE_Q8_0;
+    assert_int_equal(bitnet_synth_write(path2, &sp), BITNET_E_INVALID_ARG);
+    sp.weight_type = BITNET_TYPE_TQ2_0;      /* 128 is not a multiple of 256 */
+    assert_int_equal(bitnet_synth_write(path2, &sp), BITNET_E_INVALID_ARG);
+    sp.weight_type = BITNET_TYPE_I2_S;
+    sp.embd_type = BITNET_TYPE_I2_S;
+    assert_int_equal(bitnet_synth_write(path2, &sp), BITNET_E_INVALID_ARG);
+    sp.embd_type = BITNET_TYPE_F16;
+    sp.arch = "gpt2";
+    assert_int_equal(bitnet_synth_write(path2, &sp), BITNET_E_INVALID_ARG);
+    assert_int_equal(bitnet_synth_write(NULL, NULL), BITNET_E_INVALID_ARG);
+    unlink(path1);
+    unlink(path2);
+}
+
+/* ---------------------------------------------------------------------- */
+/* the external files                                                     */
+
+static const char *shared(void)
+{
+    const char *d = getenv("BITNET_SHARED_DATA");
+    return d && *d ? d : NULL;
+}
+
+static bitnet_model *load_shared(const char *name, uint32_t flags)
+{
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/%s", shared(), name);
+    bitnet_model_params p;
+    bitnet_model_params_init(&p);
+    p.flags = flags;
+    bitnet_model *m;
+    int rc = bitnet_model_load_file(&m, path, &p);
+    if (rc) fail_msg("%s: %s", path, bitnet_last_error());
+    return m;
+}
+
+static void check_hp(const bitnet_model *m, const char *arch, int embd, int layers,
+                     int ff, int vocab, uint32_t embd_type)
+{
+    assert_string_equal(bitnet_model_arch(m), arch);
+    assert_int_equal(m->n_embd, embd);
+    assert_int_equal(m->n_layer, layers);
+    assert_int_equal(m->n_ff, ff);
+    assert_int_equal(m->n_head, 4);
+    assert_int_equal(m->n_head_kv, 2);
+    assert_int_equal(m->n_rot, embd / 4);
+    assert_int_equal(m->n_vocab, vocab);
+    assert_int_equal(m->n_ctx_train, 4096);
+    assert_true(m->norm_eps == 1e-5f);
+    assert_true(m->rope_base == 500000.0f);
+    assert_int_equal(m->rope_neox, 1);
+    assert_int_equal(m->tok_embd.type, embd_type);
+    assert_ptr_equal(m->output.data, m->tok_embd.data);
+    assert_non_null(m->layers[0].attn_sub_norm);
+}
+
+static void test_shared_models(void **state)
+{
+    (void)state;
+    if (!shared()) {
+        printf("BITNET_SHARED_DATA not set: skipping the external model files\n");
+        skip();
+    }
+    bitnet_model *f16 = load_shared("models/b158-f16.gguf", 0);
+    bitnet_model *i2s = load_shared("models/b158-i2s.gguf", 0);
+    check_hp(f16, "bitnet-b1.58", 256, 4, 768, 2003, GGML_T_F16);
+    check_hp(i2s, "bitnet-b1.58", 256, 4, 768, 2003, GGML_T_F16);
+    assert_int_equal(f16->ffn_act, BITNET_FFN_RELU2);
+    assert_same_weights(f16, i2s);
+    /* and through the decoder, tensor by tensor */
+    for (int l = 0; l < 4; l++) {
+        static const char *nm[] = { "attn_q", "attn_k", "attn_v", "attn_output",
+                                    "ffn_gate", "ffn_up", "ffn_down" };
+        for (int k = 0; k < 7; k++) {
+            char name[64];
+            snprintf(name, sizeof(name), "blk.%d.%s.weight", l, nm[k]);
+            const bitnet_gguf_tensor *a = bitnet__gguf_tensor(f16->gguf, name);
+            const bitnet_gguf_tensor *b = bitnet__gguf_tensor(i2s->gguf, name);
+            assert_int_equal(a->type, GGML_T_F16);
+            assert_int_equal(b->type, GGML_T_I2_S);
+            size_t n = (size_t)(a->ne[0] * a->ne[1]);
+            int8_t *ta = malloc(n), *tb = malloc(n);
+            float sa, sb;
+            assert_int_equal(bitnet__ternary_decode(a, ta, &sa), 0);
+            assert_int_equal(bitnet__ternary_decode(b, tb, &sb), 0);
+            assert_true(sa == sb);
+            assert_memory_equal(ta, tb, n);
+            /* the F16 values are exactly t * scale */
+            for (size_t i = 0; i < n; i++) {
+                uint16_t h;
+                memcpy(&h, a->data + 2 * i, 2);
+                assert_true(bitnet__fp16_to_fp32(h) == (float)ta[i] * sa);
+            }
+            free(ta);
+            free(tb);
+        }
+    }
+    bitnet_model_free(f16);
+    bitnet_model_free(i2s);
+
+    bitnet_model *tq1 = load_shared("models/bitnet-tq1_0.gguf", 0);
+    bitnet_model *tq2 = load_shared("models/bitnet-tq2_0.gguf", 0);
+    check_hp(tq1, "bitnet", 256, 4, 768, 2003, GGML_T_F16);
+    check_hp(tq2, "bitnet", 256, 4, 768, 2003, GGML_T_F16);
+    assert_int_equal(tq1->ffn_act, BITNET_FFN_SILU);
+    assert_same_weights(tq1, tq2);
+    bitnet_model_free(tq1);
+    bitnet_model_free(tq2);
+
+    bitnet_model *l3 = load_shared("models/b158-llama3vocab-i2s.gguf", 0);
+    check_hp(l3, "bitnet-b1.58", 128, 2, 256, 128256, GGML_T_Q4_0);
+    bitnet_model_free(l3);
+
+    bitnet_model *v = load_shared("vocab/ggml-vocab-llama-bpe.gguf",
+                                  BITNET_MODEL_VOCAB_ONLY);
+    assert_null(v->layers);
+    assert_int_equal(bitnet_model_n_vocab(v), 128256);
+    bitnet_model_free(v);
+    v = load_shared("vocab/ggml-vocab-llama-spm.gguf", BITNET_MODEL_VOCAB_ONLY);
+    assert_null(v->layers);
+    bitnet_model_free(v);
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/vocab/ggml-vocab-gpt-2.gguf", shared());
+    bitnet_model *m;
+    assert_int_equal(bitnet_model_load_file(&m, path, NULL), BITNET_E_UNSUPPORTED);
+    assert_msg_has("general.architecture");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_roundtrip),
+        cmocka_unit_test(test_roundtrip_copy_stream),
+        cmocka_unit_test(test_getters_render),
+        cmocka_unit_test(test_err_header),
+        cmocka_unit_test(test_err_lengths),
+        cmocka_unit_test(test_err_model),
+        cmocka_unit_test(test_args),
+        cmocka_unit_test(test_progress),
+        cmocka_unit_test(test_scale_tensor),
+        cmocka_unit_test(test_absmean),
+        cmocka_unit_test(test_tq_scales),
+        cmocka_unit_test(test_synth_archs),
+        cmocka_unit_test(test_packing),
+        cmocka_unit_test(test_synth_embd),
+        cmocka_unit_test(test_synth_vocab),
+        cmocka_unit_test(test_shared_models),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
