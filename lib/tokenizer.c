@@ -15,6 +15,9 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#if defined(__linux__)
+# include <sys/mman.h>
+#endif
 
 #include "internal.h"
 #include "model.h"
@@ -40,6 +43,14 @@ typedef struct vtoken {
     uint8_t type;
 } vtoken;
 
+typedef struct hslot {
+    uint32_t id1;                   /* token id + 1, 0 = empty */
+    uint32_t h;                     /* hash of the key */
+    uint32_t key_off, key_len;      /* copy of the token's key location */
+    char pre[8];                    /* the key's first bytes: short keys
+                                       compare without touching the blob */
+} hslot;
+
 typedef struct merge_ent {
     uint64_t key;                   /* (left << 32 | right) + 1; 0 = empty */
     int32_t rank;
@@ -55,12 +66,12 @@ struct bitnet_vocab {
     int32_t bos, eos, eot, eom, unk, pad;
     size_t max_piece;
 
+    void *arena;                    /* one allocation: hash, merges, tok, blob */
     vtoken *tok;
     char *blob;
     size_t blob_len;
 
-    uint32_t *hash;                 /* token id + 1, 0 = empty */
-    uint32_t *hash_h;               /* hash value of the slot's key */
+    hslot *hash;                    /* open addressing, linear probing */
     uint32_t hash_mask;
 
     merge_ent *merges;
@@ -72,6 +83,7 @@ struct bitnet_vocab {
     int32_t *special;               /* CONTROL/USER_DEFINED/UNKNOWN ids,
                                        longest text first */
     int32_t n_special;
+    int hash_dup;                   /* some keys occur more than once */
 };
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -84,7 +96,13 @@ static uint32_t hash_bytes(const void *p, size_t n)
         h ^= s[i];
         h *= 16777619u;
     }
-    return h ^ (h >> 15);
+    /* FNV's low bits mix poorly: finish with the murmur3 mixer */
+    h ^= h >> 16;
+    h *= 0x85ebca6bu;
+    h ^= h >> 13;
+    h *= 0xc2b2ae35u;
+    h ^= h >> 16;
+    return h;
 }
 
 static uint64_t hash64(uint64_t x)
@@ -97,39 +115,48 @@ static uint64_t hash64(uint64_t x)
     return x;
 }
 
+#if defined(__GNUC__)
+# define PREFETCH(p) __builtin_prefetch(p)
+#else
+# define PREFETCH(p) ((void)(p))
+#endif
+
+static int32_t lookup_h(const bitnet_vocab *v, const void *s, size_t n, uint32_t h)
+{
+    for (uint32_t i = h & v->hash_mask;; i = (i + 1) & v->hash_mask) {
+        const hslot *e = &v->hash[i];
+        if (!e->id1) return -1;
+        if (e->h == h && e->key_len == n &&
+            memcmp(n <= sizeof(e->pre) ? e->pre : v->blob + e->key_off, s, n) == 0)
+            return (int32_t)(e->id1 - 1);
+    }
+}
+
 static int32_t lookup(const bitnet_vocab *v, const void *s, size_t n)
 {
-    uint32_t h = hash_bytes(s, n);
-    for (uint32_t i = h & v->hash_mask;; i = (i + 1) & v->hash_mask) {
-        uint32_t e = v->hash[i];
-        if (!e) return -1;
-        if (v->hash_h[i] != h) continue;
-        const vtoken *t = &v->tok[e - 1];
-        if (t->key_len == n && memcmp(v->blob + t->key_off, s, n) == 0)
-            return (int32_t)(e - 1);
-    }
+    return lookup_h(v, s, n, hash_bytes(s, n));
 }
 
 /* Insert token id under its key; a later id with the same key replaces the
  * earlier one (as a map assignment would). */
-static void hash_insert(bitnet_vocab *v, int32_t id)
+static void hash_insert(bitnet_vocab *v, int32_t id, uint32_t h)
 {
     const vtoken *t = &v->tok[id];
     const char *s = v->blob + t->key_off;
-    uint32_t h = hash_bytes(s, t->key_len);
     for (uint32_t i = h & v->hash_mask;; i = (i + 1) & v->hash_mask) {
-        uint32_t e = v->hash[i];
-        if (!e) {
-            v->hash[i] = (uint32_t)id + 1;
-            v->hash_h[i] = h;
+        hslot *e = &v->hash[i];
+        if (!e->id1) {
+            e->id1 = (uint32_t)id + 1;
+            e->h = h;
+            e->key_off = t->key_off;
+            e->key_len = t->key_len;
+            memcpy(e->pre, s, t->key_len < sizeof(e->pre) ? t->key_len : sizeof(e->pre));
             return;
         }
-        if (v->hash_h[i] == h) {
-            const vtoken *o = &v->tok[e - 1];
-            if (o->key_len == t->key_len && memcmp(v->blob + o->key_off, s, t->key_len) == 0) {
-                v->hash[i] = (uint32_t)id + 1;
-                return;
-            }
+        if (e->h == h && e->key_len == t->key_len && memcmp(v->blob + e->key_off, s, t->key_len) == 0) {
+            e->id1 = (uint32_t)id + 1;
+            v->hash_dup = 1;
+            return;
         }
     }
 }
@@ -283,11 +310,7 @@ static const uint8_t *kv_num_arr(const bitnet_gguf_kv *kv, uint64_t n, uint32_t 
 void bitnet__vocab_free(bitnet_vocab *v)
 {
     if (!v) return;
-    free(v->tok);
-    free(v->blob);
-    free(v->hash);
-    free(v->hash_h);
-    free(v->merges);
+    bitnet__afree(v->arena);
     free(v->special);
     free(v);
 }
@@ -378,6 +401,108 @@ static int special_id(const bitnet_gguf *g, const char *key, int32_t n, int32_t 
     return BITNET_OK;
 }
 
+/* Build the merge table from tokenizer.ggml.merges ("A B" strings in rank
+ * order). Random access into the hashes dominates, so merges are handled in
+ * batches: decode and hash a batch and prefetch, then look the parts up and
+ * prefetch the merge slots, then insert in rank order (first rank wins). */
+static int grow(void **p, size_t *cap, size_t need, size_t elem);
+
+enum { MBATCH = 32 };
+
+typedef struct mpend {
+    size_t off;          /* decoded A then B in the batch buffer */
+    uint32_t la, lb;
+    uint32_t ha, hb, hab;
+    int32_t a, b, r;
+    uint64_t key, kh;
+    int ok;
+} mpend;
+
+static int load_merges(bitnet_vocab *v, const bitnet_gguf_kv *kv, uint64_t nm)
+{
+    const uint8_t *p = kv->value;
+    uint64_t left = kv->value_size;
+    char *buf = NULL;
+    size_t buf_cap = 0;
+    mpend pd[MBATCH];
+    int32_t guess = -1;
+    size_t mx = 0;
+    for (uint64_t i0 = 0; i0 < nm; i0 += MBATCH) {
+        uint32_t cnt = nm - i0 < MBATCH ? (uint32_t)(nm - i0) : MBATCH;
+        size_t used = 0;
+        for (uint32_t k = 0; k < cnt; k++) {
+            mpend *m = &pd[k];
+            const char *s; uint64_t sl;
+            m->ok = 0;
+            if (next_str(&p, &left, &s, &sl)) {
+                free(buf);
+                return bitnet__error(BITNET_E_FORMAT, "vocab: tokenizer.ggml.merges[%llu] runs past the array",
+                                     (unsigned long long)(i0 + k));
+            }
+            /* split at the first space after the first character */
+            const char *sp = sl > 1 ? memchr(s + 1, ' ', (size_t)sl - 1) : NULL;
+            if (!sp) continue;
+            if (grow((void **)&buf, &buf_cap, used + (size_t)sl, 1)) {
+                free(buf);
+                return bitnet__error(BITNET_E_NOMEM, "vocab: out of memory");
+            }
+            size_t la = (size_t)(sp - s), lb = (size_t)sl - la - 1;
+            size_t da = bytelevel_decode(s, la, buf + used);
+            if (da == SIZE_MAX) continue;
+            size_t db = bytelevel_decode(sp + 1, lb, buf + used + da);
+            if (db == SIZE_MAX) continue;
+            m->off = used;
+            m->la = (uint32_t)da;
+            m->lb = (uint32_t)db;
+            used += da + db;
+            m->ha = hash_bytes(buf + m->off, da);
+            m->hb = hash_bytes(buf + m->off + da, db);
+            m->hab = hash_bytes(buf + m->off, da + db);
+            PREFETCH(&v->hash[m->ha & v->hash_mask]);
+            PREFETCH(&v->hash[m->hb & v->hash_mask]);
+            m->ok = 1;
+        }
+        for (uint32_t k = 0; k < cnt; k++) {
+            mpend *m = &pd[k];
+            if (!m->ok) continue;
+            const char *t = buf + m->off;
+            m->a = lookup_h(v, t, m->la, m->ha);
+            m->b = lookup_h(v, t + m->la, m->lb, m->hb);
+            if (m->a < 0 || m->b < 0) { m->ok = 0; continue; }
+            m->key = (((uint64_t)(uint32_t)m->a << 32) | (uint32_t)m->b) + 1;
+            m->kh = hash64(m->key);
+            PREFETCH(&v->merges[m->kh & v->merge_mask]);
+            /* Merge i usually makes the token after merge i-1's (ids in
+             * rank order): try that one before hashing. */
+            size_t lab = (size_t)m->la + m->lb;
+            if (guess >= 0 && guess < v->n_tokens && !v->hash_dup && v->tok[guess].key_len == lab &&
+                memcmp(v->blob + v->tok[guess].key_off, t, lab) == 0)
+                m->r = guess;
+            else
+                m->r = lookup_h(v, t, lab, m->hab);
+            if (m->r >= 0) guess = m->r + 1;
+        }
+        for (uint32_t k = 0; k < cnt; k++) {
+            mpend *m = &pd[k];
+            if (!m->ok) continue;
+            for (uint32_t j = (uint32_t)m->kh & v->merge_mask;; j = (j + 1) & v->merge_mask) {
+                merge_ent *e = &v->merges[j];
+                if (e->key == m->key) break;   /* the first (lowest) rank wins */
+                if (!e->key) {
+                    e->key = m->key;
+                    e->rank = (int32_t)(i0 + k);
+                    e->result = m->r;
+                    mx++;
+                    break;
+                }
+            }
+        }
+    }
+    free(buf);
+    v->n_merges = (int32_t)mx;
+    return BITNET_OK;
+}
+
 int bitnet__vocab_load(bitnet_vocab **out, const bitnet_gguf *g, int32_t pretok,
                        const bitnet_logger *log)
 {
@@ -415,19 +540,51 @@ int bitnet__vocab_load(bitnet_vocab **out, const bitnet_gguf *g, int32_t pretok,
     v->bos = v->eos = v->eot = v->eom = v->unk = v->pad = -1;
     int rc = BITNET_E_NOMEM;
 
-    /* Blob: raw text + decoded key/piece copies (each at most the raw size). */
+    /* Merges kv (BPE), checked here so the arena can be sized at once. */
+    const bitnet_gguf_kv *kv_merges = type == VT_BPE ? kv_find(g, "tokenizer.ggml.merges") : NULL;
+    uint64_t nm = 0;
+    if (kv_merges) {
+        if (kv_merges->type != GGUF_VT_ARR || kv_merges->arr_type != GGUF_VT_STR ||
+            kv_merges->arr_n > kv_merges->value_size / 8 || kv_merges->arr_n > INT32_MAX / 4) {
+            rc = bitnet__error(BITNET_E_FORMAT, "vocab: tokenizer.ggml.merges is not an array of strings");
+            goto fail;
+        }
+        nm = kv_merges->arr_n;
+    }
+
+    /* One arena: token hash, merge hash, token records, then the text blob
+     * (raw text + decoded key/piece copies, each at most the raw size). */
     size_t text_total = (size_t)kv_tok->value_size;
-    v->tok = calloc((size_t)n, sizeof(*v->tok));
-    v->blob = malloc(text_total * 2 + 16);
     uint32_t hcap = 1;
     while (hcap < (uint32_t)n * 2u) hcap <<= 1;
-    v->hash = calloc(hcap, sizeof(*v->hash));
-    v->hash_h = malloc(hcap * sizeof(*v->hash_h));
-    v->hash_mask = hcap - 1;
-    if (!v->tok || !v->blob || !v->hash || !v->hash_h) {
-        bitnet__error(BITNET_E_NOMEM, "vocab: out of memory (%d tokens)", n);
+    uint32_t mcap = 0;
+    if (type == VT_BPE) {
+        mcap = 16;
+        while (mcap < nm + nm / 2 + 16) mcap <<= 1;
+    }
+    size_t sz_hash = (size_t)hcap * sizeof(hslot), sz_merge = (size_t)mcap * sizeof(merge_ent);
+    size_t sz_tok = (size_t)n * sizeof(vtoken), sz_blob = text_total * 2 + 16;
+    size_t zeroed = sz_hash + sz_merge + sz_tok, total;
+    if (bitnet__add_ovf(zeroed, sz_blob, &total)) {
+        bitnet__error(BITNET_E_NOMEM, "vocab: too large");
         goto fail;
     }
+    v->arena = bitnet__aalloc(total, (size_t)1 << 21);
+    if (!v->arena) {
+        bitnet__error(BITNET_E_NOMEM, "vocab: out of memory (%d tokens, %llu merges)", n, (unsigned long long)nm);
+        goto fail;
+    }
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    /* Fewer page faults: the tables are touched at random while loading. */
+    if (total >= ((size_t)1 << 21)) madvise(v->arena, total, MADV_HUGEPAGE);
+#endif
+    memset(v->arena, 0, zeroed);
+    v->hash = (hslot *)v->arena;
+    v->hash_mask = hcap - 1;
+    v->merges = mcap ? (merge_ent *)((char *)v->arena + sz_hash) : NULL;
+    v->merge_mask = mcap ? mcap - 1 : 0;
+    v->tok = (vtoken *)((char *)v->arena + sz_hash + sz_merge);
+    v->blob = (char *)v->arena + zeroed;
 
     /* Scores and types (optional). */
     const uint8_t *scores = NULL, *types = NULL;
@@ -517,8 +674,19 @@ int bitnet__vocab_load(bitnet_vocab **out, const bitnet_gguf *g, int32_t pretok,
         if (t->piece_len > v->max_piece) v->max_piece = t->piece_len;
     }
     v->blob_len = bo;
-    for (int32_t i = 0; i < n; i++)
-        if (v->tok[i].key_len != NO_KEY) hash_insert(v, i);
+    /* Hash inserts in batches: hash and prefetch ahead, insert in order. */
+    for (int32_t i0 = 0; i0 < n; i0 += 32) {
+        uint32_t hs[32];
+        int32_t cnt = n - i0 < 32 ? n - i0 : 32;
+        for (int32_t k = 0; k < cnt; k++) {
+            const vtoken *t = &v->tok[i0 + k];
+            if (t->key_len == NO_KEY) continue;
+            hs[k] = hash_bytes(v->blob + t->key_off, t->key_len);
+            PREFETCH(&v->hash[hs[k] & v->hash_mask]);
+        }
+        for (int32_t k = 0; k < cnt; k++)
+            if (v->tok[i0 + k].key_len != NO_KEY) hash_insert(v, i0 + k, hs[k]);
+    }
 
     /* Single-byte tokens. */
     for (int b = 0; b < 256; b++) {
@@ -536,75 +704,8 @@ int bitnet__vocab_load(bitnet_vocab **out, const bitnet_gguf *g, int32_t pretok,
     }
 
     /* Merges (BPE). */
-    if (type == VT_BPE) {
-        kv = kv_find(g, "tokenizer.ggml.merges");
-        uint64_t nm = 0;
-        if (kv) {
-            if (kv->type != GGUF_VT_ARR || kv->arr_type != GGUF_VT_STR || kv->arr_n > kv->value_size / 8 ||
-                kv->arr_n > INT32_MAX / 4) {
-                rc = bitnet__error(BITNET_E_FORMAT, "vocab: tokenizer.ggml.merges is not an array of strings");
-                goto fail;
-            }
-            nm = kv->arr_n;
-        }
-        uint32_t mcap = 16;
-        while (mcap < nm * 2 + 16) mcap <<= 1;
-        v->merges = calloc(mcap, sizeof(*v->merges));
-        if (!v->merges) {
-            rc = bitnet__error(BITNET_E_NOMEM, "vocab: out of memory (%llu merges)", (unsigned long long)nm);
-            goto fail;
-        }
-        v->merge_mask = mcap - 1;
-        if (nm) {
-            size_t mx = 0;
-            p = kv->value;
-            left = kv->value_size;
-            /* Scratch for decoded parts: largest merge string. */
-            char *tmp = NULL;
-            size_t tmp_cap = 0;
-            for (uint64_t i = 0; i < nm; i++) {
-                const char *s; uint64_t sl;
-                if (next_str(&p, &left, &s, &sl)) {
-                    free(tmp);
-                    rc = bitnet__error(BITNET_E_FORMAT, "vocab: tokenizer.ggml.merges[%llu] runs past the array",
-                                       (unsigned long long)i);
-                    goto fail;
-                }
-                if (sl + 1 > tmp_cap) {
-                    size_t nc = (size_t)sl * 2 + 64;
-                    char *nt = realloc(tmp, nc);
-                    if (!nt) { free(tmp); bitnet__error(BITNET_E_NOMEM, "vocab: out of memory"); goto fail; }
-                    tmp = nt;
-                    tmp_cap = nc;
-                }
-                /* split at the first space after the first character */
-                const char *sp = sl > 1 ? memchr(s + 1, ' ', (size_t)sl - 1) : NULL;
-                if (!sp) continue;
-                size_t la = (size_t)(sp - s), lb = (size_t)sl - la - 1;
-                size_t da = bytelevel_decode(s, la, tmp);
-                if (da == SIZE_MAX) continue;
-                size_t db = bytelevel_decode(sp + 1, lb, tmp + da);
-                if (db == SIZE_MAX) continue;
-                int32_t a = lookup(v, tmp, da), b = lookup(v, tmp + da, db);
-                if (a < 0 || b < 0) continue;
-                int32_t r = lookup(v, tmp, da + db);
-                uint64_t key = (((uint64_t)(uint32_t)a << 32) | (uint32_t)b) + 1;
-                for (uint32_t j = (uint32_t)hash64(key) & v->merge_mask;; j = (j + 1) & v->merge_mask) {
-                    merge_ent *e = &v->merges[j];
-                    if (e->key == key) break;   /* the first (lowest) rank wins */
-                    if (!e->key) {
-                        e->key = key;
-                        e->rank = (int32_t)i;
-                        e->result = r;
-                        mx++;
-                        break;
-                    }
-                }
-            }
-            free(tmp);
-            v->n_merges = (int32_t)mx;
-        }
-    }
+    if (type == VT_BPE && nm && (rc = load_merges(v, kv_merges, nm)))
+        goto fail;
 
     /* Special ids. */
     if (type == VT_SPM) {
