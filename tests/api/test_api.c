@@ -392,7 +392,7 @@ static void test_null_args_sampler_chat(void **state)
     bitnet_sampler_params_init(&sp);
     EXPECT_INVALID(bitnet_sampler_create(NULL, m, &sp));
     EXPECT_INVALID(bitnet_sampler_create(&s, NULL, &sp));
-    sp.temperature = -1.0f;
+    sp.temperature = NAN;   /* negative is greedy; NaN is invalid */
     EXPECT_INVALID(bitnet_sampler_create(&s, m, &sp));
     sp.temperature = 0.8f;
     sp.top_k = -1;
