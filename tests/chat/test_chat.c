@@ -13,8 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+
 #include "bitnet.h"
 #include "chat.h"
+#include "gguf.h"
 
 static const bitnet_chat_message conv[4] = {
     { "system", "You are helpful." },
@@ -233,6 +236,135 @@ static void test_invalid(void **state)
     assert_string_equal(bitnet_last_error(), "");
 }
 
+
+/* ---- templates read from a model ------------------------------------- */
+
+static uint8_t *synth_bytes;
+static size_t synth_size;
+
+/* A small synthetic model file, read once into memory. */
+static int make_synth(void **state)
+{
+    (void)state;
+    char path[256];
+    snprintf(path, sizeof(path), "/tmp/bitnet-test-chat-%ld.gguf", (long)getpid());
+    bitnet_synth_params sp;
+    bitnet_synth_params_init(&sp);
+    sp.n_embd = 128;
+    sp.n_layer = 1;
+    sp.n_ff = 256;
+    sp.n_head = 2;
+    sp.n_head_kv = 1;
+    sp.n_vocab = 300;
+    if (bitnet_synth_write(path, &sp) != BITNET_OK) {
+        fprintf(stderr, "synth: %s\n", bitnet_last_error());
+        return -1;
+    }
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -1;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    synth_bytes = malloc((size_t)n);
+    int ok = synth_bytes && fread(synth_bytes, 1, (size_t)n, f) == (size_t)n;
+    fclose(f);
+    remove(path);
+    synth_size = (size_t)n;
+    return ok ? 0 : -1;
+}
+
+static int free_synth(void **state)
+{
+    (void)state;
+    free(synth_bytes);
+    return 0;
+}
+
+/* The synthetic model with tokenizer.chat_template set to tmpl (or without
+ * one when tmpl is NULL). *buf must be freed after the model. */
+static bitnet_model *model_with_template(const char *tmpl, uint8_t **buf)
+{
+    bitnet_gguf *g = NULL;
+    assert_int_equal(bitnet__gguf_parse(&g, synth_bytes, synth_size), BITNET_OK);
+    bitnet_gguf_writer *w = NULL;
+    assert_int_equal(bitnet__gguf_writer_create(&w, 0), BITNET_OK);
+    for (uint64_t i = 0; i < g->n_kv; i++) {
+        const bitnet_gguf_kv *kv = &g->kv[i];
+        if (kv->key.len == 17 && memcmp(kv->key.ptr, "general.alignment", 17) == 0)
+            continue;
+        assert_int_equal(bitnet__gguf_w_copy_kv(w, kv), BITNET_OK);
+    }
+    if (tmpl)
+        assert_int_equal(bitnet__gguf_w_str(w, "tokenizer.chat_template", tmpl,
+                                            strlen(tmpl)), BITNET_OK);
+    for (uint64_t i = 0; i < g->n_tensors; i++) {
+        const bitnet_gguf_tensor *t = &g->tensors[i];
+        char name[256];
+        assert_true(t->name.len < sizeof(name));
+        memcpy(name, t->name.ptr, t->name.len);
+        name[t->name.len] = '\0';
+        assert_int_equal(bitnet__gguf_w_tensor(w, name, t->n_dims, t->ne, t->type,
+                                               t->data, t->nbytes), BITNET_OK);
+    }
+    size_t size = 0;
+    assert_int_equal(bitnet__gguf_w_buffer(w, buf, &size), BITNET_OK);
+    bitnet__gguf_writer_free(w);
+    bitnet__gguf_free(g);
+    bitnet_model *m = NULL;
+    int rc = bitnet_model_load_buffer(&m, *buf, size, NULL);
+    if (rc != BITNET_OK)
+        fprintf(stderr, "load: %s\n", bitnet_last_error());
+    assert_int_equal(rc, BITNET_OK);
+    return m;
+}
+
+static void test_model_template(void **state)
+{
+    (void)state;
+    static const struct { const char *tmpl; const char *as; } cases[] = {
+        { "{% for message in messages %}{% if loop.first %}{{ bos_token }}{% endif %}"
+          "{{ 'Human: ' + message['content'] + '\\n\\nBITNETAssistant: ' + "
+          "eos_token }}{% endfor %}", "bitnet" },
+        { "{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>' }}", "llama3" },
+        { "{{ '<|im_start|>' + message['role'] }}", "chatml" },
+        { "{{ '<|user|>\\n' }}{{ '<|assistant|>\\n' }}", "falcon3" },
+    };
+    const bitnet_chat_message one = { "user", "hi" };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        uint8_t *buf = NULL;
+        bitnet_model *m = model_with_template(cases[i].tmpl, &buf);
+        char got[512], want[512];
+        size_t n1, n2;
+        assert_int_equal(bitnet_chat_render(m, NULL, &one, 1, 1, got, sizeof(got), &n1),
+                         BITNET_OK);
+        assert_int_equal(bitnet_chat_render(NULL, cases[i].as, &one, 1, 1, want,
+                                            sizeof(want), &n2), BITNET_OK);
+        assert_string_equal(got, want);
+        /* a name overrides the model's template */
+        assert_int_equal(bitnet_chat_render(m, "chatml", &one, 1, 1, got, sizeof(got),
+                                            &n1), BITNET_OK);
+        assert_non_null(strstr(got, "<|im_start|>"));
+        bitnet_model_free(m);
+        free(buf);
+    }
+    /* unknown template, and none at all: refused with a message */
+    const char *refused[2] = { "{{ '[INST] ' + message['content'] + ' [/INST]' }}", NULL };
+    for (int i = 0; i < 2; i++) {
+        uint8_t *buf = NULL;
+        bitnet_model *m = model_with_template(refused[i], &buf);
+        char got[512];
+        size_t n;
+        assert_int_equal(bitnet_chat_render(m, NULL, &one, 1, 1, got, sizeof(got), &n),
+                         BITNET_E_NOT_FOUND);
+        assert_non_null(strstr(bitnet_last_error(), "chat_template"));
+        assert_int_equal(bitnet_chat_render(m, "bitnet", &one, 1, 1, got, sizeof(got), &n),
+                         BITNET_OK);
+        bitnet_model_free(m);
+        free(buf);
+    }
+}
+
 static char vocab_path[4096];
 
 static bitnet_model *load_vocab(void)
@@ -322,7 +454,8 @@ int main(void)
         cmocka_unit_test(test_content_verbatim),
         cmocka_unit_test(test_recognise),
         cmocka_unit_test(test_invalid),
+        cmocka_unit_test(test_model_template),
         cmocka_unit_test(test_tokenize_2b4t),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, make_synth, free_synth);
 }

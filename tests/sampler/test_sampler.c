@@ -688,6 +688,75 @@ static void test_large_vocab(void **state)
     free(pr);
 }
 
+
+/* Through the public API on a real (synthetic) model and context. */
+static void test_with_model(void **state)
+{
+    (void)state;
+    char path[256];
+    snprintf(path, sizeof(path), "/tmp/bitnet-test-sampler-%ld.gguf", (long)getpid());
+    bitnet_synth_params syp;
+    bitnet_synth_params_init(&syp);
+    syp.n_embd = 128;
+    syp.n_layer = 1;
+    syp.n_ff = 256;
+    syp.n_vocab = 300;
+    assert_int_equal(bitnet_synth_write(path, &syp), BITNET_OK);
+    bitnet_model *m = NULL;
+    int rc = bitnet_model_load_file(&m, path, NULL);
+    remove(path);
+    if (rc != BITNET_OK)
+        fprintf(stderr, "load: %s\n", bitnet_last_error());
+    assert_int_equal(rc, BITNET_OK);
+    bitnet_context_params cp;
+    bitnet_context_params_init(&cp);
+    cp.n_ctx = 64;
+    cp.n_threads = 1;
+    bitnet_context *ctx = NULL;
+    assert_int_equal(bitnet_context_create(&ctx, m, &cp), BITNET_OK);
+
+    bitnet_sampler_params p;
+    bitnet_sampler_params_init(&p);
+    p.seed = 99;
+    bitnet_sampler *a = NULL, *b = NULL;
+    assert_int_equal(bitnet_sampler_create(&a, m, &p), BITNET_OK);
+    assert_int_equal(bitnet_sampler_create(&b, m, &p), BITNET_OK);
+    int32_t t;
+    /* no eval yet: the context has no logits */
+    assert_int_equal(bitnet_sampler_sample(a, ctx, -1, &t), BITNET_E_STATE);
+    /* a bias token outside this model's vocabulary */
+    bitnet_logit_bias bias = { 300, 1.0f };
+    p.logit_bias = &bias;
+    p.n_logit_bias = 1;
+    bitnet_sampler *c = (bitnet_sampler *)(uintptr_t)1;
+    assert_int_equal(bitnet_sampler_create(&c, m, &p), BITNET_E_INVALID_ARG);
+    assert_null(c);
+
+    const int32_t prompt[4] = { 1, 50, 100, 200 };
+    assert_int_equal(bitnet_context_eval(ctx, prompt, 4, BITNET_EVAL_ALL_LOGITS), BITNET_OK);
+    for (int i = -1; i < 4; i++) {
+        const float *lg = NULL;
+        assert_int_equal(bitnet_context_logits(ctx, i, &lg), BITNET_OK);
+        int32_t t1, t2;
+        assert_int_equal(bitnet_sampler_sample(a, ctx, i, &t1), BITNET_OK);
+        assert_int_equal(bitnet_sampler_sample_logits(b, lg, 300, &t2), BITNET_OK);
+        assert_int_equal(t1, t2);
+        assert_int_equal(bitnet_sampler_accept(a, t1), BITNET_OK);
+        assert_int_equal(bitnet_sampler_accept(b, t2), BITNET_OK);
+    }
+    assert_int_equal(bitnet_sampler_sample(a, ctx, 4, &t), BITNET_E_INVALID_ARG);
+
+    /* a sampler made for another vocabulary size is refused */
+    bitnet_sampler *other = make(301, NULL);
+    assert_int_equal(bitnet_sampler_sample(other, ctx, -1, &t), BITNET_E_INVALID_ARG);
+    bitnet_sampler_free(other);
+
+    bitnet_sampler_free(a);
+    bitnet_sampler_free(b);
+    bitnet_context_free(ctx);
+    bitnet_model_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -703,6 +772,7 @@ int main(void)
         cmocka_unit_test(test_exp),
         cmocka_unit_test(test_invalid),
         cmocka_unit_test(test_large_vocab),
+        cmocka_unit_test(test_with_model),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
