@@ -182,7 +182,7 @@ void TGEMM_AMX(const bitnet_tmat *w, int32_t r0, int32_t r1, const int8_t *q,
     }
     uint8_t *abuf = buf, *bbuf = buf + abytes;
     int32_t sums[TCHUNK];
-    int32_t c[MT][NT];
+    int32_t c[MT][NT], ct[NT][MT];
     TILE_CONFIG();
     for (int32_t i0 = 0; i0 < n; i0 += TCHUNK) {
         const int32_t nt = n - i0 < TCHUNK ? n - i0 : TCHUNK;
@@ -221,15 +221,22 @@ void TGEMM_AMX(const bitnet_tmat *w, int32_t r0, int32_t r1, const int8_t *q,
                     }
                     const int32_t rt = row0 + (tile & 1) * MT;      /* first row */
                     const int32_t tt = (t0 + (tile >> 1)) * NT;     /* first token */
-                    for (int m = 0; m < MT; m++) {
-                        const int32_t r = rt + m;
-                        if (r < r0 || r >= r1)
-                            continue;
-                        for (int j = 0; j < NT && tt + j < nt; j++) {
-                            const int32_t tok = i0 + tt + j;
-                            y[(size_t)tok * (size_t)ldy + (size_t)(r - r0)] =
-                                bitnet__tepilogue(c[m][j] - sums[tt + j], act_scale[tok], w->scale);
-                        }
+                    const int mlo = rt < r0 ? (int)(r0 - rt) : 0;
+                    const int mhi = rt + MT > r1 ? (int)(r1 - rt) : MT;
+                    if (mlo >= mhi)
+                        continue;
+                    /* transpose so that the epilogue runs along y's rows
+                     * (contiguous, vectorised by the compiler) */
+                    for (int m = 0; m < MT; m++)
+                        for (int j = 0; j < NT; j++)
+                            ct[j][m] = c[m][j];
+                    for (int j = 0; j < NT && tt + j < nt; j++) {
+                        const int32_t tok = i0 + tt + j;
+                        const int32_t sq = sums[tt + j];
+                        const float as = act_scale[tok], ws = w->scale;
+                        float *yt = y + (size_t)tok * (size_t)ldy + (size_t)(rt + mlo - r0);
+                        for (int m = mlo; m < mhi; m++)
+                            yt[m - mlo] = bitnet__tepilogue(ct[j][m] - sq, as, ws);
                     }
                 }
             }
