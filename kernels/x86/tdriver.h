@@ -62,7 +62,7 @@ static inline void bitnet__x86_store_group(__m128i t, int32_t sumq, float act_sc
 /* tgemv: one pass over the row groups touching [r0, r1).
  * tgemm: tokens in tiles; each row group's weights stay in L1 across the
  * tile's tokens, so the matrix is streamed from memory once per tile. */
-#define BITNET_X86_TDRIVERS(isa) \
+#define BITNET_X86_TDRIVER_GEMV(isa) \
 void bitnet__tgemv_##isa(const bitnet_tmat *w, int32_t r0, int32_t r1, \
                          const int8_t *q, float act_scale, float *y) \
 { \
@@ -77,7 +77,8 @@ void bitnet__tgemv_##isa(const bitnet_tmat *w, int32_t r0, int32_t r1, \
         __m128i t = group_dot(bitnet__tmat_group(w, g), q, nb); \
         bitnet__x86_store_group(t, sumq, act_scale, w->scale, y + (base + lo - r0), lo, hi); \
     } \
-} \
+}
+#define BITNET_X86_TDRIVER_GEMM(isa) \
 void bitnet__tgemm_##isa(const bitnet_tmat *w, int32_t r0, int32_t r1, \
                          const int8_t *q, const float *act_scale, int32_t n, \
                          float *y, int32_t ldy) \
@@ -104,5 +105,7 @@ void bitnet__tgemm_##isa(const bitnet_tmat *w, int32_t r0, int32_t r1, \
         } \
     } \
 }
+
+#define BITNET_X86_TDRIVERS(isa) BITNET_X86_TDRIVER_GEMV(isa) BITNET_X86_TDRIVER_GEMM(isa)
 
 #endif /* BITNET_X86_TDRIVER_H */
