@@ -503,6 +503,52 @@ static void test_int8_head_close(void **state)
     free(b);
 }
 
+/* The same ternary weights stored as I2_S, TQ2_0, TQ1_0 or F16 give the
+ * same logits, bit for bit. */
+static void test_formats_identical(void **state)
+{
+    (void)state;
+    static const int32_t types[] = { BITNET_TYPE_I2_S, BITNET_TYPE_TQ2_0,
+                                     BITNET_TYPE_TQ1_0, BITNET_TYPE_F16 };
+    const char *tmp = getenv("TMPDIR");
+    float *ref = NULL;
+    size_t rb = 0;
+    for (int i = 0; i < 4; i++) {
+        char path[256];
+        snprintf(path, sizeof(path), "%s/bitnet-eval-fmt-%ld-%d.gguf",
+                 tmp && *tmp ? tmp : "/tmp", (long)getpid(), i);
+        bitnet_synth_params sp;
+        bitnet_synth_params_init(&sp);
+        sp.arch = "bitnet";
+        sp.weight_type = types[i];
+        sp.seed = 21;
+        sp.n_embd = 256;
+        sp.n_ff = 256;
+        sp.n_vocab = 300;
+        assert_int_equal(bitnet_synth_write(path, &sp), BITNET_OK);
+        bitnet_model *m = NULL;
+        assert_int_equal(bitnet_model_load_file(&m, path, NULL), BITNET_OK);
+        remove(path);
+        bitnet_context_params cp;
+        bitnet_context_params_init(&cp);
+        cp.n_threads = 2;
+        cp.n_ctx = 32;
+        bitnet_context *c = NULL;
+        assert_int_equal(bitnet_context_create(&c, m, &cp), BITNET_OK);
+        float *l = logits_all(c, N_TOK);
+        rb = (size_t)bitnet_model_n_vocab(m) * sizeof(float);
+        if (ref) {
+            assert_memory_equal(l, ref, N_TOK * rb);
+            free(l);
+        } else {
+            ref = l;
+        }
+        bitnet_context_free(c);
+        bitnet_model_free(m);
+    }
+    free(ref);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -514,6 +560,7 @@ int main(void)
         cmocka_unit_test(test_abort),
         cmocka_unit_test(test_many_contexts),
         cmocka_unit_test(test_int8_head_close),
+        cmocka_unit_test(test_formats_identical),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
