@@ -48,6 +48,7 @@ struct bitnet_sampler {
     int32_t *count;              /* n_vocab zeros between calls */
     float *work;                 /* n_vocab adjusted logits */
     bn_cand *cand;               /* n_vocab candidates */
+    bn_cand *tmp;                /* n_vocab: radix sort scratch */
     double *w;                   /* n_vocab weights */
 };
 
@@ -104,7 +105,9 @@ double bitnet__exp_neg(double x)
     static const double LN2_HI = 6.93147180369123816490e-01;
     static const double LN2_LO = 1.90821492927058770002e-10;
     static const double INV_LN2 = 1.44269504088896338700e+00;
-    double kd = floor(x * INV_LN2 + 0.5);
+    /* k = round(x / ln2), halves away from zero; integer conversion, so no
+     * libm call and the same result everywhere. */
+    double kd = (double)(int)(x * INV_LN2 - 0.5);
     double r = (x - kd * LN2_HI) - kd * LN2_LO;
     /* Taylor series to r^13/13!: truncation < 2e-17 for |r| <= 0.35. */
     double p = 1.0 / 6227020800.0;
@@ -233,8 +236,9 @@ int bitnet__sampler_create_n(bitnet_sampler **out, int32_t n_vocab,
     s->count = calloc(nv, sizeof(*s->count));
     s->work = malloc(nv * sizeof(*s->work));
     s->cand = malloc(nv * sizeof(*s->cand));
+    s->tmp = malloc(nv * sizeof(*s->tmp));
     s->w = malloc(nv * sizeof(*s->w));
-    if (!s->count || !s->work || !s->cand || !s->w)
+    if (!s->count || !s->work || !s->cand || !s->tmp || !s->w)
         goto nomem;
     rng_seed(s->rng, p.seed);
     *out = s;
@@ -271,6 +275,7 @@ void bitnet_sampler_free(bitnet_sampler *s)
     free(s->count);
     free(s->work);
     free(s->cand);
+    free(s->tmp);
     free(s->w);
     free(s);
 }
@@ -380,6 +385,45 @@ static int cand_cmp(const void *pa, const void *pb)
     return 0;
 }
 
+/* Sort key: unsigned order = descending logit. Logits are never NaN and
+ * -0.0 was folded into +0.0 when the candidates were collected. */
+static inline uint32_t desc_key(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof(u));
+    u = (u & 0x80000000u) ? ~u : (u | 0x80000000u);   /* ascending */
+    return ~u;
+}
+
+/* Sort c[0..n) by (logit descending, id ascending). c must be in ascending
+ * id order on entry: the LSD radix sort is stable, so ties keep it. Small
+ * sets use qsort with the same total order; both give identical results. */
+static void sort_cands(bn_cand *c, bn_cand *tmp, size_t n)
+{
+    if (n <= 256) {
+        qsort(c, n, sizeof(*c), cand_cmp);
+        return;
+    }
+    bn_cand *src = c, *dst = tmp;
+    for (int shift = 0; shift < 32; shift += 8) {
+        size_t cnt[256] = { 0 };
+        for (size_t i = 0; i < n; i++)
+            cnt[(desc_key(src[i].logit) >> shift) & 0xff]++;
+        size_t sum = 0;
+        for (int b = 0; b < 256; b++) {
+            size_t t = cnt[b];
+            cnt[b] = sum;
+            sum += t;
+        }
+        for (size_t i = 0; i < n; i++)
+            dst[cnt[(desc_key(src[i].logit) >> shift) & 0xff]++] = src[i];
+        bn_cand *t = src;
+        src = dst;
+        dst = t;
+    }
+    /* four passes: the result is back in c */
+}
+
 /* Keep the k best of c[0..n) in c[0..k), using a min-heap on the worst. */
 static void select_top_k(bn_cand *c, size_t n, size_t k)
 {
@@ -428,13 +472,17 @@ static int run_chain(bitnet_sampler *s, const float *logits, size_t *n_out,
 
     size_t n = 0;
     int32_t best = -1;
+    float best_l = -INFINITY;
     for (int32_t i = 0; i < nv; i++) {
-        if (isinf(work[i]))      /* -inf only: banned */
+        const float l = work[i] + 0.0f;   /* -0.0 -> +0.0 for the sort key */
+        if (l == -INFINITY)               /* banned */
             continue;
-        c[n].logit = work[i];
+        c[n].logit = l;
         c[n].id = i;
-        if (best < 0 || work[i] > work[best])
+        if (l > best_l || best < 0) {
+            best_l = l;
             best = i;
+        }
         n++;
     }
     if (n == 0)
@@ -442,7 +490,7 @@ static int run_chain(bitnet_sampler *s, const float *logits, size_t *n_out,
                              "%s: every token has logit -inf (all banned)", fn);
 
     if (p->temperature <= 0.0f) {          /* greedy: ties to lowest id */
-        c[0].logit = work[best];
+        c[0].logit = best_l;
         c[0].id = best;
         w[0] = 1.0;
         *n_out = 1;
@@ -460,7 +508,7 @@ static int run_chain(bitnet_sampler *s, const float *logits, size_t *n_out,
 
     /* Weights at temperature 1 relative to the best logit, and their total
      * over the whole set (what top-p measures against). */
-    const double lmax = work[best];
+    const double lmax = best_l;
     double total = 0.0;
     for (size_t i = 0; i < n; i++) {
         w[i] = bitnet__exp_neg((double)c[i].logit - lmax);
@@ -480,7 +528,7 @@ static int run_chain(bitnet_sampler *s, const float *logits, size_t *n_out,
         n = m;
     }
     if (!sorted) {
-        qsort(c, n, sizeof(*c), cand_cmp);
+        sort_cands(c, s->tmp, n);
         for (size_t i = 0; i < n; i++)
             w[i] = bitnet__exp_neg((double)c[i].logit - lmax);
     }

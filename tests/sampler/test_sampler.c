@@ -201,6 +201,10 @@ static void test_top_k(void **state)
         assert_true(fabs(pr[i] - exp((double)l[want[i]] - 9.0) / z) < 1e-12);
     bitnet_sampler_free(s);
 
+    /* signed zeros are one value: ties go by id */
+    l[40] = 0.0f;
+    l[30] = -0.0f;
+    l[35] = 0.0f;
     /* top_k larger than the vocabulary, and 0: everything is kept */
     for (int k = 0; k <= NV + 5; k += NV + 5) {
         p.top_k = k;
@@ -210,6 +214,13 @@ static void test_top_k(void **state)
         for (int i = 1; i < NV; i++)
             assert_true(l[ids[i - 1]] > l[ids[i]] ||
                         (l[ids[i - 1]] == l[ids[i]] && ids[i - 1] < ids[i]));
+        int z30 = -1, z35 = -1, z40 = -1;
+        for (int i = 0; i < NV; i++) {
+            if (ids[i] == 30) z30 = i;
+            if (ids[i] == 35) z35 = i;
+            if (ids[i] == 40) z40 = i;
+        }
+        assert_true(z30 >= 0 && z30 < z35 && z35 < z40);
         bitnet_sampler_free(s);
     }
     /* random check: top-k picks exactly the k largest by (logit, -id) */
