@@ -749,10 +749,11 @@ static void bench(int quick)
     for (int nth = 1; nth <= 2; nth++) {
         pool p;
         pool_start(&p, nth);
+        const double bw = read_bandwidth(&p, quick);
         printf("\n== %d thread%s: streaming read bandwidth %.1f GB/s (%s buffer)\n", nth,
-               nth > 1 ? "s" : "", read_bandwidth(&p, quick), quick ? "256 MiB" : "1 GiB");
-        printf("%-10s %-8s %-12s %10s %9s %9s %8s\n", "kernel", "isa", "shape", "us/call",
-               "GB/s", "GOP/s", "tok/s");
+               nth > 1 ? "s" : "", bw, quick ? "256 MiB" : "1 GiB");
+        printf("%-9s %-8s %-12s %10s %7s %6s %7s %8s\n", "kernel", "isa", "shape", "us/call",
+               "GB/s", "%read", "GOP/s", "tok/s");
         uint32_t levels[8], level = 0;
         int nlev = 0;
         levels[nlev++] = 0;
@@ -792,9 +793,10 @@ static void bench(int quick)
                 }
                 char shape[32];
                 snprintf(shape, sizeof(shape), "%dx%d", rows, cols);
-                printf("%-10s %-8s %-12s %10.1f %9.2f %9.1f %8s\n", "tgemv",
+                printf("%-9s %-8s %-12s %10.1f %7.2f %5.0f%% %7.1f %8.0f\n", "tgemv",
                        k.name_tgemv, shape, best * 1e6, (double)w0.size / best / 1e9,
-                       2.0 * rows * cols / best / 1e9, "");
+                       100.0 * (double)w0.size / best / 1e9 / bw,
+                       2.0 * rows * cols / best / 1e9, 1.0 / best);
                 if (s == 1 && li >= 0) {   /* one 410 KB matrix: cache resident */
                     j.w = &ws[0];
                     double tc = 1e30;
@@ -805,9 +807,9 @@ static void bench(int quick)
                         t = (now() - t) / 200;
                         if (t < tc) tc = t;
                     }
-                    printf("%-10s %-8s %-12s %10.1f %9.2f %9.1f %8s\n", "tgemv-L2",
-                           k.name_tgemv, shape, tc * 1e6, (double)w0.size / tc / 1e9,
-                           2.0 * rows * cols / tc / 1e9, "");
+                    printf("%-9s %-8s %-12s %10.1f %7.2f %6s %7.1f %8.0f  (one matrix, in cache)\n",
+                           "tgemv-L2", k.name_tgemv, shape, tc * 1e6, (double)w0.size / tc / 1e9,
+                           "", 2.0 * rows * cols / tc / 1e9, 1.0 / tc);
                 }
                 /* GEMM, 128 tokens, on one copy (compute bound) */
                 if (s == 2 || s == 0) {
@@ -822,11 +824,10 @@ static void bench(int quick)
                         t = now() - t;
                         if (t < tb) tb = t;
                     }
-                    printf("%-10s %-8s %-12s %10.1f %9s %9.1f %8.0f\n", "tgemm",
-                           k.name_tgemm, shape, tb * 1e6, "",
-                           2.0 * rows * cols * j.n / tb / 1e9, j.n / tb);
-                    printf("%-10s %-8s %-12s %10s %9s %9s %8.0f  (gemv per token, one matrix in cache)\n",
-                           "", "", "", "", "", "", 1.0 / best);
+                    printf("%-9s %-8s %-12s %10.1f %7s %6s %7.1f %8.0f  (%d tokens: %.1fx the %s GEMV's tok/s)\n",
+                           "tgemm", k.name_tgemm, shape, tb * 1e6, "", "",
+                           2.0 * rows * cols * j.n / tb / 1e9, j.n / tb, j.n,
+                           (j.n / tb) * best, k.name_tgemv);
                     j.y = y;
                     free(yy);
                 }
@@ -857,8 +858,9 @@ static void bench(int quick)
                 }
                 char shape[32];
                 snprintf(shape, sizeof(shape), "%dx%d", hr, hk);
-                printf("%-10s %-8s %-12s %10.1f %9.2f %9.1f\n", "head_f16", k.name_head_f16,
-                       shape, best * 1e6, 2.0 * hr * hk / best / 1e9, 2.0 * hr * hk / best / 1e9);
+                printf("%-9s %-8s %-12s %10.1f %7.2f %5.0f%% %7.1f %8.1f\n", "head_f16", k.name_head_f16,
+                       shape, best * 1e6, 2.0 * hr * hk / best / 1e9,
+                       100.0 * 2.0 * hr * hk / best / 1e9 / bw, 2.0 * hr * hk / best / 1e9, 1.0 / best);
                 free(h16);
                 int8_t *h8 = xaligned((size_t)hr * hk);
                 for (size_t i = 0; i < (size_t)hr * hk; i++)
@@ -871,8 +873,9 @@ static void bench(int quick)
                     t = now() - t;
                     if (t < best) best = t;
                 }
-                printf("%-10s %-8s %-12s %10.1f %9.2f %9.1f\n", "head_i8", k.name_head_i8,
-                       shape, best * 1e6, 1.0 * hr * hk / best / 1e9, 2.0 * hr * hk / best / 1e9);
+                printf("%-9s %-8s %-12s %10.1f %7.2f %5.0f%% %7.1f %8.1f\n", "head_i8", k.name_head_i8,
+                       shape, best * 1e6, 1.0 * hr * hk / best / 1e9,
+                       100.0 * hr * hk / best / 1e9 / bw, 2.0 * hr * hk / best / 1e9, 1.0 / best);
                 free(h8); free(x); free(hs);
             }
         }
