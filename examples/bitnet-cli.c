@@ -359,6 +359,12 @@ static int one_shot(gen *g, const char *prompt, long n_predict)
             return die("out of memory", "", "");
         }
     free(ids);
+    if (g->n_toks > (size_t)bitnet_context_n_ctx(g->ctx)) {
+        fprintf(stderr, "%s: the prompt (%zu tokens) does not fit in the "
+                "context (%d tokens; use -c)\n", prog, g->n_toks,
+                (int)bitnet_context_n_ctx(g->ctx));
+        return 1;
+    }
     fputs(prompt, stdout);
     fflush(stdout);
     if (eval_prompt(g, 0) != BITNET_OK)

@@ -160,6 +160,7 @@ def test_cli(model, tmp):
     expect_fail(name, ["-m", model, "-p", "x", "--repeat-penalty", "0"],
                 "--repeat-penalty out of range")
     expect_fail(name, ["-m", model, "-p", "x", "-f", pf], "-p and -f together")
+    expect_fail(name, ["-m", model, "-p", prompt * 8, "-c", "16"], "prompt longer than -c")
 
 
 def test_perplexity(model, tmp):
