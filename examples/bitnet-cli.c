@@ -42,7 +42,7 @@ static void usage(FILE *f)
 "  -t, --threads N         threads; 0 = all CPUs (0)\n"
 "  -c, --ctx-size N        context length in tokens; 0 = the model's, at\n"
 "                          most 4096 (0)\n"
-"  -s, --seed N            sampling seed; -1 = random, printed on stderr (-1)\n"
+"  -s, --seed N            sampling seed; -1 = random, printed at the end (-1)\n"
 "      --temp X            temperature; <= 0 = greedy (0.8)\n"
 "      --top-k N           keep the N most likely tokens; 0 = off (40)\n"
 "      --top-p X           nucleus mass in (0, 1]; 1 = off (0.95)\n"
@@ -157,6 +157,7 @@ typedef struct gen {
     size_t n_toks, cap_toks;
     char *piece;            /* detokenizer output buffer */
     size_t cap_piece;
+    long long seed;         /* printed with the timing when >= 0 */
     double t_prompt, t_gen; /* seconds */
     long n_prompt, n_gen;   /* tokens */
 } gen;
@@ -304,6 +305,8 @@ static int generate(gen *g, long n_predict, strbuf *collect)
 
 static void timing(const gen *g)
 {
+    if (g->seed >= 0)
+        fprintf(stderr, "\nseed: %lld", g->seed);
     fprintf(stderr, "\nprompt:     %5ld tokens in %8.3f s (%8.2f tokens/s)\n",
             g->n_prompt, g->t_prompt,
             g->t_prompt > 0 ? (double)g->n_prompt / g->t_prompt : 0.0);
@@ -650,6 +653,7 @@ int main(int argc, char **argv)
         goto out;
     }
     g.model = model;
+    g.seed = seed < 0 && sp.temperature > 0.0f ? (long long)sp.seed : -1;
 
     bitnet_context_params cp;
     bitnet_context_params_init(&cp);
@@ -663,8 +667,6 @@ int main(int argc, char **argv)
         die("sampler: %s", bitnet_last_error(), "");
         goto out;
     }
-    if (seed < 0 && sp.temperature > 0.0f)
-        fprintf(stderr, "%s: seed %llu\n", prog, (unsigned long long)sp.seed);
     if (bitnet_detokenizer_create(&g.detok, model, 0) != BITNET_OK) {
         die("detokenizer: %s", bitnet_last_error(), "");
         goto out;
