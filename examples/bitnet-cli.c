@@ -9,6 +9,7 @@
  * the timing summary go to stderr. Uses only the public API (bitnet.h).
  */
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -568,7 +569,7 @@ int main(int argc, char **argv)
         } else if (IS("-c") || IS("--ctx-size")) {
             NEED_ARG(); if (parse_long(v, 0, 1L << 24, &n_ctx)) BAD_VALUE();
         } else if (IS("-s") || IS("--seed")) {
-            NEED_ARG(); if (parse_long(v, -1, 0x7fffffffL, &seed)) BAD_VALUE();
+            NEED_ARG(); if (parse_long(v, -1, LONG_MAX, &seed)) BAD_VALUE();
         } else if (IS("--temp")) {
             NEED_ARG(); if (parse_float(v, &sp.temperature)) BAD_VALUE();
         } else if (IS("--top-k")) {
