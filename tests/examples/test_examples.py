@@ -234,7 +234,7 @@ def test_bench(model):
     check(rc != 0 and err.strip() != "", "bitnet-bench: bad -r fails with a message")
 
 
-def test_tokenize(model):
+def test_tokenize(model, n_vocab):
     name = "bitnet-tokenize"
     rc, out, err = run(name, ["--help"])
     check(rc == 0, "bitnet-tokenize: --help exits 0")
@@ -243,6 +243,12 @@ def test_tokenize(model):
     if b"-p" in out:
         rc, out, err = run(name, ["-m", model, "-p", "hello world"])
         check(rc == 0 and out.strip() != b"", "bitnet-tokenize: tokenizes a prompt")
+        try:
+            ids = [int(x) for x in out.split()]
+        except ValueError:
+            ids = []
+        check(len(ids) > 0 and all(0 <= i < n_vocab for i in ids),
+              "bitnet-tokenize: prints ids inside the vocabulary")
 
 
 def main():
@@ -262,7 +268,7 @@ def main():
                          ("bitnet-perplexity", lambda: test_perplexity(model, tmp)),
                          ("bitnet-logits", lambda: test_logits(model, tmp, n_vocab)),
                          ("bitnet-bench", lambda: test_bench(model)),
-                         ("bitnet-tokenize", lambda: test_tokenize(model))):
+                         ("bitnet-tokenize", lambda: test_tokenize(model, n_vocab))):
             if have(prog):
                 fn()
             else:
