@@ -491,7 +491,7 @@ static void test_invalid_utf8(void **st)
     bitnet_model *m = mem_model(&buf);
     static const char *const bad[] = {
         "\xff", "\xc3", "a\xe2\x82", "\xed\xa0\x80", "\xc0\x80", "\xf4\x90\x80\x80", "\x80\x80 x",
-        "he\xf0\x9f\x99", "'\xff", " \xfe ", "12\xe6\x9d" "3",
+        "he\xf0\x9f\x99", "'\xff", " \xfe ", "12\xe6\x9d\x33",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         size_t n = strlen(bad[i]);
