@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/mman.h>
+
 #include "internal.h"
 #include "model.h"
 #include "vocab.h"
@@ -246,27 +248,38 @@ static void encode_row(const int8_t *t, int32_t cols, int32_t nb, uint8_t *dst,
     }
 }
 
-static int tmat_alloc(bitnet_tmat *w, int32_t rows, int32_t cols,
-                      const bitnet_gguf_str name)
+static size_t tmat_reserve(int32_t rows, int32_t cols)
+{
+    return (bitnet__tmat_packed_size(rows, cols) + 63) & ~(size_t)63;
+}
+
+/* Take w's packed storage from the model's arena. Every byte is written by
+ * the caller except the padding rows of the last group, set here. */
+static int tmat_alloc(bitnet_model *m, bitnet_tmat *w, int32_t rows,
+                      int32_t cols, const bitnet_gguf_str name)
 {
     w->rows = rows;
     w->cols = cols;
     w->cols_padded = (cols + BITNET_KPAD - 1) / BITNET_KPAD * BITNET_KPAD;
     w->size = bitnet__tmat_packed_size(rows, cols);
-    w->data = bitnet__aalloc(w->size, 64);
-    if (!w->data)
-        return bitnet__error(BITNET_E_NOMEM, "tensor '" NAME_FMT "': cannot "
-                             "allocate %zu bytes", NAME_ARG(name), w->size);
-    memset(w->data, 0x55, w->size);           /* code 1 = zero weight */
+    size_t need = tmat_reserve(rows, cols);
+    if (!m->arena || m->arena_size - m->arena_used < need)
+        return bitnet__error(BITNET_E_INTERNAL, "tensor '" NAME_FMT "': weight "
+                             "arena exhausted", NAME_ARG(name));
+    w->data = m->arena + m->arena_used;
+    m->arena_used += need;
+    size_t group = (size_t)(w->cols_padded / 128) * BITNET_TMAT_GROUP * 32;
+    size_t full = (size_t)(rows / BITNET_TMAT_GROUP) * group;
+    memset(w->data + full, 0x55, w->size - full);   /* code 1 = zero weight */
     return BITNET_OK;
 }
 
 /* Load tensor t (already shape-checked) into w. */
-static int tmat_load(bitnet_tmat *w, const bitnet_gguf_tensor *t, int8_t **scratch,
-                     size_t *scratch_cap)
+static int tmat_load(bitnet_model *m, bitnet_tmat *w, const bitnet_gguf_tensor *t,
+                     int8_t **scratch, size_t *scratch_cap)
 {
     int32_t cols = (int32_t)t->ne[0], rows = (int32_t)t->ne[1];
-    int rc = tmat_alloc(w, rows, cols, t->name);
+    int rc = tmat_alloc(m, w, rows, cols, t->name);
     if (rc) return rc;
     const int32_t nb = w->cols_padded / 128;
     if (t->type == GGML_T_I2_S && cols % 128 == 0) {
@@ -751,7 +764,7 @@ static int load_linear(loader *L, bitnet_tmat *w, const char *name,
                              "F32, F16, BF16)", name,
                              bitnet__ggml_type_name(t->type));
     }
-    rc = tmat_load(w, t, &L->scratch, &L->scratch_cap);
+    rc = tmat_load(L->m, w, t, &L->scratch, &L->scratch_cap);
     if (rc) return rc;
     L->n_types[t->type & 63]++;
     /* optional per-tensor scale of the "bitnet" architecture:
@@ -895,6 +908,26 @@ static int load_weights(loader *L)
     const int subn = m->arch != BITNET_ARCH_LLAMA;
     const int64_t E = m->n_embd, F = m->n_ff;
     const int64_t KV = (int64_t)m->n_head_kv * m->head_dim;
+
+    /* one allocation for every packed matrix: 2 MiB aligned and marked for
+     * transparent huge pages, which saves most of the page faults of a
+     * large model */
+    size_t per_layer = 2 * tmat_reserve((int32_t)E, (int32_t)E) +
+                       2 * tmat_reserve((int32_t)KV, (int32_t)E) +
+                       2 * tmat_reserve((int32_t)F, (int32_t)E) +
+                       tmat_reserve((int32_t)E, (int32_t)F), total;
+    if (bitnet__mul_ovf(per_layer, (size_t)m->n_layer, &total))
+        return bitnet__error(BITNET_E_NOMEM, "weights too large");
+    const size_t huge = (size_t)2 << 20;
+    m->arena = bitnet__aalloc(total, total >= huge ? huge : 64);
+    if (!m->arena)
+        return bitnet__error(BITNET_E_NOMEM, "cannot allocate %zu bytes for "
+                             "the weights", total);
+    m->arena_size = total;
+#ifdef MADV_HUGEPAGE
+    if (total >= huge)
+        madvise(m->arena, (total + huge - 1) & ~(huge - 1), MADV_HUGEPAGE);
+#endif
     for (int32_t i = 0; i < m->n_layer; i++) {
         bitnet_layer *l = &m->layers[i];
         char nm[96];
@@ -930,12 +963,11 @@ static void free_layers(bitnet_model *m)
         bitnet__afree(l->attn_sub_norm);
         bitnet__afree(l->ffn_norm);
         bitnet__afree(l->ffn_sub_norm);
-        bitnet_tmat *w[7] = { &l->wq, &l->wk, &l->wv, &l->wo, &l->wgate,
-                              &l->wup, &l->wdown };
-        for (int k = 0; k < 7; k++) bitnet__afree(w[k]->data);
     }
     free(m->layers);
     m->layers = NULL;
+    bitnet__afree(m->arena);
+    m->arena = NULL;
 }
 
 void bitnet_model_free(bitnet_model *m)

@@ -79,6 +79,9 @@ struct bitnet_model {
     uint8_t *fmat_owned[2];   /* aligned copies of tok_embd/output when the
                                  caller's buffer is misaligned */
     int32_t n_tensors_used;
+    uint8_t *arena;           /* one allocation holding every bitnet_tmat's
+                                 data (huge pages where available) */
+    size_t arena_size, arena_used;
 };
 
 /* Build (once, thread-safe) the int8 head copy. BITNET_OK or BITNET_E_NOMEM. */
