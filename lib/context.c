@@ -172,6 +172,40 @@ static void rope_norm(float *x, int32_t n_heads, int32_t hd, int32_t nrot,
     }
 }
 
+/* relu(g)^2 * u, in ggml's order (sqr(relu(g)), then times up). */
+static void ffn_relu2(float *restrict g, const float *restrict u, int32_t n)
+{
+    for (int32_t i = 0; i < n; i++) {
+        float r = g[i] > 0.0f ? g[i] : 0.0f;
+        float r2 = r * r;
+        g[i] = r2 * u[i];
+    }
+}
+
+/* silu(g) * u, silu(x) = x / (1 + e^-x). */
+static void ffn_silu(float *restrict g, const float *restrict u, int32_t n)
+{
+    for (int32_t i = 0; i < n; i++) {
+        float s = g[i] / (1.0f + expf(-g[i]));
+        g[i] = s * u[i];
+    }
+}
+
+static void add_rows(float *restrict x, const float *restrict y, int32_t n)
+{
+    for (int32_t r = 0; r < n; r++)
+        x[r] = y[r] + x[r];
+}
+
+/* x += tmp over this thread's rows (the rows it just computed). */
+static void residual_add(bitnet_context *c, int32_t nb, int ith, int nth)
+{
+    int32_t r0, r1;
+    split_rows(c->D, ROW_CHUNK, ith, nth, &r0, &r1);
+    for (int32_t t = 0; t < nb; t++)
+        add_rows(c->x + (size_t)t * c->D + r0, c->tmp + (size_t)t * c->D + r0, r1 - r0);
+}
+
 /* ---- the forward step (one parallel region) --------------------------- */
 
 static void head_rows(const bitnet_context *c, int32_t t, int32_t r0, int32_t r1, float *y)
@@ -296,16 +330,7 @@ static void step_fn(void *arg, int ith, int nth)
 
         mm_job o = { &L->wo, c->tmp };
         run_matmul(c, &o, 1, nb, ith, nth);
-        {
-            int32_t r0, r1;
-            split_rows(D, ROW_CHUNK, ith, nth, &r0, &r1);
-            for (int32_t t = 0; t < nb; t++) {
-                float *x = c->x + (size_t)t * D;
-                const float *y = c->tmp + (size_t)t * D;
-                for (int32_t r = r0; r < r1; r++)
-                    x[r] = y[r] + x[r];
-            }
-        }
+        residual_add(c, nb, ith, nth);
         bitnet__threadpool_barrier(tp);
 
         /* feed-forward */
@@ -324,18 +349,10 @@ static void step_fn(void *arg, int ith, int nth)
         kp = L->wdown.cols_padded;
         for (int32_t t = ith; t < nb; t += nth) {
             float *g = c->g + (size_t)t * F;
-            const float *u = c->u + (size_t)t * F;
-            if (m->ffn_act == BITNET_FFN_RELU2) {
-                for (int32_t i = 0; i < F; i++) {
-                    float r = g[i] > 0.0f ? g[i] : 0.0f;
-                    g[i] = (r * r) * u[i];
-                }
-            } else {
-                for (int32_t i = 0; i < F; i++) {
-                    float s = g[i] / (1.0f + expf(-g[i]));
-                    g[i] = s * u[i];
-                }
-            }
+            if (m->ffn_act == BITNET_FFN_RELU2)
+                ffn_relu2(g, c->u + (size_t)t * F, F);
+            else
+                ffn_silu(g, c->u + (size_t)t * F, F);
             if (L->ffn_sub_norm)
                 c->k.rmsnorm(g, L->ffn_sub_norm, g, F, eps);
             quant_rows(c, g, F, kp, t);
@@ -344,16 +361,7 @@ static void step_fn(void *arg, int ith, int nth)
 
         mm_job dn = { &L->wdown, c->tmp };
         run_matmul(c, &dn, 1, nb, ith, nth);
-        {
-            int32_t r0, r1;
-            split_rows(D, ROW_CHUNK, ith, nth, &r0, &r1);
-            for (int32_t t = 0; t < nb; t++) {
-                float *x = c->x + (size_t)t * D;
-                const float *y = c->tmp + (size_t)t * D;
-                for (int32_t r = r0; r < r1; r++)
-                    x[r] = y[r] + x[r];
-            }
-        }
+        residual_add(c, nb, ith, nth);
         if (ith == 0 && c->abort_fn && c->abort_fn(c->abort_user))
             st->aborted = 1;
         bitnet__threadpool_barrier(tp);
