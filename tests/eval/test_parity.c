@@ -81,7 +81,7 @@ static int32_t *read_tokens(const char *path, size_t *n)
 /* Evaluate all tokens in one call with every position's logits; returns a
  * malloc'd [n][n_vocab] array. */
 static float *eval_all(const char *model_path, const int32_t *ids, size_t n, int threads,
-                       int32_t *n_vocab)
+                       uint32_t cpu_mask, int32_t *n_vocab)
 {
     bitnet_model *m = NULL;
     int rc = bitnet_model_load_file(&m, model_path, NULL);
@@ -91,6 +91,7 @@ static float *eval_all(const char *model_path, const int32_t *ids, size_t n, int
     bitnet_context_params_init(&cp);
     cp.n_threads = threads;
     cp.n_ctx = 256;
+    cp.cpu_mask = cpu_mask;
     bitnet_context *c = NULL;
     rc = bitnet_context_create(&c, m, &cp);
     if (rc != BITNET_OK)
@@ -153,7 +154,7 @@ static void path_of(char *buf, size_t cap, const char *name)
     snprintf(buf, cap, "%s/models/%s", data_dir(), name);
 }
 
-static void check_i2s(const char *stem)
+static void check_i2s(const char *stem, uint32_t cpu_mask)
 {
     if (!data_dir()) {
         printf("SKIP: BITNET_SHARED_DATA is not set: no reference logits\n");
@@ -166,14 +167,15 @@ static void check_i2s(const char *stem)
     size_t n;
     int32_t *ids = read_tokens(tp, &n);
     int32_t nv;
-    float *lg = eval_all(mp, ids, n, 2, &nv);
+    float *lg = eval_all(mp, ids, n, 2, cpu_mask, &nv);
     size_t sz;
     float *ref = read_file(lp, &sz);
     assert_non_null(ref);
     assert_int_equal(sz, n * (size_t)nv * sizeof(float));
     cmp_stats s = compare(lg, ref, n, nv);
-    printf("%s vs bitnet.cpp: %zu positions, max abs %.3g, max rel %.3g, min cos %.9f, "
-           "top-1 %d/%zu\n", stem, n, s.max_abs, s.max_rel, s.min_cos, s.top1_agree, n);
+    printf("%s vs bitnet.cpp (%s kernels): %zu positions, max abs %.3g, max rel %.3g, "
+           "min cos %.9f, top-1 %d/%zu\n", stem, cpu_mask ? "best" : "C reference", n,
+           s.max_abs, s.max_rel, s.min_cos, s.top1_agree, n);
     assert_true(s.max_abs <= I2S_MAX_ABS);
     assert_int_equal(s.top1_agree, (int)n);
     free(ref);
@@ -184,13 +186,14 @@ static void check_i2s(const char *stem)
 static void test_b158_i2s(void **state)
 {
     (void)state;
-    check_i2s("b158-i2s");
+    check_i2s("b158-i2s", BITNET_CPU_ALL);
+    check_i2s("b158-i2s", 0);
 }
 
 static void test_llama3vocab_i2s(void **state)
 {
     (void)state;
-    check_i2s("b158-llama3vocab-i2s");
+    check_i2s("b158-llama3vocab-i2s", BITNET_CPU_ALL);
 }
 
 static void test_f16_equals_i2s(void **state)
@@ -207,8 +210,8 @@ static void test_f16_equals_i2s(void **state)
     size_t n;
     int32_t *ids = read_tokens(tp, &n);
     int32_t nv1, nv2;
-    float *l1 = eval_all(a, ids, n, 1, &nv1);
-    float *l2 = eval_all(b, ids, n, 2, &nv2);
+    float *l1 = eval_all(a, ids, n, 1, BITNET_CPU_ALL, &nv1);
+    float *l2 = eval_all(b, ids, n, 2, BITNET_CPU_ALL, &nv2);
     assert_int_equal(nv1, nv2);
     assert_memory_equal(l1, l2, n * (size_t)nv1 * sizeof(float));
     printf("b158-f16.gguf and b158-i2s.gguf: %zu x %d logits bit-identical\n", n, (int)nv1);
@@ -230,7 +233,7 @@ static void check_tq(const char *stem)
     size_t n;
     int32_t *ids = read_tokens(tp, &n);
     int32_t nv;
-    float *lg = eval_all(mp, ids, n, 2, &nv);
+    float *lg = eval_all(mp, ids, n, 2, BITNET_CPU_ALL, &nv);
     size_t sz;
     float *ref = read_file(lp, &sz);
     assert_non_null(ref);
