@@ -391,7 +391,7 @@ BITNET_API void bitnet_context_params_init_(bitnet_context_params *p, size_t siz
 /**
  * Create a context on a model.
  * @return BITNET_OK; BITNET_E_INVALID_ARG (NULLs, n_ctx < 0, n_threads < 0
- *         or > 256, n_batch < 0); BITNET_E_UNSUPPORTED (vocab-only model, or
+ *         or > 256, n_batch < 0, unknown flags); BITNET_E_UNSUPPORTED (vocab-only model, or
  *         params from a newer header with unknown non-zero fields);
  *         BITNET_E_NOMEM.
  * The model must outlive the context.
@@ -411,7 +411,7 @@ enum {
  * Evaluate tokens at the current position and advance it by n_tokens.
  *
  * @return BITNET_OK; BITNET_E_INVALID_ARG (NULL, n_tokens 0, a token id
- *         outside the vocabulary); BITNET_E_CONTEXT_FULL (position +
+ *         outside the vocabulary, unknown flags); BITNET_E_CONTEXT_FULL (position +
  *         n_tokens > n_ctx; nothing is evaluated and the context is
  *         unchanged); BITNET_E_ABORTED (context unchanged); BITNET_E_NOMEM.
  */
@@ -436,7 +436,8 @@ BITNET_API int32_t bitnet_context_n_ctx(const bitnet_context *ctx);
 /** The model this context was created on. */
 BITNET_API const bitnet_model *bitnet_context_model(const bitnet_context *ctx);
 
-/** Forget every token at position >= pos. @return BITNET_OK;
+/** Forget every token at position >= pos; when pos is before the current
+ *  position the last eval's logits are dropped too. @return BITNET_OK;
  *  BITNET_E_INVALID_ARG (pos < 0 or pos > current position). */
 BITNET_API int bitnet_context_rewind(bitnet_context *ctx, int32_t pos);
 /** Forget everything (position 0). NULL is ignored. */
