@@ -65,23 +65,53 @@ tool() {
 synth=$(tool bitnet-synth)
 cli=$(tool bitnet-cli)
 
+# ---- the generation loops of docs/api.md ----------------------------------------------
+# Each is a fenced block whose first line names it (generate.c, .py, .rs, .go).
+mkdir -p "$work/doc"
+python3 - docs/api.md "$work/doc" <<'PY'
+import re
+import sys
+text = open(sys.argv[1], encoding="utf-8").read()
+found = set()
+for block in re.findall(r"^```[a-z]+\n(.*?)^```", text, re.S | re.M):
+    m = re.match(r"(?:/\*|#|//) (generate\.(c|py|rs|go)) ", block)
+    if m:
+        open("%s/%s" % (sys.argv[2], m.group(1)), "w", encoding="utf-8").write(block)
+        found.add(m.group(2))
+missing = {"c", "py", "rs", "go"} - found
+if missing:
+    sys.exit("docs/api.md lacks the generation loop for: " + ", ".join(sorted(missing)))
+PY
+
 # ---- builds -------------------------------------------------------------------
 say "python3: $(python3 --version 2>&1)"
 py="$src/examples/python"
 
+# shellcheck disable=SC2046
+cc -std=c11 -Wall -Wextra -Wpedantic -Werror -o "$work/doc-c" "$work/doc/generate.c" \
+    $(pkg-config --cflags --libs bitnet) || fail "docs/api.md C example does not compile"
+say "c: docs/api.md generate.c built with $(pkg-config --cflags --libs bitnet | tr -s ' ')"
+
 say "rust: $("$cargo" --version) (offline, no dependencies)"
 cp -r examples/rust "$work/rust"
 rm -rf "$work/rust/target" "$work/rust/Cargo.lock"
+cp "$work/doc/generate.rs" "$work/rust/src/bin/doc-generate.rs"
 export CARGO_TARGET_DIR="$work/cargo-target"
 (cd "$work/rust" && "$cargo" build --offline --quiet) || fail "cargo build"
 rust_demo="$CARGO_TARGET_DIR/debug/bitnet-demo"
 rust_layout="$CARGO_TARGET_DIR/debug/bitnet-layout"
+rust_doc="$CARGO_TARGET_DIR/debug/doc-generate"
 
 say "go: $(go version)"
 export GOCACHE="$work/gocache" GOPATH="$work/gopath" GOPROXY=off GOTOOLCHAIN=local \
        GOFLAGS= CGO_ENABLED=1 GO111MODULE=on
-(cd examples/go && go vet ./... && go build -o "$work/go-demo" ./cmd/bitnet-demo) || fail "go build"
+cp -r examples/go "$work/go"
+mkdir -p "$work/go/cmd/doc-generate"
+cp "$work/doc/generate.go" "$work/go/cmd/doc-generate/main.go"
+(cd "$work/go" && go vet ./... && go build -o "$work/go-demo" ./cmd/bitnet-demo &&
+    go build -o "$work/go-doc" ./cmd/doc-generate) || fail "go build"
 go_demo="$work/go-demo"
+go_doc="$work/go-doc"
 
 # ---- struct layouts: C compiler vs the Python and Rust mirrors ----------------------
 # (Go uses the C declarations through cgo, so it cannot disagree.)
@@ -156,7 +186,12 @@ run_case() {
     python3 "$py/demo.py" -m "$model" -p "$prompt" -n "$n" --temp 0 -t 2 > "$work/py2.txt"
     "$rust_demo" -m "$model" -p "$prompt" -n "$n" --temp 0 -t 2 > "$work/rs.txt"
     "$go_demo" -m "$model" -p "$prompt" -n "$n" --temp 0 -t 2 > "$work/go.txt"
-    for out in py py2 rs go; do
+    # the loops printed in docs/api.md
+    "$work/doc-c" "$model" "$prompt" "$n" > "$work/doc-c.txt"
+    PYTHONPATH="$py" python3 "$work/doc/generate.py" "$model" "$prompt" "$n" > "$work/doc-py.txt"
+    "$rust_doc" "$model" "$prompt" "$n" > "$work/doc-rs.txt"
+    "$go_doc" "$model" "$prompt" "$n" > "$work/doc-go.txt"
+    for out in py py2 rs go doc-c doc-py doc-rs doc-go; do
         cmp -s "$work/ref.txt" "$work/$out.txt" || {
             echo "--- bitnet-cli:"; od -c "$work/ref.txt" | head -20
             echo "--- $out demo:"; od -c "$work/$out.txt" | head -20
@@ -168,7 +203,7 @@ run_case() {
     ids_go=$("$go_demo" -m "$model" -p "$prompt" -n "$n" --temp 0 --ids)
     [ "$ids_py" = "$ids_rs" ] && [ "$ids_py" = "$ids_go" ] ||
         fail "token ids differ: python [$ids_py] rust [$ids_rs] go [$ids_go]"
-    say "prompt '$prompt': python, rust, go = bitnet-cli ($(echo "$ids_py" | wc -w) tokens, $(( $(wc -c < "$work/ref.txt") - 1 )) bytes)"
+    say "prompt '$prompt': python, rust, go demos and docs/api.md loops (c, python, rust, go) = bitnet-cli ($(echo "$ids_py" | wc -w) tokens, $(( $(wc -c < "$work/ref.txt") - 1 )) bytes)"
 }
 for p in "${prompts[@]}"; do
     run_case "$p"
@@ -196,6 +231,6 @@ quiet "python tests" python3 "$py/test_bitnet.py"
 say "python: $(grep -o 'Ran [0-9]* tests' "$work/test.log") OK"
 quiet "rust tests" sh -c "cd '$work/rust' && '$cargo' test --offline"
 say "rust: $(grep -o 'test result: ok. [1-9][0-9]* passed' "$work/test.log" | awk '{s+=$4} END {print s}') tests passed"
-quiet "go tests" sh -c "cd examples/go && go test -count=1 -v ./..."
+quiet "go tests" sh -c "cd '$work/go' && go test -count=1 -v ./..."
 say "go: $(grep -c '^--- PASS' "$work/test.log") tests passed"
 say "all bindings checks passed"
