@@ -58,11 +58,26 @@ static uint32_t rng_below(rng *r, uint32_t n)
     return (uint32_t)(((rng_next(r) >> 32) * (uint64_t)n) >> 32);
 }
 
-static float rng_normal(rng *r)
+/* n values of N(0, sd^2) (Box-Muller, both outputs used) */
+static void rng_normals(rng *r, float *out, size_t n, float sd)
 {
-    double u1 = ((double)(rng_next(r) >> 11) + 1.0) * (1.0 / 9007199254740993.0);
-    double u2 = (double)(rng_next(r) >> 11) * (1.0 / 9007199254740992.0);
-    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+    for (size_t i = 0; i < n; i += 2) {
+        double u1 = ((double)(rng_next(r) >> 11) + 1.0) * (1.0 / 9007199254740993.0);
+        double u2 = (double)(rng_next(r) >> 11) * (1.0 / 9007199254740992.0);
+        double rad = sqrt(-2.0 * log(u1)), a = 6.283185307179586 * u2;
+        out[i] = sd * (float)(rad * cos(a));
+        if (i + 1 < n) out[i + 1] = sd * (float)(rad * sin(a));
+    }
+}
+
+/* n values uniform in {-1, 0, 1}: four from each 64-bit draw */
+static void rng_trits(rng *r, int8_t *out, size_t n)
+{
+    for (size_t i = 0; i < n; i += 4) {
+        uint64_t x = rng_next(r);
+        for (size_t k = 0; k < 4 && i + k < n; k++)
+            out[i + k] = (int8_t)((int)((((x >> (16 * k)) & 0xffff) * 3) >> 16) - 1);
+    }
 }
 
 /* ---- params ----------------------------------------------------------- */
@@ -504,10 +519,10 @@ static int write_tensor(bitnet_gguf_writer *w, const tspec *ts, uint64_t seed,
         int32_t nr = ts->rows - r0 < chunk ? ts->rows - r0 : chunk;
         size_t n = (size_t)nr * cols;
         if (ts->kind == T_EMBD) {
-            for (size_t i = 0; i < n; i++) f[i] = 0.02f * rng_normal(&r);
+            rng_normals(&r, f, n, 0.02f);
             encode_floats(ts->type, f, n, o);
         } else {
-            for (size_t i = 0; i < n; i++) t[i] = (int8_t)((int)rng_below(&r, 3) - 1);
+            rng_trits(&r, t, n);
             encode_ternary(ts->type, t, nr, ts->cols, s, o, f);
         }
         rc = bitnet__gguf_w_write(w, o, (size_t)nr * row_bytes);
