@@ -853,11 +853,23 @@ typedef struct bigram {
     uint32_t size;    /* SPM staleness check */
 } bigram;
 
+/* Per-call cache of merged pieces (long texts repeat their words): the
+ * result of BPE on a piece depends on the piece only. */
+enum { PC_BYTES = 22, PC_TOKS = 8 };
+
+typedef struct pcache_ent {
+    uint32_t h;
+    uint8_t len, ntok;          /* len 0: empty */
+    char piece[PC_BYTES];
+    int32_t tok[PC_TOKS];
+} pcache_ent;
+
 typedef struct scratch {
     unit *u; size_t u_cap;
     uint8_t *cut; size_t cut_cap;
     sym *s; size_t s_cap;
     bigram *h; size_t h_cap, h_n;
+    pcache_ent *pc; uint32_t pc_mask;
 } scratch;
 
 static int grow(void **p, size_t *cap, size_t need, size_t elem)
@@ -880,6 +892,7 @@ static void scratch_free(scratch *sc)
     free(sc->cut);
     free(sc->s);
     free(sc->h);
+    free(sc->pc);
 }
 
 /* ---- pre-tokenizers --------------------------------------------------- */
@@ -1091,6 +1104,7 @@ static void pass(const unit *u, uint8_t *cut, size_t n, int kind)
 /* Above this many bytes a piece is merged with a heap; below by scanning.
  * Both give the same result (tests compare them); internal for tests. */
 size_t bitnet__bpe_scan_max = 48;
+size_t bitnet__bpe_cache_min = 4096;
 
 static int rank_of(const bitnet_vocab *v, const sym *s, int32_t l, int32_t r, int32_t *res)
 {
@@ -1159,6 +1173,7 @@ static void merge_into(sym *s, int32_t l, int32_t r, int32_t id)
 static void emit_symbol_bpe(const bitnet_vocab *v, const char *p, const sym *s, sink *out)
 {
     if (s->id >= 0) { emit(out, s->id); return; }
+    /* (never the case with a consistent vocabulary) */
     /* Not a token: single characters of its byte-level form that are
      * tokens by themselves (printable ASCII), as llama.cpp does. */
     for (uint32_t k = 0; k < s->len; k++) {
@@ -1173,6 +1188,19 @@ static int bpe_piece(const bitnet_vocab *v, scratch *sc, const char *p, size_t n
     if (v->ignore_merges || n == 1) {
         int32_t id = lookup(v, p, n);
         if (id >= 0) { emit(out, id); return 0; }
+    }
+    pcache_ent *pe = NULL;
+    uint32_t ph = 0;
+    if (sc->pc && n <= PC_BYTES) {
+        ph = hash_bytes(p, n);
+        for (uint32_t k = 0; k < 4; k++) {
+            pcache_ent *e = &sc->pc[(ph + k) & sc->pc_mask];
+            if (!e->len) { pe = e; break; }
+            if (e->h == ph && e->len == n && memcmp(e->piece, p, n) == 0) {
+                for (uint32_t t = 0; t < e->ntok; t++) emit(out, e->tok[t]);
+                return 0;
+            }
+        }
     }
     if (grow((void **)&sc->s, &sc->s_cap, n, sizeof(sym))) return -1;
     sym *s = sc->s;
@@ -1217,7 +1245,16 @@ static int bpe_piece(const bitnet_vocab *v, scratch *sc, const char *p, size_t n
                 return -1;
         }
     }
+    size_t first = out->n;
     for (int32_t i = 0; i >= 0; i = s[i].next) emit_symbol_bpe(v, p, &s[i], out);
+    size_t cnt = out->n - first;
+    if (pe && cnt <= PC_TOKS && out->n <= out->cap) {
+        pe->h = ph;
+        pe->len = (uint8_t)n;
+        pe->ntok = (uint8_t)cnt;
+        memcpy(pe->piece, p, n);
+        memcpy(pe->tok, out->out + first, cnt * sizeof(int32_t));
+    }
     return 0;
 }
 
@@ -1232,6 +1269,12 @@ static int bpe_fragment(const bitnet_vocab *v, scratch *sc, const char *text, si
     memset(cut, 0, n + 1);
     cut[0] = 1;
     const unit *u = sc->u;
+    if (!sc->pc && len >= bitnet__bpe_cache_min) {   /* worth a piece cache (failure: none) */
+        uint32_t ents = 1024;
+        while (ents < 16384 && ents < len / 32) ents <<= 1;
+        sc->pc = calloc(ents, sizeof(pcache_ent));
+        sc->pc_mask = ents - 1;
+    }
     if (v->pretok == PT_LLAMA3) {
         pass(u, cut, n, 4);
     } else if (v->pretok == PT_GPT2) {

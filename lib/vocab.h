@@ -34,5 +34,8 @@ int bitnet__vocab_detokenize(const bitnet_vocab *v, const int32_t *toks, size_t 
 /* Pieces up to this many bytes are merged by scanning, longer ones with a
  * heap (same result; tests set it to compare the two). Default 48, max 64. */
 extern size_t bitnet__bpe_scan_max;
+/* Fragments of at least this many bytes use a per-call cache of merged
+ * pieces (same result; tests set it to compare). Default 4096. */
+extern size_t bitnet__bpe_cache_min;
 
 #endif /* BITNET_VOCAB_H */

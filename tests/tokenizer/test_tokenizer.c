@@ -332,6 +332,43 @@ static void roundtrip(const bitnet_model *m, int iters)
     }
 }
 
+/* Long texts (piece cache on) give the same ids as with the cache off. */
+static void test_piece_cache(void **st)
+{
+    (void)st;
+    NEED_SHARED();
+    char path[4096];
+    size_t tl;
+    snprintf(path, sizeof(path), "%s/text/tinystories-subset-lowercase.txt", shared_dir());
+    char *text = read_all(path, &tl);
+    assert_non_null(text);
+    if (tl > 200000) tl = 200000;
+    /* mix in other scripts so that long and multi-token pieces occur */
+    char mix[20000];
+    size_t ml = 0;
+    while (ml < sizeof(mix) - 1000) ml += random_text(mix + ml, 200);
+    static const int32_t pts[] = { BITNET_PRETOK_LLAMA3, BITNET_PRETOK_DEFAULT, BITNET_PRETOK_GPT2 };
+    for (size_t k = 0; k < 3; k++) {
+        bitnet_model *m = load_vocab("vocab/ggml-vocab-llama-bpe.gguf", pts[k]);
+        for (int which = 0; which < 2; which++) {
+            const char *t = which ? mix : text;
+            size_t len = which ? ml : tl;
+            int32_t *a, *b;
+            size_t na = tok(m, t, len, 0, &a);
+            size_t save = bitnet__bpe_cache_min;
+            bitnet__bpe_cache_min = SIZE_MAX;
+            size_t nb = tok(m, t, len, 0, &b);
+            bitnet__bpe_cache_min = save;
+            assert_int_equal(na, nb);
+            assert_memory_equal(a, b, na * sizeof(int32_t));
+            free(a);
+            free(b);
+        }
+        bitnet_model_free(m);
+    }
+    free(text);
+}
+
 static void test_roundtrip(void **st)
 {
     (void)st;
@@ -480,6 +517,29 @@ static void test_mem_roundtrip(void **st)
     uint8_t *buf;
     bitnet_model *m = mem_model(&buf);
     roundtrip(m, 200);
+    /* a long text: piece cache on and off agree, and it round-trips */
+    static char big[30000];
+    size_t bl = 0;
+    while (bl < sizeof(big) - 1000) {
+        bl += random_text(big + bl, 200);
+        memcpy(big + bl, " hello world", 12);
+        bl += 12;
+    }
+    int32_t *a, *b;
+    size_t na = tok(m, big, bl, 0, &a);
+    size_t save = bitnet__bpe_cache_min;
+    bitnet__bpe_cache_min = SIZE_MAX;
+    size_t nb = tok(m, big, bl, 0, &b);
+    bitnet__bpe_cache_min = save;
+    assert_int_equal(na, nb);
+    assert_memory_equal(a, b, na * sizeof(int32_t));
+    size_t len;
+    char *t = detok(m, a, na, 0, &len);
+    assert_int_equal(len, bl);
+    assert_memory_equal(t, big, bl);
+    free(t);
+    free(a);
+    free(b);
     bitnet_model_free(m);
     free(buf);
 }
@@ -723,6 +783,7 @@ int main(void)
         cmocka_unit_test(test_reduced_vocab),
         cmocka_unit_test(test_default_pretok),
         cmocka_unit_test(test_roundtrip),
+        cmocka_unit_test(test_piece_cache),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
