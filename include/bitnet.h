@@ -283,10 +283,13 @@ BITNET_API int bitnet_model_meta(const bitnet_model *model, const char *key,
 
 enum {
     /** Prepend BOS when the vocabulary asks for it (tokenizer.ggml.add_bos_token,
-     *  true when absent for BPE/SPM vocabularies that have a BOS). */
+     *  true when absent for BPE/SPM vocabularies that have a BOS); also append
+     *  EOS when tokenizer.ggml.add_eos_token is true. */
     BITNET_TOKENIZE_ADD_BOS       = 1u << 0,
     /** Turn special-token text (e.g. "<|eot_id|>") into the special token,
-     *  longest match first. Without it such text is tokenized as plain text. */
+     *  longest match first. Without it such text is tokenized as plain text
+     *  (user-defined tokens, token type 4, are matched either way, as in
+     *  llama.cpp). */
     BITNET_TOKENIZE_PARSE_SPECIAL = 1u << 1
 };
 
@@ -348,8 +351,9 @@ BITNET_API int bitnet_detokenizer_create(bitnet_detokenizer **out,
                                          const bitnet_model *model,
                                          uint32_t flags);
 /** Feed one token. *n_out bytes of complete text are written to buf.
- *  BITNET_E_BUFFER_TOO_SMALL leaves the detokenizer unchanged; 64 bytes
- *  plus the longest token piece always suffice. */
+ *  BITNET_E_BUFFER_TOO_SMALL leaves the detokenizer unchanged and sets
+ *  *n_out to the size needed; 64 bytes plus 3 times the longest token piece
+ *  always suffice (each invalid byte becomes the 3-byte U+FFFD). */
 BITNET_API int bitnet_detokenizer_feed(bitnet_detokenizer *d, int32_t token,
                                        char *buf, size_t cap, size_t *n_out);
 /** Emit what is held back (as U+FFFD if incomplete) and reset. */
