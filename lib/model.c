@@ -862,6 +862,8 @@ static uint64_t fingerprint(const bitnet_model *m, const bitnet_gguf *g)
     return h;
 }
 
+static int arena_alloc(bitnet_model *m, size_t total);
+
 static int load_weights(loader *L)
 {
     bitnet_model *m = L->m;
@@ -909,25 +911,17 @@ static int load_weights(loader *L)
     const int64_t E = m->n_embd, F = m->n_ff;
     const int64_t KV = (int64_t)m->n_head_kv * m->head_dim;
 
-    /* one allocation for every packed matrix: 2 MiB aligned and marked for
-     * transparent huge pages, which saves most of the page faults of a
-     * large model */
+    /* one allocation for every packed matrix, populated in one system
+     * call where possible (much cheaper than a page fault per 4 KiB page
+     * on a large model) */
     size_t per_layer = 2 * tmat_reserve((int32_t)E, (int32_t)E) +
                        2 * tmat_reserve((int32_t)KV, (int32_t)E) +
                        2 * tmat_reserve((int32_t)F, (int32_t)E) +
                        tmat_reserve((int32_t)E, (int32_t)F), total;
     if (bitnet__mul_ovf(per_layer, (size_t)m->n_layer, &total))
         return bitnet__error(BITNET_E_NOMEM, "weights too large");
-    const size_t huge = (size_t)2 << 20;
-    m->arena = bitnet__aalloc(total, total >= huge ? huge : 64);
-    if (!m->arena)
-        return bitnet__error(BITNET_E_NOMEM, "cannot allocate %zu bytes for "
-                             "the weights", total);
-    m->arena_size = total;
-#ifdef MADV_HUGEPAGE
-    if (total >= huge)
-        madvise(m->arena, (total + huge - 1) & ~(huge - 1), MADV_HUGEPAGE);
-#endif
+    rc = arena_alloc(m, total);
+    if (rc) return rc;
     for (int32_t i = 0; i < m->n_layer; i++) {
         bitnet_layer *l = &m->layers[i];
         char nm[96];
@@ -954,6 +948,47 @@ static int load_weights(loader *L)
     return BITNET_OK;
 }
 
+#if defined(MAP_ANONYMOUS) && defined(MAP_POPULATE)
+# define ARENA_MMAP 1
+#else
+# define ARENA_MMAP 0
+#endif
+
+static int arena_alloc(bitnet_model *m, size_t total)
+{
+#if ARENA_MMAP
+    if (total >= ((size_t)1 << 20)) {
+        void *p = mmap(NULL, total, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+        if (p != MAP_FAILED) {
+            m->arena = p;
+            m->arena_size = total;
+            m->arena_mapped = 1;
+            return BITNET_OK;
+        }
+    }
+#endif
+    m->arena = bitnet__aalloc(total, 64);
+    if (!m->arena)
+        return bitnet__error(BITNET_E_NOMEM, "cannot allocate %zu bytes for "
+                             "the weights", total);
+    m->arena_size = total;
+    return BITNET_OK;
+}
+
+static void arena_free(bitnet_model *m)
+{
+#if ARENA_MMAP
+    if (m->arena_mapped) {
+        munmap(m->arena, m->arena_size);
+        m->arena = NULL;
+        return;
+    }
+#endif
+    bitnet__afree(m->arena);
+    m->arena = NULL;
+}
+
 static void free_layers(bitnet_model *m)
 {
     if (!m->layers) return;
@@ -966,8 +1001,7 @@ static void free_layers(bitnet_model *m)
     }
     free(m->layers);
     m->layers = NULL;
-    bitnet__afree(m->arena);
-    m->arena = NULL;
+    arena_free(m);
 }
 
 void bitnet_model_free(bitnet_model *m)

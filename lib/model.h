@@ -80,8 +80,9 @@ struct bitnet_model {
                                  caller's buffer is misaligned */
     int32_t n_tensors_used;
     uint8_t *arena;           /* one allocation holding every bitnet_tmat's
-                                 data (huge pages where available) */
+                                 data (an anonymous mapping when large) */
     size_t arena_size, arena_used;
+    int arena_mapped;
 };
 
 /* Build (once, thread-safe) the int8 head copy. BITNET_OK or BITNET_E_NOMEM. */
