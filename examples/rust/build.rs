@@ -29,7 +29,9 @@ fn main() {
     }
 
     let pkg_config = env::var("PKG_CONFIG").unwrap_or_else(|_| "pkg-config".to_string());
-    let out = Command::new(&pkg_config).args(["--libs", "bitnet"]).output();
+    let out = Command::new(&pkg_config)
+        .args(["--libs", "bitnet"])
+        .output();
     let out = match out {
         Ok(o) if o.status.success() => o,
         Ok(o) => panic!(

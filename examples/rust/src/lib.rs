@@ -51,7 +51,10 @@ impl Error {
     }
 
     fn invalid(message: &str) -> Error {
-        Error { status: sys::BITNET_E_INVALID_ARG, message: message.to_string() }
+        Error {
+            status: sys::BITNET_E_INVALID_ARG,
+            message: message.to_string(),
+        }
     }
 
     /// The library's fixed description of the status (`bitnet_strerror`).
@@ -146,7 +149,8 @@ fn path_cstring(path: &Path) -> Result<CString> {
     #[cfg(unix)]
     {
         use std::os::unix::ffi::OsStrExt;
-        CString::new(path.as_os_str().as_bytes()).map_err(|_| Error::invalid("path contains a NUL byte"))
+        CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| Error::invalid("path contains a NUL byte"))
     }
     #[cfg(not(unix))]
     {
@@ -218,10 +222,18 @@ impl ModelBuilder {
     pub fn load_buffer(&self, data: Vec<u8>) -> Result<Model> {
         let mut out: *mut sys::bitnet_model = ptr::null_mut();
         check(unsafe {
-            sys::bitnet_model_load_buffer(&mut out, data.as_ptr() as *const c_void, data.len(), &self.params)
+            sys::bitnet_model_load_buffer(
+                &mut out,
+                data.as_ptr() as *const c_void,
+                data.len(),
+                &self.params,
+            )
         })?;
         match NonNull::new(out) {
-            Some(ptr) => Ok(Model { ptr, _buffer: Some(data) }),
+            Some(ptr) => Ok(Model {
+                ptr,
+                _buffer: Some(data),
+            }),
             None => Err(Error::invalid("bitnet_model_load_buffer returned no model")),
         }
     }
@@ -286,7 +298,9 @@ impl Model {
     /// A metadata value as text; `Ok(None)` when the key does not exist.
     pub fn meta(&self, key: &str) -> Result<Option<String>> {
         let k = cstring(key)?;
-        let r = fill_bytes(256, |b, c, n| unsafe { sys::bitnet_model_meta(self.as_ptr(), k.as_ptr(), b, c, n) });
+        let r = fill_bytes(256, |b, c, n| unsafe {
+            sys::bitnet_model_meta(self.as_ptr(), k.as_ptr(), b, c, n)
+        });
         match r {
             Ok(v) => Ok(Some(String::from_utf8_lossy(&v).into_owned())),
             Err(e) if e.status == sys::BITNET_E_NOT_FOUND => Ok(None),
@@ -295,7 +309,12 @@ impl Model {
     }
 
     /// Token ids of UTF-8 text (or any bytes).
-    pub fn tokenize<T: AsRef<[u8]>>(&self, text: T, add_bos: bool, parse_special: bool) -> Result<Vec<i32>> {
+    pub fn tokenize<T: AsRef<[u8]>>(
+        &self,
+        text: T,
+        add_bos: bool,
+        parse_special: bool,
+    ) -> Result<Vec<i32>> {
         let text = text.as_ref();
         let mut flags = 0;
         if add_bos {
@@ -330,13 +349,23 @@ impl Model {
 
     /// The raw bytes of one token (may be part of a UTF-8 character).
     pub fn token_to_piece(&self, token: i32, special: bool) -> Result<Vec<u8>> {
-        let flags = if special { sys::BITNET_DETOK_SPECIAL } else { 0 };
-        fill_bytes(64, |b, c, n| unsafe { sys::bitnet_token_to_piece(self.as_ptr(), token, flags, b, c, n) })
+        let flags = if special {
+            sys::BITNET_DETOK_SPECIAL
+        } else {
+            0
+        };
+        fill_bytes(64, |b, c, n| unsafe {
+            sys::bitnet_token_to_piece(self.as_ptr(), token, flags, b, c, n)
+        })
     }
 
     /// The bytes of many tokens.
     pub fn detokenize(&self, tokens: &[i32], special: bool) -> Result<Vec<u8>> {
-        let flags = if special { sys::BITNET_DETOK_SPECIAL } else { 0 };
+        let flags = if special {
+            sys::BITNET_DETOK_SPECIAL
+        } else {
+            0
+        };
         fill_bytes(16 * tokens.len() + 16, |b, c, n| unsafe {
             sys::bitnet_detokenize(self.as_ptr(), tokens.as_ptr(), tokens.len(), flags, b, c, n)
         })
@@ -345,14 +374,22 @@ impl Model {
     /// Render `(role, content)` messages as prompt text with a chat template
     /// (`None`: the model's own). Tokenize the result with
     /// `add_bos = false, parse_special = true`.
-    pub fn chat_render(&self, template: Option<&str>, messages: &[(&str, &str)], add_assistant: bool) -> Result<String> {
+    pub fn chat_render(
+        &self,
+        template: Option<&str>,
+        messages: &[(&str, &str)],
+        add_assistant: bool,
+    ) -> Result<String> {
         let mut owned: Vec<(CString, CString)> = Vec::with_capacity(messages.len());
         for (role, content) in messages {
             owned.push((cstring(role)?, cstring(content)?));
         }
         let msgs: Vec<sys::bitnet_chat_message> = owned
             .iter()
-            .map(|(r, c)| sys::bitnet_chat_message { role: r.as_ptr(), content: c.as_ptr() })
+            .map(|(r, c)| sys::bitnet_chat_message {
+                role: r.as_ptr(),
+                content: c.as_ptr(),
+            })
             .collect();
         let name = match template {
             Some(t) => Some(cstring(t)?),
@@ -360,7 +397,16 @@ impl Model {
         };
         let name_ptr = name.as_ref().map_or(ptr::null(), |n| n.as_ptr());
         let bytes = fill_bytes(1024, |b, c, n| unsafe {
-            sys::bitnet_chat_render(self.as_ptr(), name_ptr, msgs.as_ptr(), msgs.len(), add_assistant as c_int, b, c, n)
+            sys::bitnet_chat_render(
+                self.as_ptr(),
+                name_ptr,
+                msgs.as_ptr(),
+                msgs.len(),
+                add_assistant as c_int,
+                b,
+                c,
+                n,
+            )
         })?;
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
@@ -424,7 +470,11 @@ impl<'m> ContextBuilder<'m> {
         let mut out: *mut sys::bitnet_context = ptr::null_mut();
         check(unsafe { sys::bitnet_context_create(&mut out, self.model.as_ptr(), &self.params) })?;
         match NonNull::new(out) {
-            Some(ptr) => Ok(Context { ptr, model: self.model, n_vocab: self.model.n_vocab().max(0) as usize }),
+            Some(ptr) => Ok(Context {
+                ptr,
+                model: self.model,
+                n_vocab: self.model.n_vocab().max(0) as usize,
+            }),
             None => Err(Error::invalid("bitnet_context_create returned no context")),
         }
     }
@@ -452,7 +502,9 @@ impl<'m> Context<'m> {
     }
 
     fn eval_flags(&mut self, tokens: &[i32], flags: u32) -> Result<()> {
-        check(unsafe { sys::bitnet_context_eval(self.ptr.as_ptr(), tokens.as_ptr(), tokens.len(), flags) })
+        check(unsafe {
+            sys::bitnet_context_eval(self.ptr.as_ptr(), tokens.as_ptr(), tokens.len(), flags)
+        })
     }
     /// Evaluate tokens at the current position; keeps the last token's logits.
     pub fn eval(&mut self, tokens: &[i32]) -> Result<()> {
@@ -493,12 +545,25 @@ impl<'m> Context<'m> {
         let size = unsafe { sys::bitnet_context_state_size(self.as_ptr()) };
         let mut buf: Vec<u8> = vec![0; size.max(1)];
         let mut n: usize = 0;
-        check(unsafe { sys::bitnet_context_state_save(self.as_ptr(), buf.as_mut_ptr() as *mut c_void, size, &mut n) })?;
+        check(unsafe {
+            sys::bitnet_context_state_save(
+                self.as_ptr(),
+                buf.as_mut_ptr() as *mut c_void,
+                size,
+                &mut n,
+            )
+        })?;
         buf.truncate(n);
         Ok(buf)
     }
     pub fn load_state(&mut self, blob: &[u8]) -> Result<()> {
-        check(unsafe { sys::bitnet_context_state_load(self.ptr.as_ptr(), blob.as_ptr() as *const c_void, blob.len()) })
+        check(unsafe {
+            sys::bitnet_context_state_load(
+                self.ptr.as_ptr(),
+                blob.as_ptr() as *const c_void,
+                blob.len(),
+            )
+        })
     }
 }
 
@@ -577,7 +642,10 @@ impl<'m> SamplerBuilder<'m> {
         let mut out: *mut sys::bitnet_sampler = ptr::null_mut();
         check(unsafe { sys::bitnet_sampler_create(&mut out, self.model.as_ptr(), &params) })?;
         match NonNull::new(out) {
-            Some(ptr) => Ok(Sampler { ptr, _model: PhantomData }),
+            Some(ptr) => Ok(Sampler {
+                ptr,
+                _model: PhantomData,
+            }),
             None => Err(Error::invalid("bitnet_sampler_create returned no sampler")),
         }
     }
@@ -589,7 +657,11 @@ impl<'m> Sampler<'m> {
         let size = std::mem::size_of::<sys::bitnet_sampler_params>();
         unsafe { sys::bitnet_sampler_params_init_(&mut params, size) };
         params.struct_size = size as u32;
-        SamplerBuilder { model, params, bias: Vec::new() }
+        SamplerBuilder {
+            model,
+            params,
+            bias: Vec::new(),
+        }
     }
 
     /// A greedy sampler (temperature 0).
@@ -607,7 +679,14 @@ impl<'m> Sampler<'m> {
     /// Sample from caller logits (length = vocabulary size).
     pub fn sample_logits(&mut self, logits: &[f32]) -> Result<i32> {
         let mut tok: i32 = 0;
-        check(unsafe { sys::bitnet_sampler_sample_logits(self.ptr.as_ptr(), logits.as_ptr(), logits.len(), &mut tok) })?;
+        check(unsafe {
+            sys::bitnet_sampler_sample_logits(
+                self.ptr.as_ptr(),
+                logits.as_ptr(),
+                logits.len(),
+                &mut tok,
+            )
+        })?;
         Ok(tok)
     }
     /// Record a token in the penalty history.
@@ -638,12 +717,22 @@ unsafe impl<'m> Send for Detokenizer<'m> {}
 
 impl<'m> Detokenizer<'m> {
     pub fn new(model: &'m Model, special: bool) -> Result<Detokenizer<'m>> {
-        let flags = if special { sys::BITNET_DETOK_SPECIAL } else { 0 };
+        let flags = if special {
+            sys::BITNET_DETOK_SPECIAL
+        } else {
+            0
+        };
         let mut out: *mut sys::bitnet_detokenizer = ptr::null_mut();
         check(unsafe { sys::bitnet_detokenizer_create(&mut out, model.as_ptr(), flags) })?;
         match NonNull::new(out) {
-            Some(ptr) => Ok(Detokenizer { ptr, buf: vec![0; 256], _model: PhantomData }),
-            None => Err(Error::invalid("bitnet_detokenizer_create returned no detokenizer")),
+            Some(ptr) => Ok(Detokenizer {
+                ptr,
+                buf: vec![0; 256],
+                _model: PhantomData,
+            }),
+            None => Err(Error::invalid(
+                "bitnet_detokenizer_create returned no detokenizer",
+            )),
         }
     }
 
@@ -653,7 +742,12 @@ impl<'m> Detokenizer<'m> {
     {
         loop {
             let mut n: usize = 0;
-            let st = f(self.ptr.as_ptr(), self.buf.as_mut_ptr() as *mut c_char, self.buf.len(), &mut n);
+            let st = f(
+                self.ptr.as_ptr(),
+                self.buf.as_mut_ptr() as *mut c_char,
+                self.buf.len(),
+                &mut n,
+            );
             if st == sys::BITNET_E_BUFFER_TOO_SMALL && n > self.buf.len() {
                 self.buf.resize(n, 0);
                 continue;
@@ -744,7 +838,13 @@ pub fn generate_tokens<'a, 'm>(
     if !prompt.is_empty() {
         ctx.eval(prompt)?;
     }
-    Ok(Tokens { ctx, smp, remaining: n_predict, need_eval: None, done: false })
+    Ok(Tokens {
+        ctx,
+        smp,
+        remaining: n_predict,
+        need_eval: None,
+        done: false,
+    })
 }
 
 /// Iterator over generated text pieces; see [`generate`].
@@ -792,25 +892,47 @@ pub fn generate<'a, 'm>(
     let model: &'m Model = ctx.model();
     let detok = Detokenizer::new(model, false)?;
     let tokens = generate_tokens(ctx, smp, prompt, n_predict)?;
-    Ok(Text { tokens, detok: Some(detok) })
+    Ok(Text {
+        tokens,
+        detok: Some(detok),
+    })
 }
 
 // ---- synthetic models ---------------------------------------------------------------
 
+/// Shape of a synthetic model; zero fields keep the library's defaults.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SynthOptions {
+    pub n_embd: i32,
+    pub n_layer: i32,
+    pub n_ff: i32,
+    pub n_head: i32,
+    pub n_head_kv: i32,
+    pub n_vocab: i32,
+    pub seed: u64,
+}
+
 /// Write a synthetic model: random ternary weights and a generated
 /// byte-level vocabulary (see `bitnet_synth_write`).
-pub fn synth_write<P: AsRef<Path>>(path: P, n_embd: i32, n_layer: i32, n_ff: i32, n_head: i32, n_head_kv: i32, n_vocab: i32, seed: u64) -> Result<()> {
+pub fn synth_write<P: AsRef<Path>>(path: P, o: &SynthOptions) -> Result<()> {
     let mut p: sys::bitnet_synth_params = unsafe { std::mem::zeroed() };
     let size = std::mem::size_of::<sys::bitnet_synth_params>();
     unsafe { sys::bitnet_synth_params_init_(&mut p, size) };
     p.struct_size = size as u32;
-    p.n_embd = n_embd;
-    p.n_layer = n_layer;
-    p.n_ff = n_ff;
-    p.n_head = n_head;
-    p.n_head_kv = n_head_kv;
-    p.n_vocab = n_vocab;
-    p.seed = seed;
+    let set = |dst: &mut i32, v: i32| {
+        if v != 0 {
+            *dst = v;
+        }
+    };
+    set(&mut p.n_embd, o.n_embd);
+    set(&mut p.n_layer, o.n_layer);
+    set(&mut p.n_ff, o.n_ff);
+    set(&mut p.n_head, o.n_head);
+    set(&mut p.n_head_kv, o.n_head_kv);
+    set(&mut p.n_vocab, o.n_vocab);
+    if o.seed != 0 {
+        p.seed = o.seed;
+    }
     let c = path_cstring(path.as_ref())?;
     check(unsafe { sys::bitnet_synth_write(c.as_ptr(), &p) })
 }

@@ -81,8 +81,10 @@ pub struct bitnet_detokenizer {
     _opaque: [u8; 0],
 }
 
-pub type bitnet_log_fn = Option<unsafe extern "C" fn(user: *mut c_void, level: i32, msg: *const c_char)>;
-pub type bitnet_progress_fn = Option<unsafe extern "C" fn(user: *mut c_void, progress: f32) -> c_int>;
+pub type bitnet_log_fn =
+    Option<unsafe extern "C" fn(user: *mut c_void, level: i32, msg: *const c_char)>;
+pub type bitnet_progress_fn =
+    Option<unsafe extern "C" fn(user: *mut c_void, progress: f32) -> c_int>;
 pub type bitnet_abort_fn = Option<unsafe extern "C" fn(user: *mut c_void) -> c_int>;
 
 #[repr(C)]
@@ -265,7 +267,8 @@ extern "C" {
         n_tokens: usize,
         flags: u32,
     ) -> c_int;
-    pub fn bitnet_context_logits(ctx: *const bitnet_context, i: i32, out: *mut *const f32) -> c_int;
+    pub fn bitnet_context_logits(ctx: *const bitnet_context, i: i32, out: *mut *const f32)
+        -> c_int;
     pub fn bitnet_context_pos(ctx: *const bitnet_context) -> i32;
     pub fn bitnet_context_n_ctx(ctx: *const bitnet_context) -> i32;
     pub fn bitnet_context_model(ctx: *const bitnet_context) -> *const bitnet_model;
@@ -278,7 +281,11 @@ extern "C" {
         cap: usize,
         n_out: *mut usize,
     ) -> c_int;
-    pub fn bitnet_context_state_load(ctx: *mut bitnet_context, buf: *const c_void, size: usize) -> c_int;
+    pub fn bitnet_context_state_load(
+        ctx: *mut bitnet_context,
+        buf: *const c_void,
+        size: usize,
+    ) -> c_int;
 
     pub fn bitnet_sampler_params_init_(p: *mut bitnet_sampler_params, size: usize);
     pub fn bitnet_sampler_create(

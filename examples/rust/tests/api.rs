@@ -9,11 +9,24 @@ fn model_path() -> PathBuf {
     if let Ok(p) = std::env::var("BITNET_TEST_MODEL") {
         return PathBuf::from(p);
     }
+    // Written once per process to a temporary name, then renamed: the file
+    // is deterministic (seeded), so concurrent test runs agree on it.
     static WRITE: Once = Once::new();
-    let path = std::env::temp_dir().join(format!("bitnet-rust-test-{}.gguf", std::process::id()));
+    let path = std::env::temp_dir().join("bitnet-rust-test-synth.gguf");
     let p2 = path.clone();
     WRITE.call_once(move || {
-        bitnet::synth_write(&p2, 128, 2, 256, 4, 2, 300, 3).expect("synth_write");
+        let tmp = p2.with_extension(format!("{}.tmp", std::process::id()));
+        let o = bitnet::SynthOptions {
+            n_embd: 128,
+            n_layer: 2,
+            n_ff: 256,
+            n_head: 4,
+            n_head_kv: 2,
+            n_vocab: 300,
+            seed: 3,
+        };
+        bitnet::synth_write(&tmp, &o).expect("synth_write");
+        std::fs::rename(&tmp, &p2).expect("rename");
     });
     path
 }
@@ -43,14 +56,20 @@ fn version_and_abi() {
 
 #[test]
 fn load_error_has_status_and_message() {
-    let e = Model::load("/nonexistent/dir/model.gguf").err().expect("must fail");
+    let e = Model::load("/nonexistent/dir/model.gguf")
+        .err()
+        .expect("must fail");
     assert_eq!(e.status, sys::BITNET_E_IO);
     assert!(e.message.contains("/nonexistent/dir/model.gguf"), "{}", e);
     assert!(e.to_string().contains(&e.strerror()));
     let mut junk = b"GGUF".to_vec();
     junk.extend_from_slice(&[0u8; 60]);
     let e = Model::builder().load_buffer(junk).err().expect("must fail");
-    assert!(e.status == sys::BITNET_E_FORMAT || e.status == sys::BITNET_E_UNSUPPORTED, "{}", e);
+    assert!(
+        e.status == sys::BITNET_E_FORMAT || e.status == sys::BITNET_E_UNSUPPORTED,
+        "{}",
+        e
+    );
 }
 
 #[test]
@@ -60,7 +79,10 @@ fn model_from_buffer_matches_file() {
     let b = Model::builder().load_buffer(bytes).unwrap();
     assert_eq!(a.n_vocab(), b.n_vocab());
     assert_eq!(a.arch(), b.arch());
-    assert_eq!(a.meta("general.architecture").unwrap().as_deref(), Some(a.arch().as_str()));
+    assert_eq!(
+        a.meta("general.architecture").unwrap().as_deref(),
+        Some(a.arch().as_str())
+    );
     assert_eq!(a.meta("no.such.key").unwrap(), None);
 }
 
@@ -79,7 +101,11 @@ fn tokenize_round_trip_and_streaming() {
         assert_eq!(s, text);
     }
     let long = "y".repeat(5000);
-    assert_eq!(m.detokenize(&m.tokenize(&long, false, false).unwrap(), false).unwrap(), long.as_bytes());
+    assert_eq!(
+        m.detokenize(&m.tokenize(&long, false, false).unwrap(), false)
+            .unwrap(),
+        long.as_bytes()
+    );
 }
 
 #[test]
@@ -88,7 +114,11 @@ fn greedy_is_argmax_and_thread_count_independent() {
     let prompt = m.tokenize("Once upon a time", true, true).unwrap();
     let mut runs = Vec::new();
     for threads in [1, 2] {
-        let mut ctx = Context::builder(&m).n_ctx(256).n_threads(threads).build().unwrap();
+        let mut ctx = Context::builder(&m)
+            .n_ctx(256)
+            .n_threads(threads)
+            .build()
+            .unwrap();
         let mut smp = Sampler::greedy(&m).unwrap();
         ctx.eval(&prompt).unwrap();
         let logits = ctx.logits(-1).unwrap().to_vec();
@@ -116,11 +146,21 @@ fn text_matches_detokenized_ids() {
     let m = load();
     let prompt = m.tokenize("abc", true, true).unwrap();
     let mut ctx = Context::builder(&m).n_ctx(128).build().unwrap();
-    let mut smp = Sampler::builder(&m).temperature(1.0).seed(5).build().unwrap();
-    let ids: Vec<i32> = bitnet::generate_tokens(&mut ctx, &mut smp, &prompt, 12).unwrap().map(|r| r.unwrap()).collect();
+    let mut smp = Sampler::builder(&m)
+        .temperature(1.0)
+        .seed(5)
+        .build()
+        .unwrap();
+    let ids: Vec<i32> = bitnet::generate_tokens(&mut ctx, &mut smp, &prompt, 12)
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
     ctx.reset();
     smp.reset();
-    let text: String = bitnet::generate(&mut ctx, &mut smp, &prompt, 12).unwrap().map(|r| r.unwrap()).collect();
+    let text: String = bitnet::generate(&mut ctx, &mut smp, &prompt, 12)
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
     // generate() = generate_tokens() through a streaming detokenizer
     let mut d = Detokenizer::new(&m, false).unwrap();
     let mut want = String::new();
@@ -144,7 +184,10 @@ fn state_and_errors() {
     assert_eq!(e.status, sys::BITNET_E_CONTEXT_FULL);
     assert_eq!(ctx.pos(), 0);
     assert_eq!(ctx.logits(-1).err().unwrap().status, sys::BITNET_E_STATE);
-    assert_eq!(ctx.eval(&[m.n_vocab()]).err().unwrap().status, sys::BITNET_E_INVALID_ARG);
+    assert_eq!(
+        ctx.eval(&[m.n_vocab()]).err().unwrap().status,
+        sys::BITNET_E_INVALID_ARG
+    );
     ctx.eval(&[1, 2, 3]).unwrap();
     let blob = ctx.save_state().unwrap();
     let before = ctx.logits(-1).unwrap().to_vec();
@@ -165,7 +208,11 @@ fn logit_bias_bans_token() {
     let mut ctx = Context::new(&m).unwrap();
     ctx.eval(&m.tokenize("bias", true, false).unwrap()).unwrap();
     let best = Sampler::greedy(&m).unwrap().sample(&ctx, -1).unwrap();
-    let mut s = Sampler::builder(&m).temperature(0.0).logit_bias(best, f32::NEG_INFINITY).build().unwrap();
+    let mut s = Sampler::builder(&m)
+        .temperature(0.0)
+        .logit_bias(best, f32::NEG_INFINITY)
+        .build()
+        .unwrap();
     assert_ne!(s.sample(&ctx, -1).unwrap(), best);
 }
 
@@ -179,7 +226,10 @@ fn model_shared_across_threads() {
                 s.spawn(|| {
                     let mut ctx = Context::builder(&m).n_ctx(64).n_threads(1).build().unwrap();
                     let mut smp = Sampler::greedy(&m).unwrap();
-                    bitnet::generate_tokens(&mut ctx, &mut smp, &prompt, 8).unwrap().map(|r| r.unwrap()).collect()
+                    bitnet::generate_tokens(&mut ctx, &mut smp, &prompt, 8)
+                        .unwrap()
+                        .map(|r| r.unwrap())
+                        .collect()
                 })
             })
             .collect();

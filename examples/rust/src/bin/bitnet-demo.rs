@@ -75,8 +75,14 @@ fn parse_args() -> Args {
 
 fn run(a: &Args) -> bitnet::Result<()> {
     let model = Model::load(&a.model)?;
-    let mut ctx = Context::builder(&model).n_ctx(a.n_ctx).n_threads(a.threads).build()?;
-    let mut smp = Sampler::builder(&model).temperature(a.temp).seed(a.seed).build()?;
+    let mut ctx = Context::builder(&model)
+        .n_ctx(a.n_ctx)
+        .n_threads(a.threads)
+        .build()?;
+    let mut smp = Sampler::builder(&model)
+        .temperature(a.temp)
+        .seed(a.seed)
+        .build()?;
     let prompt = model.tokenize(&a.prompt, true, true)?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();

@@ -19,10 +19,61 @@ macro_rules! layout {
 }
 
 fn main() {
-    layout!(bitnet_model_params { struct_size, flags, log_fn, log_user, log_level, pre_tokenizer, progress_fn, progress_user });
-    layout!(bitnet_context_params { struct_size, n_ctx, n_threads, n_batch, cpu_mask, flags, log_fn, log_user, log_level, abort_fn, abort_user });
+    layout!(bitnet_model_params {
+        struct_size,
+        flags,
+        log_fn,
+        log_user,
+        log_level,
+        pre_tokenizer,
+        progress_fn,
+        progress_user
+    });
+    layout!(bitnet_context_params {
+        struct_size,
+        n_ctx,
+        n_threads,
+        n_batch,
+        cpu_mask,
+        flags,
+        log_fn,
+        log_user,
+        log_level,
+        abort_fn,
+        abort_user
+    });
     layout!(bitnet_logit_bias { token, bias });
-    layout!(bitnet_sampler_params { struct_size, reserved0, seed, temperature, top_k, top_p, min_p, repeat_penalty, frequency_penalty, presence_penalty, penalty_last_n, logit_bias, n_logit_bias });
+    layout!(bitnet_sampler_params {
+        struct_size,
+        reserved0,
+        seed,
+        temperature,
+        top_k,
+        top_p,
+        min_p,
+        repeat_penalty,
+        frequency_penalty,
+        presence_penalty,
+        penalty_last_n,
+        logit_bias,
+        n_logit_bias
+    });
     layout!(bitnet_chat_message { role, content });
-    layout!(bitnet_synth_params { struct_size, reserved0, arch, n_embd, n_layer, n_ff, n_head, n_head_kv, n_vocab, n_ctx_train, weight_type, embd_type, seed, vocab_from, rope_freq_base });
+    layout!(bitnet_synth_params {
+        struct_size,
+        reserved0,
+        arch,
+        n_embd,
+        n_layer,
+        n_ff,
+        n_head,
+        n_head_kv,
+        n_vocab,
+        n_ctx_train,
+        weight_type,
+        embd_type,
+        seed,
+        vocab_from,
+        rope_freq_base
+    });
 }
