@@ -121,13 +121,21 @@ static uint64_t hash64(uint64_t x)
 # define PREFETCH(p) ((void)(p))
 #endif
 
+static int same_bytes(const char *a, const char *b, size_t n)
+{
+    if (n > 8) return memcmp(a, b, n) == 0;
+    for (size_t i = 0; i < n; i++)
+        if (a[i] != b[i]) return 0;
+    return 1;
+}
+
 static int32_t lookup_h(const bitnet_vocab *v, const void *s, size_t n, uint32_t h)
 {
     for (uint32_t i = h & v->hash_mask;; i = (i + 1) & v->hash_mask) {
         const hslot *e = &v->hash[i];
         if (!e->id1) return -1;
         if (e->h == h && e->key_len == n &&
-            memcmp(n <= sizeof(e->pre) ? e->pre : v->blob + e->key_off, s, n) == 0)
+            same_bytes(n <= sizeof(e->pre) ? e->pre : v->blob + e->key_off, s, n))
             return (int32_t)(e->id1 - 1);
     }
 }
@@ -198,6 +206,10 @@ static size_t bytelevel_decode(const char *src, size_t n, char *dst)
     const unsigned char *s = (const unsigned char *)src;
     size_t i = 0, o = 0;
     while (i < n) {
+        if (s[i] >= 0x21 && s[i] <= 0x7E) {   /* printable ASCII is itself */
+            dst[o++] = (char)s[i++];
+            continue;
+        }
         uint32_t cp;
         size_t l = bitnet__utf8_decode(s + i, n - i, &cp);
         if (cp >= 0x144 || cp_to_byte_tab[cp] < 0) return SIZE_MAX;
@@ -767,6 +779,7 @@ int bitnet__vocab_load(bitnet_vocab **out, const bitnet_gguf *g, int32_t pretok,
     v->pretok = PT_DEFAULT;
     if (type == VT_BPE) {
         const char *ps = NULL; uint64_t pn = 0;
+        int no_ignore = 0;
         kv = kv_find(g, "tokenizer.ggml.pre");
         if (kv && kv_str(kv, &ps, &pn)) {
             rc = bitnet__error(BITNET_E_FORMAT, "vocab: tokenizer.ggml.pre is not a string");
@@ -786,10 +799,16 @@ int bitnet__vocab_load(bitnet_vocab **out, const bitnet_gguf *g, int32_t pretok,
                 v->pretok = PT_DEFAULT;
             }
         } else if (str_is(ps, pn, "llama-bpe") || str_is(ps, pn, "llama3") || str_is(ps, pn, "llama-v3") ||
-                   str_is(ps, pn, "smaug-bpe") || str_is(ps, pn, "falcon3")) {
+                   str_is(ps, pn, "falcon3") || str_is(ps, pn, "falcon_e") || str_is(ps, pn, "falcon-h1") ||
+                   str_is(ps, pn, "pixtral")) {
             v->pretok = PT_LLAMA3;
+        } else if (str_is(ps, pn, "smaug-bpe") || str_is(ps, pn, "dbrx")) {
+            v->pretok = PT_LLAMA3;   /* the Llama-3 regex, but merging every piece */
+            no_ignore = 1;
         } else if (str_is(ps, pn, "gpt-2") || str_is(ps, pn, "gpt2") || str_is(ps, pn, "phi-2") ||
-                   str_is(ps, pn, "jina-es") || str_is(ps, pn, "jina-de") || str_is(ps, pn, "roberta-bpe")) {
+                   str_is(ps, pn, "jina-es") || str_is(ps, pn, "jina-de") || str_is(ps, pn, "gigachat") ||
+                   str_is(ps, pn, "jina-v1-en") || str_is(ps, pn, "jina-v2-es") || str_is(ps, pn, "jina-v2-de") ||
+                   str_is(ps, pn, "jina-v2-code") || str_is(ps, pn, "roberta-bpe")) {
             v->pretok = PT_GPT2;
         } else if (str_is(ps, pn, "default")) {
             v->pretok = PT_DEFAULT;
@@ -798,7 +817,7 @@ int bitnet__vocab_load(bitnet_vocab **out, const bitnet_gguf *g, int32_t pretok,
             bitnet__log(log, BITNET_LOG_WARN, "tokenizer.ggml.pre '%.*s' is not known: using 'default'",
                         (int)(pn > 64 ? 64 : pn), ps);
         }
-        v->ignore_merges = v->pretok == PT_LLAMA3;
+        v->ignore_merges = v->pretok == PT_LLAMA3 && !no_ignore;
     }
 
     *out = v;
