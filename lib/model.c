@@ -590,6 +590,7 @@ typedef struct loader {
     int8_t *scratch;
     size_t scratch_cap;
     int n_types[64];
+    int dry_run;              /* find_tensor: check only, do not count */
 } loader;
 
 static int get_hp(loader *L, const char *suffix, int64_t *v, int required,
@@ -714,7 +715,7 @@ static const bitnet_gguf_tensor *find_tensor(loader *L, const char *name,
                             n_dims == 1 ? (int64_t)1 : ne1);
         return NULL;
     }
-    L->m->n_tensors_used++;
+    if (!L->dry_run) L->m->n_tensors_used++;
     return t;
 }
 
@@ -920,6 +921,24 @@ static int load_weights(loader *L)
                        tmat_reserve((int32_t)E, (int32_t)F), total;
     if (bitnet__mul_ovf(per_layer, (size_t)m->n_layer, &total))
         return bitnet__error(BITNET_E_NOMEM, "weights too large");
+    /* every linear weight must exist with its shape before the arena is
+     * sized from the hyperparameters (which a file could inflate) */
+    L->dry_run = 1;
+    for (int32_t i = 0; i < m->n_layer; i++) {
+        static const char *lin[7] = { "attn_q", "attn_k", "attn_v", "attn_output",
+                                      "ffn_gate", "ffn_up", "ffn_down" };
+        const int64_t rows[7] = { E, KV, KV, E, F, F, E };
+        const int64_t cols[7] = { E, E, E, E, E, E, F };
+        for (int k = 0; k < 7; k++) {
+            char nm[96];
+            snprintf(nm, sizeof(nm), "blk.%d.%s.weight", (int)i, lin[k]);
+            if (!find_tensor(L, nm, 1, 2, cols[k], rows[k], &rc)) {
+                L->dry_run = 0;
+                return rc;
+            }
+        }
+    }
+    L->dry_run = 0;
     rc = arena_alloc(m, total);
     if (rc) return rc;
     for (int32_t i = 0; i < m->n_layer; i++) {
