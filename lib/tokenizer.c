@@ -179,24 +179,18 @@ static const merge_ent *merge_find(const bitnet_vocab *v, int32_t a, int32_t b)
     }
 }
 
-/* GPT-2 byte <-> unicode map: printable bytes map to themselves, the rest
- * to U+0100 upwards in byte order. */
-static uint32_t byte_to_cp(unsigned b)
+/* GPT-2 byte-to-unicode map: printable bytes (0x21-0x7E, 0xA1-0xAC,
+ * 0xAE-0xFF) stand for themselves; the other 68 bytes, in order (0x00-0x20,
+ * 0x7F-0xA0, 0xAD), are U+0100..U+0143. Returns the byte of a code point,
+ * or -1 when the code point is not in the map. */
+static int cp_to_byte(uint32_t cp)
 {
-    if ((b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || b >= 0xAE) return b;
-    unsigned n = 0;
-    for (unsigned i = 0; i < b; i++)
-        if (!((i >= 0x21 && i <= 0x7E) || (i >= 0xA1 && i <= 0xAC) || i >= 0xAE)) n++;
-    return 0x100 + n;
-}
-
-static int16_t cp_to_byte_tab[0x144];
-
-static void init_byte_map(void)
-{
-    /* Idempotent and race-free in effect: every writer stores the same values. */
-    for (unsigned i = 0; i < 0x144; i++) cp_to_byte_tab[i] = -1;
-    for (unsigned b = 0; b < 256; b++) cp_to_byte_tab[byte_to_cp(b)] = (int16_t)b;
+    if ((cp >= 0x21 && cp <= 0x7E) || (cp >= 0xA1 && cp <= 0xAC) || (cp >= 0xAE && cp <= 0xFF)) return (int)cp;
+    if (cp < 0x100 || cp > 0x143) return -1;
+    uint32_t k = cp - 0x100;
+    if (k < 33) return (int)k;
+    if (k < 67) return (int)(0x7F + k - 33);
+    return 0xAD;
 }
 
 /* Decode GPT-2 byte-level text into raw bytes; dst has room for n bytes.
@@ -212,8 +206,9 @@ static size_t bytelevel_decode(const char *src, size_t n, char *dst)
         }
         uint32_t cp;
         size_t l = bitnet__utf8_decode(s + i, n - i, &cp);
-        if (cp >= 0x144 || cp_to_byte_tab[cp] < 0) return SIZE_MAX;
-        dst[o++] = (char)cp_to_byte_tab[cp];
+        int b = cp_to_byte(cp);
+        if (b < 0) return SIZE_MAX;
+        dst[o++] = (char)b;
         i += l;
     }
     return o;
@@ -520,7 +515,6 @@ int bitnet__vocab_load(bitnet_vocab **out, const bitnet_gguf *g, int32_t pretok,
 {
     if (!out || !g) return bitnet__error(BITNET_E_INVALID_ARG, "vocab: NULL argument");
     *out = NULL;
-    init_byte_map();
 
     const bitnet_gguf_kv *kv_model = kv_find(g, "tokenizer.ggml.model");
     if (!kv_model) return bitnet__error(BITNET_E_NOT_FOUND, "vocab: no tokenizer.ggml.model key");
