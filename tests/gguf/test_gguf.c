@@ -1379,6 +1379,56 @@ static void test_shared_models(void **state)
     assert_msg_has("general.architecture");
 }
 
+static void test_load_modes(void **state)
+{
+    (void)state;
+    bitnet_synth_params sp;
+    bitnet_synth_params_init(&sp);
+    sp.n_layer = 1;
+    sp.n_embd = 128; sp.n_ff = 256;
+    sp.embd_type = BITNET_TYPE_F16;
+    char path[256];
+    snprintf(path, sizeof(path), "%s", tmpfile_name("modes"));
+    assert_int_equal(bitnet_synth_write(path, &sp), 0);
+    bitnet_model_params p;
+    bitnet_model_params_init(&p);
+    bitnet_model *a, *b, *c, *d;
+    assert_int_equal(bitnet_model_load_file(&a, path, &p), 0);
+    assert_non_null(a->file.map_base);
+    assert_null(a->head_i8);
+    p.flags = BITNET_MODEL_NO_MMAP | BITNET_MODEL_INT8_HEAD;
+    assert_int_equal(bitnet_model_load_file(&b, path, &p), 0);
+    assert_null(b->file.map_base);
+    assert_non_null(b->head_i8);                 /* built at load */
+    assert_true(a->fingerprint == b->fingerprint);
+    assert_same_weights(a, b);
+    /* a caller buffer that is not aligned: the embedding is copied */
+    size_t size;
+    uint8_t *raw = read_file(path, &size);
+    uint8_t *mis = malloc(size + 1);
+    memcpy(mis + 1, raw, size);
+    assert_int_equal(load_buf(mis + 1, size, 0, &c), 0);
+    assert_true(c->tok_embd.data < mis || c->tok_embd.data >= mis + 1 + size);
+    assert_int_equal((uintptr_t)c->tok_embd.data % 32, 0);
+    float r1[128], r2[128];
+    bitnet__fmat_row(&a->tok_embd, 7, r1);
+    bitnet__fmat_row(&c->tok_embd, 7, r2);
+    assert_memory_equal(r1, r2, sizeof(r1));
+    assert_true(c->fingerprint == a->fingerprint);
+    /* another seed is another model */
+    sp.seed = 2;
+    assert_int_equal(bitnet_synth_write(path, &sp), 0);
+    assert_int_equal(bitnet_model_load_file(&d, path, NULL), 0);
+    assert_true(d->fingerprint != a->fingerprint);
+    bitnet_model_free(a);
+    bitnet_model_free(b);
+    bitnet_model_free(c);
+    bitnet_model_free(d);
+    free(raw);
+    free(mis);
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1397,6 +1447,7 @@ int main(void)
         cmocka_unit_test(test_packing),
         cmocka_unit_test(test_synth_embd),
         cmocka_unit_test(test_synth_vocab),
+        cmocka_unit_test(test_load_modes),
         cmocka_unit_test(test_shared_models),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
