@@ -1466,6 +1466,9 @@ oom:
 int bitnet__vocab_tokenize(const bitnet_vocab *v, const char *text, size_t len,
                            uint32_t flags, int32_t *out, size_t cap, size_t *n_out)
 {
+    if (len > UINT32_MAX / 4)   /* offsets are 32-bit (SPM escaping triples spaces) */
+        return bitnet__error(BITNET_E_INVALID_ARG, "tokenize: text of %zu bytes is too long (max %u)", len,
+                             (unsigned)(UINT32_MAX / 4));
     sink sk = { out, cap, 0 };
     scratch sc = { 0 };
     span *sp = NULL;
