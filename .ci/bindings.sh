@@ -225,6 +225,14 @@ run_case() {
 for p in "${prompts[@]}"; do
     run_case "$p"
 done
+# the bundled model, when the tree has it: a trained vocabulary and real text
+synth_model=$model
+if [ -f models/tinystories-bitnet.gguf ]; then
+    model="$src/models/tinystories-bitnet.gguf"
+    say "bundled model: $model"
+    run_case "Once upon a time, a little girl"
+    model=$synth_model
+fi
 
 # ---- error paths: a failure reaches the caller as status + message -----------------
 for d in "python3 $py/demo.py" "$rust_demo" "$go_demo"; do
