@@ -154,6 +154,49 @@ class TestBitnet(unittest.TestCase):
             with m.sampler(temperature=0, logit_bias={best: float("-inf")}) as smp:
                 self.assertNotEqual(smp.sample(ctx), best)
 
+    def test_callbacks(self):
+        seen = []
+        with bitnet.Model(model_path(), progress=lambda f: seen.append(f) and False) as m2:
+            self.assertGreater(m2.n_vocab, 0)
+        self.assertTrue(seen and all(0.0 <= f <= 1.0 for f in seen))
+        with self.assertRaises(bitnet.BitnetError) as cm:
+            bitnet.Model(model_path(), progress=lambda f: True)
+        self.assertEqual(cm.exception.status, bitnet.E_ABORTED)
+
+        class Stop(Exception):
+            pass
+
+        def boom(f):
+            raise Stop()
+        with self.assertRaises(Stop):
+            bitnet.Model(model_path(), progress=boom)
+
+        logs = []
+        with bitnet.Model(model_path(), log=lambda lvl, msg: logs.append((lvl, msg)),
+                          log_level=bitnet.LOG_DEBUG) as m3:
+            with m3.context(n_ctx=32, log=lambda lvl, msg: logs.append((lvl, msg)),
+                            log_level=bitnet.LOG_DEBUG) as c3:
+                c3.eval([1])
+        for lvl, msg in logs:
+            self.assertIn(lvl, (bitnet.LOG_ERROR, bitnet.LOG_WARN, bitnet.LOG_INFO,
+                                bitnet.LOG_DEBUG))
+            self.assertIsInstance(msg, str)
+
+        m = self.model
+        prompt = m.tokenize("abort me")
+        with m.context(n_ctx=64, abort=lambda: True) as ctx:
+            with self.assertRaises(bitnet.BitnetError) as cm:
+                ctx.eval(prompt)
+            self.assertEqual(cm.exception.status, bitnet.E_ABORTED)
+            self.assertEqual(ctx.pos, 0)
+
+        def abort_boom():
+            raise Stop()
+        with m.context(n_ctx=64, abort=abort_boom) as ctx:
+            with self.assertRaises(Stop):
+                ctx.eval(prompt)
+            self.assertEqual(ctx.pos, 0)
+
     def test_close_order_is_safe(self):
         m = bitnet.Model(model_path())
         ctx = m.context(n_ctx=32)
