@@ -517,11 +517,15 @@ int bitnet__vocab_load(bitnet_vocab **out, const bitnet_gguf *g, int32_t pretok,
     *out = NULL;
 
     const bitnet_gguf_kv *kv_model = kv_find(g, "tokenizer.ggml.model");
-    if (!kv_model) return bitnet__error(BITNET_E_NOT_FOUND, "vocab: no tokenizer.ggml.model key");
+    if (!kv_model) return bitnet__error(BITNET_E_FORMAT, "vocab: no tokenizer.ggml.model key");
     const char *ms; uint64_t mn;
     if (kv_str(kv_model, &ms, &mn))
         return bitnet__error(BITNET_E_FORMAT, "vocab: tokenizer.ggml.model is not a string");
     int type;
+    if (str_is(ms, mn, "none") || str_is(ms, mn, "no_vocab")) {
+        bitnet__log(log, BITNET_LOG_INFO, "tokenizer.ggml.model is '%.*s': no vocabulary", (int)mn, ms);
+        return BITNET_OK;   /* *out stays NULL: tokenizer calls report UNSUPPORTED */
+    }
     if (str_is(ms, mn, "gpt2")) type = VT_BPE;
     else if (str_is(ms, mn, "llama")) type = VT_SPM;
     else return bitnet__error(BITNET_E_UNSUPPORTED, "vocab: tokenizer.ggml.model '%.*s' is not supported (gpt2, llama)",
@@ -572,12 +576,12 @@ int bitnet__vocab_load(bitnet_vocab **out, const bitnet_gguf *g, int32_t pretok,
     size_t sz_tok = (size_t)n * sizeof(vtoken), sz_blob = text_total * 2 + 16;
     size_t zeroed = sz_hash + sz_merge + sz_tok, total;
     if (bitnet__add_ovf(zeroed, sz_blob, &total)) {
-        bitnet__error(BITNET_E_NOMEM, "vocab: too large");
+        rc = bitnet__error(BITNET_E_NOMEM, "vocab: too large");
         goto fail;
     }
     v->arena = bitnet__aalloc(total, (size_t)1 << 21);
     if (!v->arena) {
-        bitnet__error(BITNET_E_NOMEM, "vocab: out of memory (%d tokens, %llu merges)", n, (unsigned long long)nm);
+        rc = bitnet__error(BITNET_E_NOMEM, "vocab: out of memory (%d tokens, %llu merges)", n, (unsigned long long)nm);
         goto fail;
     }
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
@@ -759,7 +763,7 @@ int bitnet__vocab_load(bitnet_vocab **out, const bitnet_gguf *g, int32_t pretok,
         if ((t == TT_CONTROL || t == TT_USER_DEFINED || t == TT_UNKNOWN) && v->tok[i].raw_len) ns++;
     }
     v->special = malloc((size_t)(ns ? ns : 1) * sizeof(*v->special));
-    if (!v->special) { bitnet__error(BITNET_E_NOMEM, "vocab: out of memory"); goto fail; }
+    if (!v->special) { rc = bitnet__error(BITNET_E_NOMEM, "vocab: out of memory"); goto fail; }
     ns = 0;
     for (int32_t i = 0; i < n; i++) {
         int t = v->tok[i].type;
