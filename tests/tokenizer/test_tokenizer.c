@@ -382,6 +382,10 @@ static void test_roundtrip(void **st)
     bitnet_model *m = load_vocab("vocab/ggml-vocab-gpt-2.gguf", BITNET_PRETOK_AUTO);
     roundtrip(m, 300);
     bitnet_model_free(m);
+    /* SentencePiece: the prefixed space is dropped again */
+    m = load_vocab("vocab/ggml-vocab-llama-spm.gguf", BITNET_PRETOK_AUTO);
+    roundtrip(m, 300);
+    bitnet_model_free(m);
 }
 
 /* ---- in-memory vocabulary (no external data) --------------------------- */
