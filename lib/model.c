@@ -23,16 +23,27 @@
 /* Ternary decoding                                                       */
 /* ====================================================================== */
 
+/* fp16 -> fp32 for all 65536 values (256 KiB), built once */
+static float fp16_table[65536];
+static pthread_once_t fp16_once = PTHREAD_ONCE_INIT;
+
+static void fp16_table_init(void)
+{
+    for (uint32_t i = 0; i < 65536; i++)
+        fp16_table[i] = bitnet__fp16_to_fp32((uint16_t)i);
+}
+
 /* Elements of a 1-D view of a float tensor as float. */
 static void to_float(uint32_t type, const uint8_t *src, size_t n, float *dst)
 {
     if (type == GGML_T_F32) {
         memcpy(dst, src, n * 4);
     } else if (type == GGML_T_F16) {
+        pthread_once(&fp16_once, fp16_table_init);
         for (size_t i = 0; i < n; i++) {
             uint16_t h;
             memcpy(&h, src + 2 * i, 2);
-            dst[i] = bitnet__fp16_to_fp32(h);
+            dst[i] = fp16_table[h];
         }
     } else {
         for (size_t i = 0; i < n; i++) {
@@ -553,9 +564,16 @@ static int build_head_i8(const bitnet_model *m, bitnet_head_i8 **out)
         }
         float s = amax / 127.0f;
         int8_t *q = hi->w + (size_t)r * ldw;
-        for (int32_t j = 0; j < h->cols; j++) {
-            float v = s > 0.0f ? nearbyintf(row[j] / s) : 0.0f;
-            q[j] = (int8_t)(v > 127.0f ? 127 : v < -127.0f ? -127 : (int)v);
+        if (s > 0.0f) {
+            for (int32_t j = 0; j < h->cols; j++) {
+                /* |row/s| <= 127 (+ rounding): adding and subtracting 1.5 *
+                 * 2^23 rounds half to even in the default rounding mode */
+                float v = (row[j] / s + 12582912.0f) - 12582912.0f;
+                v = v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v;
+                q[j] = (int8_t)v;
+            }
+        } else {
+            memset(q, 0, (size_t)h->cols);
         }
         memset(q + h->cols, 0, ldw - (size_t)h->cols);
         hi->scale[r] = s;
