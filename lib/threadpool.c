@@ -1,19 +1,30 @@
 /*
  * Persistent fork/join thread pool (see threadpool.h).
  *
- * A run publishes (fn, arg) and bumps a generation counter; workers that
- * see the new generation run their share and decrement `pending`. Workers
- * spin for a short while after a run (a decode step starts a new run every
- * few milliseconds), then sleep on a condition variable. The sleep protocol:
- * a worker registers in n_sleeping under the mutex and re-checks the
- * generation before waiting; the caller bumps the generation, then
- * broadcasts under the mutex if anyone is registered. With sequentially
- * consistent atomics one of the two always sees the other.
+ * A run publishes (fn, arg) and bumps a generation counter; each worker that
+ * sees the new generation runs its share and then meets the caller at a
+ * final barrier, so when run() returns every thread is done with fn.
+ *
+ * Waiting (for a new generation, or at a barrier) spins for a short while
+ * and then sleeps on a futex (Linux; elsewhere it yields). Sleeping matters
+ * when the machine has fewer free cores than threads: a thread spinning for
+ * a partner that is not scheduled would only steal the partner's core.
+ * The sleep protocol: a waiter registers in a sleeper count and re-checks
+ * the word before sleeping (the futex re-checks it atomically too); the
+ * waker changes the word, then wakes if anyone is registered. With
+ * sequentially consistent atomics one of the two always sees the other.
  */
+#include <limits.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <time.h>
+#if defined(__linux__)
+# include <linux/futex.h>
+# include <sys/syscall.h>
+# include <unistd.h>
+#endif
 
 #if defined(__x86_64__) || defined(__i386__)
 # include <immintrin.h>
@@ -27,10 +38,11 @@
 #include "internal.h"
 #include "threadpool.h"
 
-/* Pause iterations before an idle worker goes to sleep, and before a
- * waiter at a barrier starts yielding the CPU. */
-#define IDLE_SPINS 20000
-#define BARRIER_SPINS 256
+/* How long a waiter spins before it sleeps: long enough to cover the
+ * imbalance between threads at a barrier of a decode step, short enough not
+ * to burn a core that a descheduled partner thread could use. */
+#define IDLE_SPIN_NS 1000000
+#define BARRIER_SPIN_NS 100000
 
 typedef struct worker {
     bitnet_threadpool *tp;
@@ -45,18 +57,72 @@ struct bitnet_threadpool {
 
     bitnet_task_fn fn;              /* current run, published by gen */
     void *arg;
-    atomic_uint gen;
-    atomic_int pending;
     atomic_int stop;
 
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    atomic_int n_sleeping;
+    _Alignas(64) atomic_uint gen;
+    atomic_int gen_sleepers;
 
     /* barrier */
     _Alignas(64) atomic_int bar_count;
     _Alignas(64) atomic_uint bar_phase;
+    atomic_int bar_sleepers;
 };
+
+static void wait_word(atomic_uint *word, unsigned old)
+{
+#if defined(__linux__)
+    syscall(SYS_futex, (unsigned *)word, FUTEX_WAIT_PRIVATE, old, NULL, NULL, 0);
+#else
+    (void)word;
+    (void)old;
+    sched_yield();
+#endif
+}
+
+static void wake_word(atomic_uint *word)
+{
+#if defined(__linux__)
+    syscall(SYS_futex, (unsigned *)word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+#else
+    (void)word;
+#endif
+}
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Wait until *word != old: spin for up to spin_ns, then sleep. */
+static void wait_change(atomic_uint *word, unsigned old, atomic_int *sleepers, int64_t spin_ns)
+{
+    int64_t deadline = 0;
+    for (unsigned i = 1;; i++) {
+        if (atomic_load_explicit(word, memory_order_acquire) != old)
+            return;
+        cpu_relax();
+        if ((i & 63) == 0) {
+            int64_t t = now_ns();
+            if (deadline == 0)
+                deadline = t + spin_ns;
+            else if (t > deadline)
+                break;
+        }
+    }
+    atomic_fetch_add(sleepers, 1);
+    while (atomic_load(word) == old)
+        wait_word(word, old);
+    atomic_fetch_sub(sleepers, 1);
+}
+
+/* Change *word (already done by the caller), then wake its sleepers. */
+static void wake_changed(atomic_uint *word, atomic_int *sleepers)
+{
+    if (atomic_load(sleepers) > 0)
+        wake_word(word);
+}
 
 static void *worker_main(void *p)
 {
@@ -65,37 +131,14 @@ static void *worker_main(void *p)
     unsigned seen = 0;
 
     for (;;) {
-        unsigned g;
-        int spins = 0;
-        while ((g = atomic_load(&tp->gen)) == seen) {
-            if (++spins < IDLE_SPINS) {
-                cpu_relax();
-                continue;
-            }
-            pthread_mutex_lock(&tp->lock);
-            atomic_fetch_add(&tp->n_sleeping, 1);
-            while (atomic_load(&tp->gen) == seen)
-                pthread_cond_wait(&tp->cond, &tp->lock);
-            atomic_fetch_sub(&tp->n_sleeping, 1);
-            pthread_mutex_unlock(&tp->lock);
-            spins = 0;
-        }
-        seen = g;
+        wait_change(&tp->gen, seen, &tp->gen_sleepers, IDLE_SPIN_NS);
+        seen = atomic_load(&tp->gen);
         if (atomic_load(&tp->stop))
             break;
         tp->fn(tp->arg, w->ith, tp->n);
-        atomic_fetch_sub_explicit(&tp->pending, 1, memory_order_release);
+        bitnet__threadpool_barrier(tp);
     }
     return NULL;
-}
-
-static void wake_all(bitnet_threadpool *tp)
-{
-    if (atomic_load(&tp->n_sleeping) > 0) {
-        pthread_mutex_lock(&tp->lock);
-        pthread_cond_broadcast(&tp->cond);
-        pthread_mutex_unlock(&tp->lock);
-    }
 }
 
 int bitnet__threadpool_create(bitnet_threadpool **out, int n_threads)
@@ -107,21 +150,12 @@ int bitnet__threadpool_create(bitnet_threadpool **out, int n_threads)
     if (!tp)
         return bitnet__error(BITNET_E_NOMEM, "thread pool: out of memory");
     tp->n = n_threads;
-    atomic_init(&tp->gen, 0);
-    atomic_init(&tp->pending, 0);
     atomic_init(&tp->stop, 0);
-    atomic_init(&tp->n_sleeping, 0);
+    atomic_init(&tp->gen, 0);
+    atomic_init(&tp->gen_sleepers, 0);
     atomic_init(&tp->bar_count, 0);
     atomic_init(&tp->bar_phase, 0);
-    if (pthread_mutex_init(&tp->lock, NULL) != 0) {
-        free(tp);
-        return bitnet__error(BITNET_E_NOMEM, "thread pool: cannot create a mutex");
-    }
-    if (pthread_cond_init(&tp->cond, NULL) != 0) {
-        pthread_mutex_destroy(&tp->lock);
-        free(tp);
-        return bitnet__error(BITNET_E_NOMEM, "thread pool: cannot create a condition variable");
-    }
+    atomic_init(&tp->bar_sleepers, 0);
     if (n_threads > 1) {
         tp->workers = calloc((size_t)n_threads - 1, sizeof(*tp->workers));
         if (!tp->workers) {
@@ -152,15 +186,11 @@ void bitnet__threadpool_free(bitnet_threadpool *tp)
     if (tp->n_started > 0) {
         atomic_store(&tp->stop, 1);
         atomic_fetch_add(&tp->gen, 1);
-        pthread_mutex_lock(&tp->lock);
-        pthread_cond_broadcast(&tp->cond);
-        pthread_mutex_unlock(&tp->lock);
+        wake_word(&tp->gen);
         for (int i = 0; i < tp->n_started; i++)
             pthread_join(tp->workers[i].thread, NULL);
     }
     free(tp->workers);
-    pthread_cond_destroy(&tp->cond);
-    pthread_mutex_destroy(&tp->lock);
     free(tp);
 }
 
@@ -177,19 +207,10 @@ void bitnet__threadpool_run(bitnet_threadpool *tp, bitnet_task_fn fn, void *arg)
     }
     tp->fn = fn;
     tp->arg = arg;
-    atomic_store(&tp->pending, tp->n - 1);
     atomic_fetch_add(&tp->gen, 1);          /* publishes fn/arg */
-    wake_all(tp);
-
+    wake_changed(&tp->gen, &tp->gen_sleepers);
     fn(arg, 0, tp->n);
-
-    int spins = 0;
-    while (atomic_load_explicit(&tp->pending, memory_order_acquire) > 0) {
-        if (++spins < BARRIER_SPINS * 64)
-            cpu_relax();
-        else
-            sched_yield();
-    }
+    bitnet__threadpool_barrier(tp);         /* every worker is done with fn */
 }
 
 void bitnet__threadpool_barrier(bitnet_threadpool *tp)
@@ -199,14 +220,9 @@ void bitnet__threadpool_barrier(bitnet_threadpool *tp)
     unsigned phase = atomic_load_explicit(&tp->bar_phase, memory_order_acquire);
     if (atomic_fetch_add_explicit(&tp->bar_count, 1, memory_order_acq_rel) == tp->n - 1) {
         atomic_store_explicit(&tp->bar_count, 0, memory_order_relaxed);
-        atomic_store_explicit(&tp->bar_phase, phase + 1, memory_order_release);
+        atomic_store(&tp->bar_phase, phase + 1);
+        wake_changed(&tp->bar_phase, &tp->bar_sleepers);
         return;
     }
-    int spins = 0;
-    while (atomic_load_explicit(&tp->bar_phase, memory_order_acquire) == phase) {
-        if (++spins < BARRIER_SPINS)
-            cpu_relax();
-        else
-            sched_yield();
-    }
+    wait_change(&tp->bar_phase, phase, &tp->bar_sleepers, BARRIER_SPIN_NS);
 }
