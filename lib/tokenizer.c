@@ -1310,6 +1310,36 @@ static int bpe_fragment(const bitnet_vocab *v, scratch *sc, const char *text, si
     return 0;
 }
 
+int bitnet__pretok_split(int32_t pretok, const char *text, size_t len, uint32_t *lens, size_t cap,
+                         size_t *n_out)
+{
+    *n_out = 0;
+    if (len > UINT32_MAX / 4) return bitnet__error(BITNET_E_INVALID_ARG, "pretok: text too long");
+    if (len == 0) return BITNET_OK;
+    scratch sc = { 0 };
+    size_t n = decode_units(&sc, text, len);
+    if (n == SIZE_MAX || grow((void **)&sc.cut, &sc.cut_cap, n + 1, 1)) {
+        scratch_free(&sc);
+        return bitnet__error(BITNET_E_NOMEM, "pretok: out of memory");
+    }
+    memset(sc.cut, 0, n + 1);
+    sc.cut[0] = 1;
+    if (pretok == BITNET_PRETOK_LLAMA3) pass(sc.u, sc.cut, n, 4);
+    else if (pretok == BITNET_PRETOK_GPT2) pass(sc.u, sc.cut, n, 1);
+    else for (int k = 0; k < 4; k++) pass(sc.u, sc.cut, n, k);
+    size_t beg = 0, np = 0;
+    while (beg < n) {
+        size_t end = beg + 1;
+        while (end < n && !sc.cut[end]) end++;
+        if (np < cap) lens[np] = sc.u[end].off - sc.u[beg].off;
+        np++;
+        beg = end;
+    }
+    scratch_free(&sc);
+    *n_out = np;
+    return np > cap ? bitnet__error(BITNET_E_BUFFER_TOO_SMALL, "pretok: %zu pieces", np) : BITNET_OK;
+}
+
 /* ---- SentencePiece ---------------------------------------------------- */
 
 static int spm_less(const bigram *a, const bigram *b)

@@ -42,4 +42,10 @@ extern size_t bitnet__bpe_scan_max;
  * pieces (same result; tests set it to compare). Default 4096. */
 extern size_t bitnet__bpe_cache_min;
 
+/* The byte-level pre-tokenizer alone (for tests): byte lengths of the
+ * pieces of text under BITNET_PRETOK_LLAMA3, _GPT2 or _DEFAULT (AUTO and
+ * others: DEFAULT). Buffer contract as bitnet_tokenize. */
+int bitnet__pretok_split(int32_t pretok, const char *text, size_t len, uint32_t *lens, size_t cap,
+                         size_t *n_out);
+
 #endif /* BITNET_VOCAB_H */
