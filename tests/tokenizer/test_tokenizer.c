@@ -262,6 +262,66 @@ static void test_default_pretok(void **st)
     bitnet_model_free(l);
 }
 
+/* The official 2B4T file has no tokenizer.ggml.pre: AUTO then picks llama3
+ * (and says so at INFO); BITNET_PRETOK_DEFAULT gives bitnet.cpp's split. */
+static int saw_llama_bpe;
+static void log_cb(void *user, int32_t level, const char *msg)
+{
+    (void)user;
+    if (level == BITNET_LOG_INFO && strstr(msg, "llama-bpe") && strstr(msg, "BITNET_PRETOK_DEFAULT"))
+        saw_llama_bpe = 1;
+}
+
+static void test_missing_pre(void **st)
+{
+    (void)st;
+    NEED_SHARED();
+    char path[4096];
+    size_t fl;
+    snprintf(path, sizeof(path), "%s/vocab/ggml-vocab-llama-bpe.gguf", shared_dir());
+    char *file = read_all(path, &fl);
+    assert_non_null(file);
+    bitnet_gguf *g;
+    assert_int_equal(bitnet__gguf_parse(&g, (const uint8_t *)file, fl), BITNET_OK);
+    bitnet_gguf_writer *w;
+    assert_int_equal(bitnet__gguf_writer_create(&w, 32), BITNET_OK);
+    for (uint64_t i = 0; i < g->n_kv; i++) {
+        const bitnet_gguf_kv *kv = &g->kv[i];
+        if (kv->key.len == 18 && !memcmp(kv->key.ptr, "tokenizer.ggml.pre", 18)) continue;
+        assert_int_equal(bitnet__gguf_w_copy_kv(w, kv), BITNET_OK);
+    }
+    uint8_t *buf;
+    size_t size;
+    assert_int_equal(bitnet__gguf_w_buffer(w, &buf, &size), BITNET_OK);
+    bitnet__gguf_writer_free(w);
+    bitnet__gguf_free(g);
+    free(file);
+
+    static const struct { int32_t pt; const char *ids; } cases[] = {
+        { BITNET_PRETOK_AUTO, "888 2517" }, { BITNET_PRETOK_LLAMA3, "888 2517" },
+        { BITNET_PRETOK_DEFAULT, "888 62 1213" },
+    };
+    for (size_t k = 0; k < 3; k++) {
+        bitnet_model_params p;
+        bitnet_model_params_init(&p);
+        p.flags = BITNET_MODEL_VOCAB_ONLY;
+        p.pre_tokenizer = cases[k].pt;
+        p.log_fn = log_cb;
+        p.log_level = BITNET_LOG_INFO;
+        saw_llama_bpe = 0;
+        bitnet_model *m = NULL;
+        assert_int_equal(bitnet_model_load_buffer(&m, buf, size, &p), BITNET_OK);
+        assert_true(check_ids(m, "read_file", 9, 0, cases[k].ids, "missing pre"));
+        assert_int_equal(saw_llama_bpe, cases[k].pt == BITNET_PRETOK_AUTO);
+        /* the chat example does not depend on the choice */
+        const char *s = "User: hi<|eot_id|>Assistant: ";
+        assert_true(check_ids(m, s, strlen(s), BITNET_TOKENIZE_ADD_BOS | BITNET_TOKENIZE_PARSE_SPECIAL,
+                              "128000 1502 25 15960 128009 72803 25 220", "missing pre chat"));
+        bitnet_model_free(m);
+    }
+    free(buf);
+}
+
 /* ---- round trip property ------------------------------------------------ */
 
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
@@ -786,6 +846,7 @@ int main(void)
         cmocka_unit_test(test_model_prompt),
         cmocka_unit_test(test_reduced_vocab),
         cmocka_unit_test(test_default_pretok),
+        cmocka_unit_test(test_missing_pre),
         cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_piece_cache),
     };
