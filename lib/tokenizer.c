@@ -1394,7 +1394,8 @@ static int spm_fragment(const bitnet_vocab *v, scratch *sc, const char *p, size_
         if (id >= 0) { emit(out, id); continue; }
         for (uint32_t k = 0; k < s[i].len; k++) {
             int32_t b = v->byte_tok[(unsigned char)p[s[i].off + k]];
-            emit(out, b >= 0 ? b : v->unk);
+            if (b < 0) b = v->unk;
+            if (b >= 0) emit(out, b);   /* neither: the byte is dropped */
         }
     }
     return 0;
