@@ -520,6 +520,7 @@ int bitnet_context_create(bitnet_context **out, const bitnet_model *model,
         m->n_layer <= 0 || m->n_vocab <= 0 || m->n_rot < 0 || m->n_rot > hd || (m->n_rot & 1) ||
         !m->output_norm || !m->tok_embd.data || !m->output.data ||
         m->output.rows != m->n_vocab || m->output.cols != D || m->tok_embd.cols != D ||
+        m->tok_embd.rows < m->n_vocab ||
         (int64_t)nh * hd > INT32_MAX / 4)
         return bitnet__error(BITNET_E_FORMAT, "bitnet_context_create: inconsistent model shape");
     int32_t Dq = nh * hd, Dkv = nkv * hd, F = m->n_ff;
