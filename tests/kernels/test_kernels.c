@@ -127,7 +127,7 @@ static bitnet_tmat make_tmat(int32_t rows, int32_t cols, float zero_frac)
 
 /* ---- checks per kernel ------------------------------------------------ */
 
-#define N_CASES 24
+#define N_CASES 64
 
 static void check_quant_act(const bitnet_kernels *k, const bitnet_kernels *ref)
 {
