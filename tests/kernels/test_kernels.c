@@ -528,6 +528,41 @@ static void run_tests(void)
                n_pass + n_fail - before, k.name_tgemv, k.name_tgemm, k.name_quant_act,
                k.name_head_f16, k.name_head_i8);
     }
+#ifdef BITNET_SIMDE_EMU
+    /* The AVX-VNNI and AVX-512 sources built over SIMDe (simde_shim.h), on
+     * top of the AVX2 level; needs AVX2 to run. */
+    if (avail & BITNET_CPU_AVX2) {
+        decl_tgemv_fn(bitnet__tgemv_avxvnni_emu);
+        decl_tgemm_fn(bitnet__tgemm_avxvnni_emu);
+        decl_tgemv_fn(bitnet__tgemv_avx512_emu);
+        decl_tgemm_fn(bitnet__tgemm_avx512_emu);
+        decl_head_i8_fn(bitnet__head_i8_avx512_emu);
+        decl_head_f16_fn(bitnet__head_f16_avx512_emu);
+        bitnet_kernels k;
+        bitnet__kernels_init(&k, BITNET_CPU_AVX2);
+        k.tgemv = bitnet__tgemv_avxvnni_emu;
+        k.tgemm = bitnet__tgemm_avxvnni_emu;
+        k.name_tgemv = k.name_tgemm = "avxvnni-simde";
+        cur_level = "avxvnni-simde";
+        check_tgemv(&k, &ref);
+        check_tgemm(&k, &ref);
+        k.tgemv = bitnet__tgemv_avx512_emu;
+        k.tgemm = bitnet__tgemm_avx512_emu;
+        k.head_i8 = bitnet__head_i8_avx512_emu;
+        k.head_f16 = bitnet__head_f16_avx512_emu;
+        k.name_tgemv = k.name_tgemm = k.name_head_i8 = k.name_head_f16 = "avx512-simde";
+        cur_level = "avx512-simde";
+        check_tgemv(&k, &ref);
+        check_tgemm(&k, &ref);
+        check_head_i8(&k, &ref);
+        check_head_f16(&k, &ref);
+        printf("level %-8s avx-vnni and avx-512 sources over SIMDe: tgemv, tgemm, head_i8, head_f16 checked\n",
+               "simde");
+    }
+#elif defined(__x86_64__)
+    printf("level simde    skipped: built without SIMDe (Debian libsimde-dev), so the AVX-VNNI/AVX-512 "
+           "sources are only checked on CPUs that have those features\n");
+#endif
 #ifdef BITNET_AMX_EMULATE
     /* The AMX GEMM's blocking with plain C tiles (the real one needs AMX). */
     {

@@ -1,0 +1,2 @@
+#include "simde_shim.h"
+#include "x86/avxvnni/ternary.c"
