@@ -556,7 +556,12 @@ static void run_tests(void)
         check_tgemm(&k, &ref);
         check_head_i8(&k, &ref);
         check_head_f16(&k, &ref);
-        printf("level %-8s avx-vnni and avx-512 sources over SIMDe: tgemv, tgemm, head_i8, head_f16 checked\n",
+        decl_tgemm_fn(bitnet__tgemm_amxemu_simd);
+        k.tgemm = bitnet__tgemm_amxemu_simd;
+        k.name_tgemm = "amx-emulated+simde";
+        cur_level = "amx-simde";
+        check_tgemm(&k, &ref);
+        printf("level %-8s avx-vnni and avx-512 sources over SIMDe: tgemv, tgemm, head_i8, head_f16 and the AMX unpacking checked\n",
                "simde");
     }
 #elif defined(__x86_64__)

@@ -12,10 +12,11 @@
  * Work buffers are allocated per call; if that fails the AVX-512 kernel
  * computes the (identical) result instead.
  *
- * Built twice: normally with -mamx-tile -mamx-int8 (+ AVX-512 flags), and
- * by the kernel test with -DBITNET_AMX_EMULATE, where the tile operations
- * are plain C on emulated tile registers, so that the blocking and index
- * arithmetic are tested on machines without AMX.
+ * Built normally with -mamx-tile -mamx-int8 (+ AVX-512 flags), and by the
+ * kernel test with -DBITNET_AMX_EMULATE, where the tile operations are plain
+ * C on emulated tile registers, so that the blocking and index arithmetic
+ * are tested on machines without AMX (with BITNET_AMX_EMULATE_SIMD the
+ * AVX-512 weight unpacking is kept, run over SIMDe: tests/kernels).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -66,8 +67,10 @@ static void emu_dpbusd(int c, int a, int b)
         }
 }
 #define FALLBACK bitnet__tgemm_ref
+#ifndef TGEMM_AMX
 #define TGEMM_AMX bitnet__tgemm_amxemu
-decl_tgemm_fn(bitnet__tgemm_amxemu);
+#endif
+decl_tgemm_fn(TGEMM_AMX);
 #else
 #include <immintrin.h>
 
@@ -114,7 +117,7 @@ static void unpack_rows(const bitnet_tmat *w, int32_t g0, uint8_t *a, size_t kp)
             continue;
         }
         const uint8_t *p = bitnet__tmat_group(w, g);
-#ifndef BITNET_AMX_EMULATE
+#if !defined(BITNET_AMX_EMULATE) || defined(BITNET_AMX_EMULATE_SIMD)
         const __m512i mask = _mm512_set1_epi8(3);
         for (int32_t b = 0; b < nb; b++)
             for (int i = 0; i < BITNET_TMAT_GROUP; i += 2) {   /* rows i, i + 1 */
