@@ -431,6 +431,8 @@ static void test_abort(void **state)
 
 typedef struct worker_arg {
     int mi;
+    const bitnet_model *model;  /* overrides models[mi] when set */
+    uint32_t flags;
     float *out;
 } worker_arg;
 
@@ -441,8 +443,9 @@ static void *worker(void *p)
     bitnet_context_params_init(&cp);
     cp.n_threads = 1;
     cp.n_ctx = 64;
+    cp.flags = w->flags;
     bitnet_context *c = NULL;
-    if (bitnet_context_create(&c, models[w->mi], &cp) != BITNET_OK)
+    if (bitnet_context_create(&c, w->model ? w->model : models[w->mi], &cp) != BITNET_OK)
         return NULL;
     size_t rb = row_bytes(w->mi);
     w->out = malloc(N_TOK * rb);
@@ -467,6 +470,8 @@ static void test_many_contexts(void **state)
     worker_arg wa[4];
     for (int i = 0; i < 4; i++) {
         wa[i].mi = i % 2 ? M_B158_Q8HEAD : M_B158;
+        wa[i].model = NULL;
+        wa[i].flags = 0;
         wa[i].out = NULL;
         assert_int_equal(pthread_create(&th[i], NULL, worker, &wa[i]), 0);
     }
@@ -480,6 +485,28 @@ static void test_many_contexts(void **state)
     }
     free(ref0);
     free(ref1);
+
+    /* the int8 head of a fresh model, built lazily by whichever context
+     * comes first while the others wait for it */
+    bitnet_model *fresh = NULL;
+    assert_int_equal(bitnet_model_load_file(&fresh, paths[M_B158], NULL), BITNET_OK);
+    for (int i = 0; i < 4; i++) {
+        wa[i].mi = M_B158;
+        wa[i].model = fresh;
+        wa[i].flags = BITNET_CONTEXT_INT8_HEAD;
+        wa[i].out = NULL;
+        assert_int_equal(pthread_create(&th[i], NULL, worker, &wa[i]), 0);
+    }
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    float *ref8 = straight(M_B158, BITNET_CONTEXT_INT8_HEAD);
+    for (int i = 0; i < 4; i++) {
+        assert_non_null(wa[i].out);
+        assert_memory_equal(wa[i].out, ref8, N_TOK * row_bytes(M_B158));
+        free(wa[i].out);
+    }
+    free(ref8);
+    bitnet_model_free(fresh);
 }
 
 /* The int8 head approximates the exact head closely. */
