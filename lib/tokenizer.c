@@ -14,6 +14,7 @@
  * <0xXX> byte tokens.
  */
 #include <stdlib.h>
+#include <float.h>
 #include <string.h>
 #if defined(__linux__)
 # include <sys/mman.h>
@@ -625,9 +626,11 @@ int bitnet__vocab_load(bitnet_vocab **out, const bitnet_gguf *g, int32_t pretok,
         t->raw_len = (uint32_t)sl;
         memcpy(v->blob + bo, s, sl);
         bo += sl;
-        t->score = scores ? (float)num_at(scores + (size_t)i * vt_size(scores_t), scores_t) : 0.0f;
-        int ty = types ? (int)num_at(types + (size_t)i * vt_size(types_t), types_t) : TT_NORMAL;
-        t->type = (uint8_t)(ty >= 0 && ty <= TT_BYTE ? ty : TT_UNDEFINED);
+        double sc = scores ? num_at(scores + (size_t)i * vt_size(scores_t), scores_t) : 0.0;
+        /* clamp before narrowing: an out-of-range conversion is undefined */
+        t->score = sc != sc ? 0.0f : sc > FLT_MAX ? FLT_MAX : sc < -FLT_MAX ? -FLT_MAX : (float)sc;
+        double ty = types ? num_at(types + (size_t)i * vt_size(types_t), types_t) : TT_NORMAL;
+        t->type = (uint8_t)(ty >= 0 && ty <= TT_BYTE ? (int)ty : TT_UNDEFINED);
 
         if (type == VT_BPE) {
             size_t dl = bytelevel_decode(s, sl, v->blob + bo);
