@@ -1,8 +1,16 @@
 /*
- * Replay driver: runs the fuzz target over every file named on the command
- * line or found in the directories named there (the committed corpus), so
- * ordinary builds exercise it as a test.
+ * Replay driver shared by the fuzz targets: runs the target over every file
+ * named on the command line or found in the directories named there (the
+ * committed corpus), and over prefixes of each, so ordinary builds exercise
+ * it as a test. Prefixes are taken at every length up to REPLAY_DENSE bytes,
+ * then every REPLAY_STRIDE bytes (a target may override both with -D).
  */
+#ifndef REPLAY_DENSE
+# define REPLAY_DENSE 4096
+#endif
+#ifndef REPLAY_STRIDE
+# define REPLAY_STRIDE 97
+#endif
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,22 +26,31 @@ static int run_file(const char *path)
         fprintf(stderr, "replay: cannot open %s\n", path);
         return 1;
     }
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *buf = malloc(n > 0 ? (size_t)n : 1);
-    if (!buf || (n > 0 && fread(buf, 1, (size_t)n, f) != (size_t)n)) {
+    size_t cap = 4096, n = 0, r;
+    unsigned char *buf = malloc(cap);
+    while (buf && (r = fread(buf + n, 1, cap - n, f)) > 0) {
+        n += r;
+        if (n == cap) {
+            unsigned char *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    int err = !buf || ferror(f);
+    fclose(f);
+    if (err) {
         fprintf(stderr, "replay: cannot read %s\n", path);
         free(buf);
-        fclose(f);
         return 1;
     }
-    fclose(f);
-    LLVMFuzzerTestOneInput(buf, (size_t)n);
-    /* prefixes too: truncation at every point of the first 4 KiB (header,
-     * keys, tensor infos), then at a stride through the rest */
-    for (long k = 0; k < n; k += k < 4096 ? 1 : 97)
-        LLVMFuzzerTestOneInput(buf, (size_t)k);
+    LLVMFuzzerTestOneInput(buf, n);
+    for (size_t k = 0; k < n; k += k < REPLAY_DENSE ? 1 : REPLAY_STRIDE)
+        LLVMFuzzerTestOneInput(buf, k);
     free(buf);
     return 0;
 }
