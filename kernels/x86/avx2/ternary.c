@@ -7,32 +7,67 @@
  */
 #include "x86/tdriver.h"
 
+/*
+ * Unpack with one shift: for a weight byte w (fields f0..f3 at bits 7-6,
+ * 5-4, 3-2, 1-0) and h = w >> 4 (16-bit shift; the bits pulled in from the
+ * neighbouring byte are masked off):
+ *   h & 3 = c1,  w & 3 = c3,  h & 12 = 4 c0,  w & 12 = 4 c2.
+ * vpmaddubsw then gives per int16 lane 4 X0, X1, 4 X2, X3, where X_f is a
+ * pair sum c q with |X_f| <= 2*2*128 = 512 (X_f in [-512, 508]). Two int16
+ * accumulators per row collect A = 4 (X0 + X2) in [-4096, 4064] and
+ * B = X1 + X3 in [-1024, 1016] per block; over GROUP_FLUSH = 8 blocks
+ * A stays in [-32768, 32512] and B in [-8192, 8128]: no overflow, no
+ * saturation for any int8 q (including -128). Every 8 blocks they are
+ * widened with vpmaddwd into an int32 accumulator of 4 * sum c q
+ * (A * 1 + B * 4), divided by 4 (exactly) at the end.
+ */
+#define GROUP_FLUSH 8
+
+static inline __m256i flush4(__m256i acc, __m256i a, __m256i b)
+{
+    const __m256i ones16 = _mm256_set1_epi16(1), fours16 = _mm256_set1_epi16(4);
+    return _mm256_add_epi32(acc, _mm256_add_epi32(_mm256_madd_epi16(a, ones16),
+                                                  _mm256_madd_epi16(b, fours16)));
+}
+
 /* 4 int32 sums (one per row of the group) of sum c*q */
 static inline __m128i group_dot(const uint8_t *p, const int8_t *q, int32_t nb)
 {
-    const __m256i mask = _mm256_set1_epi8(3), ones16 = _mm256_set1_epi16(1);
+    const __m256i m3 = _mm256_set1_epi8(3), m12 = _mm256_set1_epi8(12);
     __m256i acc0 = _mm256_setzero_si256(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
-    for (int32_t b = 0; b < nb; b++, p += 128, q += 128) {
-        const __m256i q0 = _mm256_loadu_si256((const __m256i *)q);
-        const __m256i q1 = _mm256_loadu_si256((const __m256i *)(q + 32));
-        const __m256i q2 = _mm256_loadu_si256((const __m256i *)(q + 64));
-        const __m256i q3 = _mm256_loadu_si256((const __m256i *)(q + 96));
-#define ROW(i, acc) do { \
-            const __m256i w = _mm256_loadu_si256((const __m256i *)(p + 32 * (i))); \
-            __m256i s0 = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(w, 6), mask), q0); \
-            __m256i s1 = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(w, 4), mask), q1); \
-            __m256i s2 = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(w, 2), mask), q2); \
-            __m256i s3 = _mm256_maddubs_epi16(_mm256_and_si256(w, mask), q3); \
-            s0 = _mm256_add_epi16(_mm256_add_epi16(s0, s1), _mm256_add_epi16(s2, s3)); \
-            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(s0, ones16)); \
+    for (int32_t b0 = 0; b0 < nb; b0 += GROUP_FLUSH) {
+        const int32_t b1 = nb - b0 < GROUP_FLUSH ? nb : b0 + GROUP_FLUSH;
+        __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+        __m256i c0 = a0, c1 = a0, c2 = a0, c3 = a0;
+        for (int32_t b = b0; b < b1; b++) {
+            const uint8_t *pb = p + (size_t)b * 128;
+            const int8_t *qb = q + (size_t)b * 128;
+            const __m256i q0 = _mm256_loadu_si256((const __m256i *)qb);
+            const __m256i q1 = _mm256_loadu_si256((const __m256i *)(qb + 32));
+            const __m256i q2 = _mm256_loadu_si256((const __m256i *)(qb + 64));
+            const __m256i q3 = _mm256_loadu_si256((const __m256i *)(qb + 96));
+#define ROW(i, a, c) do { \
+            const __m256i w = _mm256_loadu_si256((const __m256i *)(pb + 32 * (i))); \
+            const __m256i h = _mm256_srli_epi16(w, 4); \
+            const __m256i s0 = _mm256_maddubs_epi16(_mm256_and_si256(h, m12), q0); \
+            const __m256i s1 = _mm256_maddubs_epi16(_mm256_and_si256(h, m3), q1); \
+            const __m256i s2 = _mm256_maddubs_epi16(_mm256_and_si256(w, m12), q2); \
+            const __m256i s3 = _mm256_maddubs_epi16(_mm256_and_si256(w, m3), q3); \
+            a = _mm256_add_epi16(a, _mm256_add_epi16(s0, s2)); \
+            c = _mm256_add_epi16(c, _mm256_add_epi16(s1, s3)); \
         } while (0)
-        ROW(0, acc0);
-        ROW(1, acc1);
-        ROW(2, acc2);
-        ROW(3, acc3);
+            ROW(0, a0, c0);
+            ROW(1, a1, c1);
+            ROW(2, a2, c2);
+            ROW(3, a3, c3);
 #undef ROW
+        }
+        acc0 = flush4(acc0, a0, c0);
+        acc1 = flush4(acc1, a1, c1);
+        acc2 = flush4(acc2, a2, c2);
+        acc3 = flush4(acc3, a3, c3);
     }
-    return bitnet__x86_reduce4(acc0, acc1, acc2, acc3);
+    return _mm_srai_epi32(bitnet__x86_reduce4(acc0, acc1, acc2, acc3), 2);
 }
 
 BITNET_X86_TDRIVERS(avx2)
