@@ -70,7 +70,93 @@ static inline __m128i group_dot(const uint8_t *p, const int8_t *q, int32_t nb)
     return _mm_srai_epi32(bitnet__x86_reduce4(acc0, acc1, acc2, acc3), 2);
 }
 
-BITNET_X86_TDRIVERS(avx2)
+BITNET_X86_TDRIVER_GEMV(avx2)
+
+/*
+ * GEMM: register blocking over GEMM_TOK tokens. One row's 32-byte block is
+ * loaded and unpacked once (one shift, four ands) and multiplied against
+ * the activations of GEMM_TOK tokens, with the same int16 bounds as
+ * group_dot (the accumulators are widened every GROUP_FLUSH blocks, which
+ * is also the K chunk, so the activations of the tile's tokens for one
+ * chunk, GEMM_TOK * 2 KiB, and the group's weights stay in L1). The
+ * integer sums are exactly group_dot's, so the results equal tgemv's.
+ */
+#define GEMM_TOK 4
+
+static inline void row_chunk_tok4(const uint8_t *pw, const int8_t *const *qp,
+                                  int32_t off, int32_t nblk, __m256i *acc)
+{
+    const __m256i m3 = _mm256_set1_epi8(3), m12 = _mm256_set1_epi8(12);
+    const __m256i ones16 = _mm256_set1_epi16(1);
+    const int8_t *qa = qp[0] + off, *qb = qp[1] + off, *qc = qp[2] + off, *qd = qp[3] + off;
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+    for (int32_t b = 0; b < nblk; b++, pw += 128, qa += 128, qb += 128, qc += 128, qd += 128) {
+        const __m256i w = _mm256_loadu_si256((const __m256i *)pw);
+        const __m256i h = _mm256_srli_epi16(w, 4);
+        const __m256i c0 = _mm256_and_si256(h, m12), c1 = _mm256_and_si256(h, m3);
+        const __m256i c2 = _mm256_and_si256(w, m12), c3 = _mm256_and_si256(w, m3);
+#define TOK(qt, a) do { \
+            const __m256i s0 = _mm256_maddubs_epi16(c0, _mm256_loadu_si256((const __m256i *)(qt))); \
+            const __m256i s1 = _mm256_maddubs_epi16(c1, _mm256_loadu_si256((const __m256i *)((qt) + 32))); \
+            const __m256i s2 = _mm256_maddubs_epi16(c2, _mm256_loadu_si256((const __m256i *)((qt) + 64))); \
+            const __m256i s3 = _mm256_maddubs_epi16(c3, _mm256_loadu_si256((const __m256i *)((qt) + 96))); \
+            const __m256i s02 = _mm256_srai_epi16(_mm256_add_epi16(s0, s2), 2); \
+            a = _mm256_add_epi16(a, _mm256_add_epi16(s02, _mm256_add_epi16(s1, s3))); \
+        } while (0)
+        TOK(qa, a0);
+        TOK(qb, a1);
+        TOK(qc, a2);
+        TOK(qd, a3);
+#undef TOK
+    }
+    acc[0] = _mm256_add_epi32(acc[0], _mm256_madd_epi16(a0, ones16));
+    acc[4] = _mm256_add_epi32(acc[4], _mm256_madd_epi16(a1, ones16));
+    acc[8] = _mm256_add_epi32(acc[8], _mm256_madd_epi16(a2, ones16));
+    acc[12] = _mm256_add_epi32(acc[12], _mm256_madd_epi16(a3, ones16));
+}
+
+void bitnet__tgemm_avx2(const bitnet_tmat *w, int32_t r0, int32_t r1,
+                        const int8_t *q, const float *act_scale, int32_t n,
+                        float *y, int32_t ldy)
+{
+    if (r1 <= r0)
+        return;
+    const int32_t nb = w->cols_padded / 128;
+    const size_t kp = (size_t)w->cols_padded;
+    int32_t sums[BITNET_X86_GEMM_TILE];
+    for (int32_t i0 = 0; i0 < n; i0 += BITNET_X86_GEMM_TILE) {
+        const int32_t nt = n - i0 < BITNET_X86_GEMM_TILE ? n - i0 : BITNET_X86_GEMM_TILE;
+        for (int32_t i = 0; i < nt; i++)
+            sums[i] = bitnet__x86_sum_i8(q + (size_t)(i0 + i) * kp, w->cols_padded);
+        for (int32_t g = r0 / 4; g * 4 < r1; g++) {
+            const int32_t base = g * 4;
+            const int lo = base < r0 ? r0 - base : 0;
+            const int hi = base + 4 > r1 ? r1 - base : 4;
+            const uint8_t *p = bitnet__tmat_group(w, g);
+            for (int32_t t0 = 0; t0 < nt; t0 += GEMM_TOK) {
+                /* a partial tile repeats its last token; the copies are dropped */
+                const int8_t *qp[GEMM_TOK];
+                for (int t = 0; t < GEMM_TOK; t++)
+                    qp[t] = q + (size_t)(i0 + (t0 + t < nt ? t0 + t : nt - 1)) * kp;
+                __m256i acc[GEMM_TOK * 4];   /* [token][row] */
+                for (int i = 0; i < GEMM_TOK * 4; i++)
+                    acc[i] = _mm256_setzero_si256();
+                for (int32_t b0 = 0; b0 < nb; b0 += GROUP_FLUSH) {
+                    const int32_t nblk = nb - b0 < GROUP_FLUSH ? nb - b0 : GROUP_FLUSH;
+                    for (int r = lo; r < hi; r++)
+                        row_chunk_tok4(p + (size_t)b0 * 128 + 32 * r, qp, b0 * 128, nblk, acc + r);
+                }
+                for (int t = 0; t < GEMM_TOK && t0 + t < nt; t++) {
+                    const int32_t i = i0 + t0 + t;
+                    const __m256i *a = acc + 4 * t;
+                    bitnet__x86_store_group(bitnet__x86_reduce4(a[0], a[1], a[2], a[3]),
+                        sums[t0 + t], act_scale[i], w->scale,
+                        y + (size_t)i * (size_t)ldy + (base + lo - r0), lo, hi);
+                }
+            }
+        }
+    }
+}
 
 void bitnet__quant_act_avx2(const float *x, int32_t k, int32_t kpad, int8_t *q,
                             float *scale, int32_t *sum)
