@@ -22,6 +22,9 @@
  * (A * 1 + B * 4), divided by 4 (exactly) at the end.
  */
 #define GROUP_FLUSH 8
+#ifndef GEMV_PREFETCH
+#define GEMV_PREFETCH 4096
+#endif
 
 static inline __m256i flush4(__m256i acc, __m256i a, __m256i b)
 {
@@ -46,6 +49,10 @@ static inline __m128i group_dot(const uint8_t *p, const int8_t *q, int32_t nb)
             const __m256i q1 = _mm256_loadu_si256((const __m256i *)(qb + 32));
             const __m256i q2 = _mm256_loadu_si256((const __m256i *)(qb + 64));
             const __m256i q3 = _mm256_loadu_si256((const __m256i *)(qb + 96));
+            /* the weights are one forward stream: ask for them GEMV_PREFETCH
+             * bytes early (a prefetch past the end of the data never faults) */
+            _mm_prefetch((const char *)(pb + GEMV_PREFETCH), _MM_HINT_T0);
+            _mm_prefetch((const char *)(pb + GEMV_PREFETCH + 64), _MM_HINT_T0);
 #define ROW(i, a, c) do { \
             const __m256i w = _mm256_loadu_si256((const __m256i *)(pb + 32 * (i))); \
             const __m256i h = _mm256_srli_epi16(w, 4); \
