@@ -1,7 +1,7 @@
 /*
  * AVX2 integer kernels. Ternary dot products use the codes c = t + 1 as
- * unsigned bytes with vpmaddubsw (u8 x s8 -> s16 pairs; |pair| <= 2*2*128,
- * and four fields summed stay <= 2048, far from saturation), widened with
+ * unsigned bytes with vpmaddubsw (u8 x s8 -> s16 pairs), accumulate a few
+ * blocks in int16 (bounds below: no overflow, no saturation), widen with
  * vpmaddwd, and sum t*q = sum c*q - sum q. Integers are exactly the
  * reference's.
  */
@@ -82,11 +82,15 @@ BITNET_X86_TDRIVER_GEMV(avx2)
 /*
  * GEMM: register blocking over GEMM_TOK tokens. One row's 32-byte block is
  * loaded and unpacked once (one shift, four ands) and multiplied against
- * the activations of GEMM_TOK tokens, with the same int16 bounds as
- * group_dot (the accumulators are widened every GROUP_FLUSH blocks, which
- * is also the K chunk, so the activations of the tile's tokens for one
- * chunk, GEMM_TOK * 2 KiB, and the group's weights stay in L1). The
- * integer sums are exactly group_dot's, so the results equal tgemv's.
+ * the activations of GEMM_TOK tokens. Per token one int16 accumulator takes
+ * (4 (X0 + X2) >> 2) + X1 + X3 per block (the shift is exact), in
+ * [-2048, 2032] with the bounds of group_dot, so up to 16 blocks fit in
+ * int16; it is widened every GROUP_FLUSH (8) blocks, which is also the K
+ * chunk: the tile's activations for one chunk (GEMM_TOK * 1 KiB) and the
+ * group's weights stay in L1. Measured on Zen 3: 4 tokens beat 2, 6 and 8,
+ * a chunk of 8 blocks beats 12 and 16, and this one-accumulator form beats
+ * group_dot's two accumulators per token (register pressure). The integer
+ * sums are exactly group_dot's, so the results equal tgemv's.
  */
 #define GEMM_TOK 4
 
