@@ -78,12 +78,55 @@ void bitnet__axpy_f16_avx2(float *y, const uint16_t *v, float p, int32_t n)
     }
 }
 
-/* Two rows at a time share the x loads; four accumulators per row hide the
- * FMA latency. */
+/* Four rows at a time share the x loads (eight independent FMA chains) and
+ * keep four row streams in flight, each prefetched HEAD_PREFETCH bytes
+ * ahead (past a row's end that is the next rows, which come next); then
+ * two rows, then one. Measured on Zen 3 (one thread, 656 MB head,
+ * interleaved runs): 11.4-11.9 GB/s with two rows, 14.3-14.9 with four,
+ * 15.2-15.7 with four and the prefetch; two rows with four accumulators
+ * each were no faster than two. */
+#ifndef HEAD_PREFETCH
+#define HEAD_PREFETCH 1024
+#endif
+
 void bitnet__head_f16_avx2(const uint16_t *w, size_t ldw, int32_t r0,
                            int32_t r1, const float *x, int32_t k, float *y)
 {
     int32_t r = r0;
+    for (; r + 4 <= r1; r += 4) {
+        const uint16_t *a = w + (size_t)r * ldw, *b = a + ldw, *c = b + ldw, *d = c + ldw;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, b0 = a0, b1 = a0;
+        __m256 c0 = a0, c1 = a0, d0 = a0, d1 = a0;
+        int32_t j = 0;
+        for (; j + 16 <= k; j += 16) {
+            _mm_prefetch((const char *)(a + j) + HEAD_PREFETCH, _MM_HINT_T0);
+            _mm_prefetch((const char *)(b + j) + HEAD_PREFETCH, _MM_HINT_T0);
+            _mm_prefetch((const char *)(c + j) + HEAD_PREFETCH, _MM_HINT_T0);
+            _mm_prefetch((const char *)(d + j) + HEAD_PREFETCH, _MM_HINT_T0);
+            const __m256 x0 = _mm256_loadu_ps(x + j), x1 = _mm256_loadu_ps(x + j + 8);
+            a0 = _mm256_fmadd_ps(load_h8(a + j), x0, a0);
+            a1 = _mm256_fmadd_ps(load_h8(a + j + 8), x1, a1);
+            b0 = _mm256_fmadd_ps(load_h8(b + j), x0, b0);
+            b1 = _mm256_fmadd_ps(load_h8(b + j + 8), x1, b1);
+            c0 = _mm256_fmadd_ps(load_h8(c + j), x0, c0);
+            c1 = _mm256_fmadd_ps(load_h8(c + j + 8), x1, c1);
+            d0 = _mm256_fmadd_ps(load_h8(d + j), x0, d0);
+            d1 = _mm256_fmadd_ps(load_h8(d + j + 8), x1, d1);
+        }
+        float sa = hsum_ps(_mm256_add_ps(a0, a1)), sb = hsum_ps(_mm256_add_ps(b0, b1));
+        float sc = hsum_ps(_mm256_add_ps(c0, c1)), sd = hsum_ps(_mm256_add_ps(d0, d1));
+        for (; j < k; j++) {
+            const float xj = x[j];
+            sa += bitnet__fp16_to_fp32(a[j]) * xj;
+            sb += bitnet__fp16_to_fp32(b[j]) * xj;
+            sc += bitnet__fp16_to_fp32(c[j]) * xj;
+            sd += bitnet__fp16_to_fp32(d[j]) * xj;
+        }
+        y[r - r0] = sa;
+        y[r + 1 - r0] = sb;
+        y[r + 2 - r0] = sc;
+        y[r + 3 - r0] = sd;
+    }
     for (; r + 2 <= r1; r += 2) {
         const uint16_t *a = w + (size_t)r * ldw, *b = a + ldw;
         __m256 a0 = _mm256_setzero_ps(), a1 = a0, b0 = a0, b1 = a0;
