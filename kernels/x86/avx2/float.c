@@ -99,10 +99,10 @@ void bitnet__head_f16_avx2(const uint16_t *w, size_t ldw, int32_t r0,
         __m256 c0 = a0, c1 = a0, d0 = a0, d1 = a0;
         int32_t j = 0;
         for (; j + 16 <= k; j += 16) {
-            _mm_prefetch((const char *)(a + j) + HEAD_PREFETCH, _MM_HINT_T0);
-            _mm_prefetch((const char *)(b + j) + HEAD_PREFETCH, _MM_HINT_T0);
-            _mm_prefetch((const char *)(c + j) + HEAD_PREFETCH, _MM_HINT_T0);
-            _mm_prefetch((const char *)(d + j) + HEAD_PREFETCH, _MM_HINT_T0);
+            _mm_prefetch((const char *)((uintptr_t)(a + j) + HEAD_PREFETCH), _MM_HINT_T0);
+            _mm_prefetch((const char *)((uintptr_t)(b + j) + HEAD_PREFETCH), _MM_HINT_T0);
+            _mm_prefetch((const char *)((uintptr_t)(c + j) + HEAD_PREFETCH), _MM_HINT_T0);
+            _mm_prefetch((const char *)((uintptr_t)(d + j) + HEAD_PREFETCH), _MM_HINT_T0);
             const __m256 x0 = _mm256_loadu_ps(x + j), x1 = _mm256_loadu_ps(x + j + 8);
             a0 = _mm256_fmadd_ps(load_h8(a + j), x0, a0);
             a1 = _mm256_fmadd_ps(load_h8(a + j + 8), x1, a1);

@@ -33,6 +33,14 @@ static inline __m256i flush4(__m256i acc, __m256i a, __m256i b)
                                                   _mm256_madd_epi16(b, fours16)));
 }
 
+/* Prefetch address n bytes past p, computed as an integer: it may lie past
+ * the end of the object (a prefetch never faults), which pointer
+ * arithmetic must not. */
+static inline const char *ahead(const void *p, size_t n)
+{
+    return (const char *)((uintptr_t)p + n);
+}
+
 /* 4 int32 sums (one per row of the group) of sum c*q */
 static inline __m128i group_dot(const uint8_t *p, const int8_t *q, int32_t nb)
 {
@@ -51,8 +59,8 @@ static inline __m128i group_dot(const uint8_t *p, const int8_t *q, int32_t nb)
             const __m256i q3 = _mm256_loadu_si256((const __m256i *)(qb + 96));
             /* the weights are one forward stream: ask for them GEMV_PREFETCH
              * bytes early (a prefetch past the end of the data never faults) */
-            _mm_prefetch((const char *)(pb + GEMV_PREFETCH), _MM_HINT_T0);
-            _mm_prefetch((const char *)(pb + GEMV_PREFETCH + 64), _MM_HINT_T0);
+            _mm_prefetch(ahead(pb, GEMV_PREFETCH), _MM_HINT_T0);
+            _mm_prefetch(ahead(pb, GEMV_PREFETCH + 64), _MM_HINT_T0);
 #define ROW(i, a, c) do { \
             const __m256i w = _mm256_loadu_si256((const __m256i *)(pb + 32 * (i))); \
             const __m256i h = _mm256_srli_epi16(w, 4); \
