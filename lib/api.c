@@ -65,7 +65,7 @@ void bitnet_model_params_init_(bitnet_model_params *p, size_t size)
     INIT_PREFIX(p, size, bitnet_model_params);
     bitnet_model_params d;
     memset(&d, 0, sizeof(d));
-    d.struct_size = (uint32_t)(size < sizeof(d) ? size : sizeof(d));
+    d.struct_size = (uint32_t)(size > UINT32_MAX ? UINT32_MAX : size); /* the caller's size */
     d.log_level = BITNET_LOG_WARN;
     d.pre_tokenizer = BITNET_PRETOK_AUTO;
     memset(p, 0, size);
@@ -77,7 +77,7 @@ void bitnet_context_params_init_(bitnet_context_params *p, size_t size)
     INIT_PREFIX(p, size, bitnet_context_params);
     bitnet_context_params d;
     memset(&d, 0, sizeof(d));
-    d.struct_size = (uint32_t)(size < sizeof(d) ? size : sizeof(d));
+    d.struct_size = (uint32_t)(size > UINT32_MAX ? UINT32_MAX : size); /* the caller's size */
     d.n_ctx = 0;
     d.n_threads = 0;
     d.n_batch = 512;
@@ -92,7 +92,7 @@ void bitnet_sampler_params_init_(bitnet_sampler_params *p, size_t size)
     INIT_PREFIX(p, size, bitnet_sampler_params);
     bitnet_sampler_params d;
     memset(&d, 0, sizeof(d));
-    d.struct_size = (uint32_t)(size < sizeof(d) ? size : sizeof(d));
+    d.struct_size = (uint32_t)(size > UINT32_MAX ? UINT32_MAX : size); /* the caller's size */
     d.seed = 0;
     d.temperature = 0.8f;
     d.top_k = 40;

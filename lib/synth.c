@@ -87,7 +87,7 @@ void bitnet_synth_params_init_(bitnet_synth_params *p, size_t size)
     if (!p || size < sizeof(uint32_t)) return;
     bitnet_synth_params d;
     memset(&d, 0, sizeof(d));
-    d.struct_size = (uint32_t)(size < sizeof(d) ? size : sizeof(d));
+    d.struct_size = (uint32_t)(size > UINT32_MAX ? UINT32_MAX : size); /* the caller's size */
     d.arch = "bitnet-b1.58";
     d.n_embd = 256;
     d.n_layer = 2;

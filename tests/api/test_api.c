@@ -184,9 +184,11 @@ static void test_params_newer_caller(void **state)
         bitnet_context_params p;
         uint64_t future_field;
     } nw;
-    memset(&nw, 0, sizeof(nw));
-    bitnet_context_params_init(&nw.p);
-    nw.p.struct_size = sizeof(nw);
+    memset(&nw, 0xee, sizeof(nw));
+    /* what a newer header's init macro does: pass the newer, larger size */
+    bitnet_context_params_init_(&nw.p, sizeof(nw));
+    assert_int_equal(nw.p.struct_size, sizeof(nw));  /* the caller's size */
+    assert_int_equal(nw.future_field, 0);            /* unknown fields zeroed */
     nw.p.n_ctx = 32;
     bitnet_context *ctx = NULL;
     assert_int_equal(bitnet_context_create(&ctx, m, &nw.p), BITNET_OK);
