@@ -359,9 +359,39 @@ def _callback_error(holder):
     return wrap
 
 
+# ---- owned C objects ------------------------------------------------------------
+
+class _Handle:
+    """Owns one C object: close() frees it, as do leaving a `with` block and
+    garbage collection. Subclasses name the C destructor and the object."""
+    _free_name = None
+    _kind = "object"
+    _h = None
+
+    def close(self):
+        if getattr(self, "_h", None):
+            getattr(_lib, self._free_name)(self._h)
+            self._h = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        self.close()
+
+    @property
+    def handle(self):
+        if not self._h:
+            raise ValueError(self._kind + " is closed")
+        return self._h
+
+
 # ---- model --------------------------------------------------------------------
 
-class Model:
+class Model(_Handle):
     """A loaded model: weights, hyperparameters and vocabulary.
 
     Model(path, vocab_only=False, no_mmap=False, int8_head=False,
@@ -416,6 +446,9 @@ class Model:
         _check(st, name)
         self._h = h.value
 
+    _free_name = "bitnet_model_free"
+    _kind = "model"
+
     # lifecycle
     def close(self):
         """Free the model, after closing every context, sampler and
@@ -424,23 +457,7 @@ class Model:
         if getattr(self, "_h", None):
             for child in list(self._children):
                 child.close()
-            _lib.bitnet_model_free(self._h)
-            self._h = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        self.close()
-
-    @property
-    def handle(self):
-        if not self._h:
-            raise ValueError("model is closed")
-        return self._h
+        super().close()
 
     # metadata
     @property
@@ -556,7 +573,7 @@ class Model:
 
 # ---- context ------------------------------------------------------------------
 
-class Context:
+class Context(_Handle):
     """A session on a model: KV cache, scratch memory and worker threads.
 
     Context(model, n_ctx=0, n_threads=0, n_batch=None, cpu_mask=CPU_ALL,
@@ -602,25 +619,8 @@ class Context:
         model._children.add(self)
         self._n_vocab = model.n_vocab
 
-    def close(self):
-        if getattr(self, "_h", None):
-            _lib.bitnet_context_free(self._h)
-            self._h = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        self.close()
-
-    @property
-    def handle(self):
-        if not self._h:
-            raise ValueError("context is closed")
-        return self._h
+    _free_name = "bitnet_context_free"
+    _kind = "context"
 
     def eval(self, tokens, all_logits=False):
         """Evaluate token ids at the current position and advance it."""
@@ -669,7 +669,7 @@ class Context:
 
 # ---- sampler ------------------------------------------------------------------
 
-class Sampler:
+class Sampler(_Handle):
     """Turns logits into a token id.
 
     Sampler(model, temperature=0.8, top_k=40, top_p=0.95, min_p=0.05,
@@ -704,25 +704,8 @@ class Sampler:
         self._h = h.value
         model._children.add(self)
 
-    def close(self):
-        if getattr(self, "_h", None):
-            _lib.bitnet_sampler_free(self._h)
-            self._h = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        self.close()
-
-    @property
-    def handle(self):
-        if not self._h:
-            raise ValueError("sampler is closed")
-        return self._h
+    _free_name = "bitnet_sampler_free"
+    _kind = "sampler"
 
     def sample(self, ctx, i=-1):
         """A token from ctx's logits of token i of its last eval (not accepted)."""
@@ -745,7 +728,7 @@ class Sampler:
 
 # ---- streaming detokenizer -----------------------------------------------------------
 
-class Detokenizer:
+class Detokenizer(_Handle):
     """Feed tokens, get back only complete UTF-8 text (str)."""
 
     def __init__(self, model, special=False):
@@ -759,19 +742,8 @@ class Detokenizer:
         self._cap = 256
         self._buf = ctypes.create_string_buffer(self._cap)
 
-    def close(self):
-        if getattr(self, "_h", None):
-            _lib.bitnet_detokenizer_free(self._h)
-            self._h = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        self.close()
+    _free_name = "bitnet_detokenizer_free"
+    _kind = "detokenizer"
 
     def _run(self, name, call):
         n = ctypes.c_size_t(0)
@@ -786,16 +758,14 @@ class Detokenizer:
             return self._buf.raw[:n.value].decode("utf-8", "replace")
 
     def feed(self, token):
-        if not self._h:
-            raise ValueError("detokenizer is closed")
+        h = self.handle
         return self._run("bitnet_detokenizer_feed",
-                         lambda b, c, n: _lib.bitnet_detokenizer_feed(self._h, token, b, c, n))
+                         lambda b, c, n: _lib.bitnet_detokenizer_feed(h, token, b, c, n))
 
     def flush(self):
-        if not self._h:
-            raise ValueError("detokenizer is closed")
+        h = self.handle
         return self._run("bitnet_detokenizer_flush",
-                         lambda b, c, n: _lib.bitnet_detokenizer_flush(self._h, b, c, n))
+                         lambda b, c, n: _lib.bitnet_detokenizer_flush(h, b, c, n))
 
 
 # ---- generation -----------------------------------------------------------------
