@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "bitnet.h"
+#include "example_util.h"
 
 #ifndef BITNET_DEFAULT_MODEL_PATH
 # define BITNET_DEFAULT_MODEL_PATH "models/tinystories-bitnet.gguf"
@@ -66,19 +67,6 @@ static int die(const char *fmt, const char *a, const char *b)
     return 1;
 }
 
-static int parse_long(const char *s, long lo, long hi, long *out)
-{
-    if (!s || !*s)
-        return -1;
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (*end || errno || v < lo || v > hi)
-        return -1;
-    *out = v;
-    return 0;
-}
-
 static int parse_float(const char *s, float *out)
 {
     if (!s || !*s)
@@ -90,45 +78,6 @@ static int parse_float(const char *s, float *out)
         return -1;
     *out = (float)v;
     return 0;
-}
-
-static char *read_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        size_t got = fread(buf + n, 1, cap - n - 1, f);
-        n += got;
-        if (n + 1 < cap) {
-            if (ferror(f)) {
-                free(buf);
-                buf = NULL;
-            }
-            break;
-        }
-        char *nb = realloc(buf, cap * 2);
-        if (!nb) {
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = nb;
-        cap *= 2;
-    }
-    fclose(f);
-    if (buf)
-        buf[n] = '\0';
-    return buf;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 static int progress_bar(void *user, float p)
@@ -242,9 +191,9 @@ static int eval_prompt(gen *g, size_t from)
                 (int)bitnet_context_n_ctx(g->ctx));
         return BITNET_E_CONTEXT_FULL;
     }
-    double t0 = now_s();
+    double t0 = ex_now();
     int rc = bitnet_context_eval(g->ctx, g->toks + from, n, 0);
-    g->t_prompt += now_s() - t0;
+    g->t_prompt += ex_now() - t0;
     if (rc != BITNET_OK) {
         fprintf(stderr, "%s: eval: %s\n", prog, bitnet_last_error());
         return rc;
@@ -261,7 +210,7 @@ static int eval_prompt(gen *g, size_t from)
  * token never enters the context. */
 static int generate(gen *g, long n_predict, strbuf *collect)
 {
-    double t0 = now_s();
+    double t0 = ex_now();
     long produced = 0;
     int rc = BITNET_OK;
     while (n_predict < 0 || produced < n_predict) {
@@ -299,7 +248,7 @@ static int generate(gen *g, long n_predict, strbuf *collect)
     int frc = emit(g, 0, collect, 1);
     if (rc == BITNET_OK)
         rc = frc;
-    g->t_gen += now_s() - t0;
+    g->t_gen += ex_now() - t0;
     g->n_gen += produced;
     return rc;
 }
@@ -563,18 +512,18 @@ int main(int argc, char **argv)
         } else if (IS("-f") || IS("--file")) {
             NEED_ARG(); prompt_file = v;
         } else if (IS("-n") || IS("--n-predict")) {
-            NEED_ARG(); if (parse_long(v, -1, 1L << 30, &n_predict)) BAD_VALUE();
+            NEED_ARG(); if (ex_parse_long(v, -1, 1L << 30, &n_predict)) BAD_VALUE();
         } else if (IS("-t") || IS("--threads")) {
-            NEED_ARG(); if (parse_long(v, 0, 256, &n_threads)) BAD_VALUE();
+            NEED_ARG(); if (ex_parse_long(v, 0, 256, &n_threads)) BAD_VALUE();
         } else if (IS("-c") || IS("--ctx-size")) {
-            NEED_ARG(); if (parse_long(v, 0, 1L << 24, &n_ctx)) BAD_VALUE();
+            NEED_ARG(); if (ex_parse_long(v, 0, 1L << 24, &n_ctx)) BAD_VALUE();
         } else if (IS("-s") || IS("--seed")) {
-            NEED_ARG(); if (parse_long(v, -1, LONG_MAX, &seed)) BAD_VALUE();
+            NEED_ARG(); if (ex_parse_long(v, -1, LONG_MAX, &seed)) BAD_VALUE();
         } else if (IS("--temp")) {
             NEED_ARG(); if (parse_float(v, &sp.temperature)) BAD_VALUE();
         } else if (IS("--top-k")) {
             long k;
-            NEED_ARG(); if (parse_long(v, 0, 0x7fffffffL, &k)) BAD_VALUE();
+            NEED_ARG(); if (ex_parse_long(v, 0, 0x7fffffffL, &k)) BAD_VALUE();
             sp.top_k = (int32_t)k;
         } else if (IS("--top-p")) {
             NEED_ARG(); if (parse_float(v, &sp.top_p)) BAD_VALUE();
@@ -584,7 +533,7 @@ int main(int argc, char **argv)
             NEED_ARG(); if (parse_float(v, &sp.repeat_penalty)) BAD_VALUE();
         } else if (IS("--repeat-last-n")) {
             long k;
-            NEED_ARG(); if (parse_long(v, 0, 1L << 24, &k)) BAD_VALUE();
+            NEED_ARG(); if (ex_parse_long(v, 0, 1L << 24, &k)) BAD_VALUE();
             sp.penalty_last_n = (int32_t)k;
         } else if (IS("-cnv") || IS("--conversation")) {
             cnv = 1;
@@ -604,7 +553,7 @@ int main(int argc, char **argv)
 
     char *file_text = NULL;
     if (prompt_file) {
-        file_text = read_file(prompt_file);
+        file_text = ex_read_file(prompt_file, NULL);
         if (!file_text)
             return die("cannot read prompt file '%s': %s", prompt_file, strerror(errno));
         size_t l = strlen(file_text);

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "bitnet.h"
+#include "example_util.h"
 
 static const char *prog = "bitnet-perplexity";
 
@@ -49,56 +50,6 @@ static int die(const char *fmt, const char *a, const char *b)
     fprintf(stderr, fmt, a, b);
     fputc('\n', stderr);
     return 1;
-}
-
-static int parse_long(const char *s, long lo, long hi, long *out)
-{
-    if (!s || !*s)
-        return -1;
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (*end || errno || v < lo || v > hi)
-        return -1;
-    *out = v;
-    return 0;
-}
-
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        n += fread(buf + n, 1, cap - n, f);
-        if (n < cap) {
-            if (ferror(f)) {
-                free(buf);
-                buf = NULL;
-            }
-            break;
-        }
-        char *nb = realloc(buf, cap * 2);
-        if (!nb) {
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = nb;
-        cap *= 2;
-    }
-    fclose(f);
-    *len = n;
-    return buf;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 /* -log softmax(logits)[tok], in double. */
@@ -132,11 +83,11 @@ int main(int argc, char **argv)
             NEED_ARG(); text_path = v;
         } else if (IS("-c") || IS("--ctx-size")) {
             NEED_ARG();
-            if (parse_long(v, 8, 1L << 24, &n_ctx))
+            if (ex_parse_long(v, 8, 1L << 24, &n_ctx))
                 return die("invalid value '%s' for %s (an integer >= 8)", v, a);
         } else if (IS("-t") || IS("--threads")) {
             NEED_ARG();
-            if (parse_long(v, 0, 256, &n_threads))
+            if (ex_parse_long(v, 0, 256, &n_threads))
                 return die("invalid value '%s' for %s (0 to 256)", v, a);
         } else {
             return die("unknown option '%s' (see --help)", a, "");
@@ -150,7 +101,7 @@ int main(int argc, char **argv)
         return die("no text: pass -f TEXT (see --help)", "", "");
 
     size_t text_len = 0;
-    char *text = read_file(text_path, &text_len);
+    char *text = ex_read_file(text_path, &text_len);
     if (!text)
         return die("cannot read '%s': %s", text_path, strerror(errno));
 
@@ -224,9 +175,9 @@ int main(int argc, char **argv)
         if (bos >= 0)
             win[0] = bos;
         bitnet_context_reset(ctx);
-        double t0 = now_s();
+        double t0 = ex_now();
         rc = bitnet_context_eval(ctx, win, (size_t)n_ctx, BITNET_EVAL_ALL_LOGITS);
-        t_eval += now_s() - t0;
+        t_eval += ex_now() - t0;
         if (rc != BITNET_OK) {
             free(win);
             die("eval: %s", bitnet_last_error(), "");

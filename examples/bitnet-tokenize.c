@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include <bitnet.h>
+#include "example_util.h"
 
 static void usage(FILE *f)
 {
@@ -26,30 +27,6 @@ static void usage(FILE *f)
             "      --special       parse special-token text (e.g. <|eot_id|>)\n"
             "  -h, --help          show this help\n"
             "Prints the token ids on one line separated by spaces.\n");
-}
-
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 1 << 16, n = 0;
-    char *b = malloc(cap);
-    while (b) {
-        size_t r = fread(b + n, 1, cap - n, f);
-        n += r;
-        if (r == 0) break;
-        if (n == cap) {
-            char *nb = cap > SIZE_MAX / 2 ? NULL : realloc(b, cap * 2);
-            if (!nb) { free(b); b = NULL; break; }
-            b = nb;
-            cap *= 2;
-        }
-    }
-    int err = ferror(f);
-    fclose(f);
-    if (err) { free(b); return NULL; }
-    *len = n;
-    return b;
 }
 
 int main(int argc, char **argv)
@@ -89,7 +66,7 @@ int main(int argc, char **argv)
     const char *text = prompt;
     size_t len = prompt ? strlen(prompt) : 0;
     if (file) {
-        owned = read_file(file, &len);
+        owned = ex_read_file(file, &len);
         if (!owned) {
             fprintf(stderr, "bitnet-tokenize: cannot read '%s'\n", file);
             return 1;
