@@ -16,8 +16,8 @@
 #include <unistd.h>
 
 #include "bitnet.h"
-#include "chat.h"
-#include "gguf.h"
+#include "sample/chat.h"
+#include "format/gguf.h"
 
 static const bitnet_chat_message conv[4] = {
     { "system", "You are helpful." },

@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
-#include "threadpool.h"
+#include "base/internal.h"
+#include "base/threadpool.h"
 
 #define N_SLOTS 64
 #define N_STAGES 20

@@ -23,8 +23,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "model.h"
-#include "vocab.h"
+#include "model/model.h"
+#include "text/vocab.h"
 
 /* ---------------------------------------------------------------------- */
 /* helpers                                                                */

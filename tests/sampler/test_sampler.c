@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "bitnet.h"
-#include "sampler.h"
+#include "sample/sampler.h"
 
 /* Plain params: no truncation, temperature 1, no penalties. */
 static bitnet_sampler_params plain(void)

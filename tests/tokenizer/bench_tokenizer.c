@@ -11,9 +11,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "internal.h"
-#include "gguf.h"
-#include "vocab.h"
+#include "base/internal.h"
+#include "format/gguf.h"
+#include "text/vocab.h"
 
 static char *read_all(const char *path, size_t *len)
 {

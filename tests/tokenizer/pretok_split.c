@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
-#include "vocab.h"
+#include "base/internal.h"
+#include "text/vocab.h"
 
 int main(void)
 {

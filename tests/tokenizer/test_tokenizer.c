@@ -14,9 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
-#include "gguf.h"
-#include "vocab.h"
+#include "base/internal.h"
+#include "format/gguf.h"
+#include "text/vocab.h"
 
 /* ---- helpers ----------------------------------------------------------- */
 

@@ -16,10 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
-#include "gguf.h"
-#include "model.h"
-#include "vocab.h"
+#include "base/internal.h"
+#include "format/gguf.h"
+#include "model/model.h"
+#include "text/vocab.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -6,7 +6,7 @@
 #ifndef BITNET_SAMPLER_H
 #define BITNET_SAMPLER_H
 
-#include "internal.h"
+#include "base/internal.h"
 
 /* As bitnet_sampler_create() with an explicit vocabulary size (> 0). */
 int bitnet__sampler_create_n(bitnet_sampler **out, int32_t n_vocab,

@@ -12,9 +12,9 @@
 
 #include <sys/mman.h>
 
-#include "internal.h"
-#include "model.h"
-#include "vocab.h"
+#include "base/internal.h"
+#include "model/model.h"
+#include "text/vocab.h"
 
 #define NAME_FMT "%.*s"
 #define NAME_ARG(s) (int)((s).len > 96 ? 96 : (s).len), (s).ptr

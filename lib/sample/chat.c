@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
-#include "chat.h"
+#include "base/internal.h"
+#include "sample/chat.h"
 
 enum chat_fmt {
     CHAT_BITNET = 0,

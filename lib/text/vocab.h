@@ -5,8 +5,8 @@
 #ifndef BITNET_VOCAB_H
 #define BITNET_VOCAB_H
 
-#include "internal.h"
-#include "gguf.h"
+#include "base/internal.h"
+#include "format/gguf.h"
 
 typedef struct bitnet_vocab bitnet_vocab;
 

@@ -16,10 +16,10 @@
 # include <emmintrin.h>
 #endif
 
-#include "internal.h"
-#include "model.h"
+#include "base/internal.h"
+#include "model/model.h"
 #include "kernels.h"
-#include "threadpool.h"
+#include "base/threadpool.h"
 
 #ifndef BITNET_TMAT_ROW_CHUNK
 # define BITNET_TMAT_ROW_CHUNK 16

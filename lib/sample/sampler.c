@@ -19,8 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
-#include "sampler.h"
+#include "base/internal.h"
+#include "sample/sampler.h"
 
 #if defined(__clang__)
 /* Keep a*b+c as two rounded operations everywhere (bit-exact results). GCC

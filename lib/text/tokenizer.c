@@ -20,10 +20,10 @@
 # include <sys/mman.h>
 #endif
 
-#include "internal.h"
-#include "model.h"
-#include "unicode.h"
-#include "vocab.h"
+#include "base/internal.h"
+#include "model/model.h"
+#include "text/unicode.h"
+#include "text/vocab.h"
 
 enum { VT_BPE = 1, VT_SPM = 2 };
 

@@ -7,8 +7,8 @@
 
 #include <pthread.h>
 
-#include "internal.h"
-#include "gguf.h"
+#include "base/internal.h"
+#include "format/gguf.h"
 #include "kernels.h"
 
 struct bitnet_vocab;

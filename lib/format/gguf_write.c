@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
-#include "gguf.h"
+#include "base/internal.h"
+#include "format/gguf.h"
 
 typedef struct wkv {
     char *key;

@@ -35,8 +35,8 @@
 # define cpu_relax() ((void)0)
 #endif
 
-#include "internal.h"
-#include "threadpool.h"
+#include "base/internal.h"
+#include "base/threadpool.h"
 
 /* How long a waiter spins before it sleeps: long enough to cover the
  * imbalance between threads at a barrier of a decode step, short enough not

@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
-#include "gguf.h"
+#include "base/internal.h"
+#include "format/gguf.h"
 #include "kernels.h"
 
 /* ---- random numbers (xoshiro256**, seeded by splitmix64) -------------- */

@@ -11,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "base/internal.h"
 
 /* ---- errors ---------------------------------------------------------- */
 
