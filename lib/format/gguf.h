@@ -109,6 +109,11 @@ int bitnet__gguf_source(bitnet_source **out, const uint8_t *buf, size_t size,
 /* The parsed file behind a GGUF source, NULL for other sources (tests and
  * tools that want the raw keys). */
 const bitnet_gguf *bitnet__gguf_of_source(const bitnet_source *s);
+/* The file a GGUF source owns (map_base set when mapped), NULL for others. */
+const bitnet_file_view *bitnet__gguf_source_file(const bitnet_source *s);
+/* The vocabulary description of a parsed file: the tokenizer.ggml.* keys
+ * (what a GGUF source's vocab op gives; for tests and tools). */
+void bitnet__gguf_vocab_desc(const bitnet_gguf *g, bitnet_vocab_desc *d);
 
 /* Render a kv's value as text (see bitnet_model_meta in bitnet.h). */
 int bitnet__gguf_render(const bitnet_gguf_kv *kv, char *buf, size_t cap, size_t *n_out);

@@ -95,9 +95,8 @@ static const char *const vf_key[BITNET_VF_COUNT] = {
     [BITNET_VF_PRE] = "tokenizer.ggml.pre",
 };
 
-static int g_vocab(const bitnet_source *s, bitnet_vocab_desc *d)
+void bitnet__gguf_vocab_desc(const bitnet_gguf *g, bitnet_vocab_desc *d)
 {
-    const bitnet_gguf *g = impl_of(s)->g;
     memset(d, 0, sizeof(*d));
     for (int i = 0; i < BITNET_VF_COUNT; i++) {
         d->f[i].name = vf_key[i];
@@ -106,6 +105,11 @@ static int g_vocab(const bitnet_source *s, bitnet_vocab_desc *d)
         d->f[i].present = 1;
         d->f[i].v = bitnet__gguf_kv_value(kv);
     }
+}
+
+static int g_vocab(const bitnet_source *s, bitnet_vocab_desc *d)
+{
+    bitnet__gguf_vocab_desc(impl_of(s)->g, d);
     return BITNET_OK;
 }
 
@@ -161,4 +165,9 @@ int bitnet__gguf_source(bitnet_source **out, const uint8_t *buf, size_t size,
 const bitnet_gguf *bitnet__gguf_of_source(const bitnet_source *s)
 {
     return s && s->ops == &gguf_ops ? impl_of(s)->g : NULL;
+}
+
+const bitnet_file_view *bitnet__gguf_source_file(const bitnet_source *s)
+{
+    return s && s->ops == &gguf_ops ? &impl_of(s)->file : NULL;
 }
