@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sys/mman.h>
-
+#include "base/arena.h"
+#include "base/hash.h"
 #include "base/internal.h"
 #include "model/model.h"
 #include "text/vocab.h"
@@ -274,11 +274,10 @@ static int tmat_alloc(bitnet_model *m, bitnet_tmat *w, int32_t rows,
     w->cols_padded = (cols + BITNET_KPAD - 1) / BITNET_KPAD * BITNET_KPAD;
     w->size = bitnet__tmat_packed_size(rows, cols);
     size_t need = tmat_reserve(rows, cols);
-    if (!m->arena || m->arena_size - m->arena_used < need)
+    w->data = bitnet__arena_take(&m->arena, need, 64);
+    if (!w->data)
         return bitnet__error(BITNET_E_INTERNAL, "tensor '" NAME_FMT "': weight "
                              "arena exhausted", NAME_ARG(name));
-    w->data = m->arena + m->arena_used;
-    m->arena_used += need;
     size_t group = (size_t)(w->cols_padded / 128) * BITNET_TMAT_GROUP * 32;
     size_t full = (size_t)(rows / BITNET_TMAT_GROUP) * group;
     memset(w->data + full, 0x55, w->size - full);   /* code 1 = zero weight */
@@ -854,47 +853,35 @@ static int fmat_load(loader *L, bitnet_fmat *f, uint8_t **owned,
     return BITNET_OK;
 }
 
-static uint64_t fnv(uint64_t h, const void *p, size_t n)
-{
-    const uint8_t *b = p;
-    for (size_t i = 0; i < n; i++) {
-        h ^= b[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
 static uint64_t fingerprint(const bitnet_model *m, const bitnet_source *src)
 {
-    uint64_t h = 14695981039346656037ull;
-    h = fnv(h, m->arch_name, strlen(m->arch_name));
+    uint64_t h = BITNET_FNV64_INIT;
+    h = bitnet__fnv64(h, m->arch_name, strlen(m->arch_name));
     int32_t hp[] = { m->n_vocab, m->n_ctx_train, m->n_embd, m->n_layer, m->n_ff,
                      m->n_head, m->n_head_kv, m->head_dim, m->n_rot,
                      m->rope_neox, m->ffn_act, m->arch };
-    h = fnv(h, hp, sizeof(hp));
-    h = fnv(h, &m->norm_eps, 4);
-    h = fnv(h, &m->rope_base, 4);
+    h = bitnet__fnv64(h, hp, sizeof(hp));
+    h = bitnet__fnv64(h, &m->norm_eps, 4);
+    h = bitnet__fnv64(h, &m->rope_base, 4);
     const uint64_t nt = bitnet__source_n_tensors(src);
     for (uint64_t i = 0; i < nt; i++) {
         bitnet_tensor_desc td;
         bitnet__source_tensor_at(src, i, &td);
         const bitnet_tensor_desc *t = &td;
-        h = fnv(h, t->name.ptr, t->name.len);
-        h = fnv(h, &t->type, 4);
-        h = fnv(h, t->ne, sizeof(t->ne));
+        h = bitnet__fnv64(h, t->name.ptr, t->name.len);
+        h = bitnet__fnv64(h, &t->type, 4);
+        h = bitnet__fnv64(h, t->ne, sizeof(t->ne));
         if (t->nbytes <= 4096) {
-            h = fnv(h, t->data, (size_t)t->nbytes);
+            h = bitnet__fnv64(h, t->data, (size_t)t->nbytes);
         } else {
             size_t n = (size_t)t->nbytes;
-            h = fnv(h, t->data, 256);
-            h = fnv(h, t->data + n / 2, 256);
-            h = fnv(h, t->data + n - 256, 256);
+            h = bitnet__fnv64(h, t->data, 256);
+            h = bitnet__fnv64(h, t->data + n / 2, 256);
+            h = bitnet__fnv64(h, t->data + n - 256, 256);
         }
     }
     return h;
 }
-
-static int arena_alloc(bitnet_model *m, size_t total);
 
 static int load_weights(loader *L)
 {
@@ -971,8 +958,9 @@ static int load_weights(loader *L)
         }
     }
     L->dry_run = 0;
-    rc = arena_alloc(m, total);
-    if (rc) return rc;
+    if (bitnet__arena_init(&m->arena, total, 64, BITNET_ARENA_POPULATE))
+        return bitnet__error(BITNET_E_NOMEM, "cannot allocate %zu bytes for "
+                             "the weights", total);
     for (int32_t i = 0; i < m->n_layer; i++) {
         bitnet_layer *l = &m->layers[i];
         char nm[96];
@@ -1000,47 +988,6 @@ static int load_weights(loader *L)
     return BITNET_OK;
 }
 
-#if defined(MAP_ANONYMOUS) && defined(MAP_POPULATE)
-# define ARENA_MMAP 1
-#else
-# define ARENA_MMAP 0
-#endif
-
-static int arena_alloc(bitnet_model *m, size_t total)
-{
-#if ARENA_MMAP
-    if (total >= ((size_t)1 << 20)) {
-        void *p = mmap(NULL, total, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-        if (p != MAP_FAILED) {
-            m->arena = p;
-            m->arena_size = total;
-            m->arena_mapped = 1;
-            return BITNET_OK;
-        }
-    }
-#endif
-    m->arena = bitnet__aalloc(total, 64);
-    if (!m->arena)
-        return bitnet__error(BITNET_E_NOMEM, "cannot allocate %zu bytes for "
-                             "the weights", total);
-    m->arena_size = total;
-    return BITNET_OK;
-}
-
-static void arena_free(bitnet_model *m)
-{
-#if ARENA_MMAP
-    if (m->arena_mapped) {
-        munmap(m->arena, m->arena_size);
-        m->arena = NULL;
-        return;
-    }
-#endif
-    bitnet__afree(m->arena);
-    m->arena = NULL;
-}
-
 static void free_layers(bitnet_model *m)
 {
     if (!m->layers) return;
@@ -1053,7 +1000,7 @@ static void free_layers(bitnet_model *m)
     }
     free(m->layers);
     m->layers = NULL;
-    arena_free(m);
+    bitnet__arena_release(&m->arena);
 }
 
 void bitnet_model_free(bitnet_model *m)

@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 
+#include "base/arena.h"
 #include "base/internal.h"
 #include "format/source.h"
 #include "kernels.h"
@@ -79,10 +80,8 @@ struct bitnet_model {
     uint8_t *fmat_owned[2];   /* aligned copies of tok_embd/output when the
                                  caller's buffer is misaligned */
     int32_t n_tensors_used;
-    uint8_t *arena;           /* one allocation holding every bitnet_tmat's
+    bitnet_arena arena;       /* one allocation holding every bitnet_tmat's
                                  data (an anonymous mapping when large) */
-    size_t arena_size, arena_used;
-    int arena_mapped;
 };
 
 /* Build (once, thread-safe) the int8 head copy. BITNET_OK or BITNET_E_NOMEM. */
