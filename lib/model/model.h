@@ -107,4 +107,15 @@ void bitnet__fmat_dot_rows(const bitnet_fmat *m, int32_t r0, int32_t r1,
  * Used by the loader and the tests. */
 int bitnet__ternary_decode(const bitnet_tensor_desc *t, int8_t *out, float *scale);
 
+/* ---- between the loader's files (model/load.c, model/weights.c) ------ */
+
+/* Elements of a 1-D view of an F32, F16 or BF16 tensor as floats. */
+void bitnet__to_float(uint32_t type, const uint8_t *src, size_t n, float *dst);
+/* Arena bytes reserved for a rows x cols packed matrix. */
+size_t bitnet__tmat_reserve(int32_t rows, int32_t cols);
+/* Decode t (shape-checked, rows x cols = ne1 x ne0) and pack it into w in
+ * m's arena; *scratch (of *scratch_cap bytes) is reused between calls. */
+int bitnet__tmat_load(struct bitnet_model *m, bitnet_tmat *w, const bitnet_tensor_desc *t,
+                      int8_t **scratch, size_t *scratch_cap);
+
 #endif /* BITNET_MODEL_H */
