@@ -188,6 +188,10 @@ static int load_norm(loader *L, float **dst, const char *name, int64_t n,
         return bitnet__error(BITNET_E_UNSUPPORTED, "tensor '%s': type %s is not "
                              "supported for a norm weight (F32, F16, BF16)",
                              name, bitnet__ggml_type_name(t->type));
+    size_t bad = bitnet__first_nonfinite(t->type, t->data, (size_t)n);
+    if (bad != SIZE_MAX)
+        return bitnet__error(BITNET_E_FORMAT, "tensor '%s': non-finite value "
+                             "at element %zu", name, bad);
     *dst = bitnet__aalloc((size_t)n * sizeof(float), 64);
     if (!*dst)
         return bitnet__error(BITNET_E_NOMEM, "tensor '%s': out of memory", name);
@@ -257,6 +261,16 @@ static int fmat_load(loader *L, bitnet_fmat *f, uint8_t **owned,
                              "supported for the embedding/output (F32, F16, "
                              "BF16, Q8_0, Q4_0, Q6_K)", name,
                              bitnet__ggml_type_name(t->type));
+    }
+    if (t->type == GGML_T_F32 || t->type == GGML_T_F16 || t->type == GGML_T_BF16) {
+        /* one Inf or NaN here makes every logit NaN: refuse it now, with
+         * its place, rather than produce garbage later */
+        size_t n = (size_t)t->ne[0] * (size_t)t->ne[1];
+        size_t bad = bitnet__first_nonfinite(t->type, t->data, n);
+        if (bad != SIZE_MAX)
+            return bitnet__error(BITNET_E_FORMAT, "tensor '%s': non-finite value "
+                                 "at row %zu, column %zu", name,
+                                 bad / (size_t)t->ne[0], bad % (size_t)t->ne[0]);
     }
     f->type = t->type;
     f->cols = (int32_t)t->ne[0];

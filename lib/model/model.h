@@ -111,6 +111,9 @@ int bitnet__ternary_decode(const bitnet_tensor_desc *t, int8_t *out, float *scal
 
 /* Elements of a 1-D view of an F32, F16 or BF16 tensor as floats. */
 void bitnet__to_float(uint32_t type, const uint8_t *src, size_t n, float *dst);
+/* Index of the first Inf/NaN among n F32, F16 or BF16 values at p, or
+ * SIZE_MAX when all are finite. */
+size_t bitnet__first_nonfinite(uint32_t type, const uint8_t *p, size_t n);
 /* Arena bytes reserved for a rows x cols packed matrix. */
 size_t bitnet__tmat_reserve(int32_t rows, int32_t cols);
 /* Decode t (shape-checked, rows x cols = ne1 x ne0) and pack it into w in

@@ -50,6 +50,45 @@ void bitnet__to_float(uint32_t type, const uint8_t *src, size_t n, float *dst)
     }
 }
 
+size_t bitnet__first_nonfinite(uint32_t type, const uint8_t *p, size_t n)
+{
+    /* A value is not finite when its exponent bits are all ones. Chunks are
+     * reduced with a minimum (vectorises well) and only a chunk that has
+     * one is searched again for its index. */
+    enum { CHUNK = 4096 };
+    for (size_t i0 = 0; i0 < n; i0 += CHUNK) {
+        const size_t k = n - i0 < CHUNK ? n - i0 : CHUNK;
+        int bad;
+        if (type == GGML_T_F32) {
+            uint32_t m = UINT32_MAX;
+            for (size_t i = 0; i < k; i++) {
+                uint32_t u;
+                memcpy(&u, p + 4 * (i0 + i), 4);
+                uint32_t e = ~u & 0x7F800000u;
+                m = e < m ? e : m;
+            }
+            bad = m == 0;
+        } else {
+            const uint16_t mask = type == GGML_T_F16 ? 0x7C00 : 0x7F80;
+            uint16_t m = UINT16_MAX;
+            for (size_t i = 0; i < k; i++) {
+                uint16_t h;
+                memcpy(&h, p + 2 * (i0 + i), 2);
+                uint16_t e = (uint16_t)(~h & mask);
+                m = e < m ? e : m;
+            }
+            bad = m == 0;
+        }
+        if (!bad) continue;
+        for (size_t i = i0; i < i0 + k; i++) {
+            float f;
+            bitnet__to_float(type, p + (type == GGML_T_F32 ? 4 : 2) * i, 1, &f);
+            if (!isfinite(f)) return i;
+        }
+    }
+    return SIZE_MAX;
+}
+
 /* The ternarisation rule for float weights: values already {-c, 0, +c} are
  * kept exactly (scale c); otherwise BitNet's absmean rule. */
 static int ternarise(const float *w, size_t n, int8_t *t, float *scale,
@@ -87,6 +126,20 @@ static int ternarise(const float *w, size_t n, int8_t *t, float *scale,
     return BITNET_OK;
 }
 
+/* An I2_S tensor's one scale must be positive and finite: zero would make
+ * every weight zero, a negative one flips signs the format cannot express
+ * (bitnet.cpp writes the absmean of the master weights). */
+static int check_i2s_scale(float s, const bitnet_str name)
+{
+    if (!isfinite(s))
+        return bitnet__error(BITNET_E_FORMAT, "tensor '" NAME_FMT "': I2_S "
+                             "scale is not finite", NAME_ARG(name));
+    if (!(s > 0.0f))
+        return bitnet__error(BITNET_E_FORMAT, "tensor '" NAME_FMT "': I2_S "
+                             "scale %g is not positive", NAME_ARG(name), (double)s);
+    return BITNET_OK;
+}
+
 /* I2_S: 128-element blocks over the flattened tensor, element j of a block
  * in byte j % 32 at bits 7-2(j/32)..6-2(j/32), code c = t + 1. */
 static int decode_i2s(const bitnet_tensor_desc *t, size_t n, int8_t *out,
@@ -110,9 +163,8 @@ static int decode_i2s(const bitnet_tensor_desc *t, size_t n, int8_t *out,
     }
     float s;
     memcpy(&s, d + n / 4, 4);
-    if (!isfinite(s))
-        return bitnet__error(BITNET_E_FORMAT, "tensor '" NAME_FMT "': I2_S "
-                             "scale is not finite", NAME_ARG(t->name));
+    int rc = check_i2s_scale(s, t->name);
+    if (rc) return rc;
     *scale = s;
     return BITNET_OK;
 }
@@ -307,10 +359,7 @@ int bitnet__tmat_load(bitnet_model *m, bitnet_tmat *w, const bitnet_tensor_desc 
                                  "invalid I2_S code 3", NAME_ARG(t->name));
         size_t n = (size_t)rows * (size_t)cols;
         memcpy(&w->scale, src + n / 4, 4);
-        if (!isfinite(w->scale))
-            return bitnet__error(BITNET_E_FORMAT, "tensor '" NAME_FMT "': I2_S "
-                                 "scale is not finite", NAME_ARG(t->name));
-        return BITNET_OK;
+        return check_i2s_scale(w->scale, t->name);
     }
     size_t n = (size_t)rows * (size_t)cols;
     if (*scratch_cap < n) {
