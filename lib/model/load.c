@@ -637,6 +637,26 @@ int bitnet_model_load_file(bitnet_model **out, const char *path,
     return load(out, src, &p, t0);
 }
 
+int bitnet__model_load_source(bitnet_model **out, bitnet_source *src,
+                              const bitnet_model_params *params)
+{
+    bitnet__clear_error();
+    if (out) *out = NULL;
+    if (!out || !src) {
+        bitnet__source_free(src);
+        return bitnet__error(BITNET_E_INVALID_ARG, "bitnet__model_load_source: "
+                             "out and src must not be NULL");
+    }
+    double t0 = bitnet__now();
+    bitnet_model_params p;
+    int rc = merge_params(&p, params);
+    if (rc) {
+        bitnet__source_free(src);
+        return rc;
+    }
+    return load(out, src, &p, t0);
+}
+
 int bitnet_model_load_buffer(bitnet_model **out, const void *data, size_t size,
                              const bitnet_model_params *params)
 {

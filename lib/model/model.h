@@ -84,6 +84,12 @@ struct bitnet_model {
                                  data (an anonymous mapping when large) */
 };
 
+/* Load a model from any source (format/source.h); the model owns src from
+ * here on (it is freed on failure too). bitnet_model_load_file/_buffer are
+ * this over the source that bitnet__source_open_file/_buffer give. */
+int bitnet__model_load_source(struct bitnet_model **out, bitnet_source *src,
+                              const bitnet_model_params *params);
+
 /* Build (once, thread-safe) the int8 head copy. BITNET_OK or BITNET_E_NOMEM. */
 int bitnet__model_head_i8(const struct bitnet_model *m, const bitnet_head_i8 **out);
 
