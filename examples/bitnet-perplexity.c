@@ -1,7 +1,7 @@
 /*
  * bitnet-perplexity: perplexity of a model on a text file.
  *
- *   bitnet-perplexity -m MODEL -f TEXT [-c CTX] [-t N]
+ *   bitnet-perplexity [-m MODEL] -f TEXT [-c CTX] [-t N]
  *
  * Method (the one llama-perplexity uses, so numbers are comparable): the
  * text is tokenized with BOS, cut into non-overlapping windows of CTX tokens
@@ -31,12 +31,12 @@ static const char *prog = "bitnet-perplexity";
 static void usage(FILE *f)
 {
     fprintf(f,
-"usage: bitnet-perplexity -m MODEL -f TEXT [-c CTX] [-t N]\n"
+"usage: bitnet-perplexity [-m MODEL] -f TEXT [-c CTX] [-t N]\n"
 "\n"
 "Perplexity over non-overlapping windows of CTX tokens, scoring the second\n"
 "half of each window (as llama-perplexity does).\n"
 "\n"
-"  -m, --model FILE     GGUF model file\n"
+"  -m, --model FILE     GGUF model file (default: the bundled model)\n"
 "  -f, --file FILE      text file (UTF-8)\n"
 "  -c, --ctx-size N     window length in tokens (default 512, or the model's\n"
 "                       training context when smaller); at least 8\n"
@@ -83,12 +83,12 @@ int main(int argc, char **argv)
             NEED_ARG(); text_path = v;
         } else if (IS("-c") || IS("--ctx-size")) {
             NEED_ARG();
-            if (ex_parse_long(v, 8, 1L << 24, &n_ctx))
-                return die("invalid value '%s' for %s (an integer >= 8)", v, a);
+            if (ex_opt_long(prog, a, v, 8, 1L << 24, &n_ctx))
+                return 1;
         } else if (IS("-t") || IS("--threads")) {
             NEED_ARG();
-            if (ex_parse_long(v, 0, 256, &n_threads))
-                return die("invalid value '%s' for %s (0 to 256)", v, a);
+            if (ex_opt_long(prog, a, v, 0, 256, &n_threads))
+                return 1;
         } else {
             return die("unknown option '%s' (see --help)", a, "");
         }
@@ -96,7 +96,7 @@ int main(int argc, char **argv)
 #undef NEED_ARG
     }
     if (!model_path)
-        return die("no model: pass -m MODEL (see --help)", "", "");
+        model_path = ex_default_model();
     if (!text_path)
         return die("no text: pass -f TEXT (see --help)", "", "");
 
@@ -115,6 +115,7 @@ int main(int argc, char **argv)
         die("cannot load '%s': %s", model_path, bitnet_last_error());
         goto out;
     }
+    ex_warn_ctx(prog, n_ctx, bitnet_model_n_ctx_train(model));
     if (n_ctx == 0) {
         n_ctx = 512;
         int32_t train = bitnet_model_n_ctx_train(model);
@@ -194,6 +195,12 @@ int main(int argc, char **argv)
             scored++;
         }
         double ppl = exp(sum_nll / (double)scored);
+        if (tty) {
+            /* clear the bar's line, so the result line does not land
+             * after it on a terminal; the bar is drawn again below */
+            fputs("\r\033[K", stderr);
+            fflush(stderr);
+        }
         printf("[%zu/%zu] running perplexity %.4f\n", w + 1, n_windows, ppl);
         fflush(stdout);
         if (tty) {
