@@ -80,14 +80,6 @@ static void usage(FILE *f)
         ex_default_model());
 }
 
-static int die(const char *fmt, const char *a, const char *b)
-{
-    fprintf(stderr, "%s: ", prog);
-    fprintf(stderr, fmt, a, b);
-    fputc('\n', stderr);
-    return 1;
-}
-
 static int parse_float(const char *s, float *out)
 {
     if (!s || !*s)
@@ -443,10 +435,10 @@ static int cache_save(const gen *g, const char *path, const int32_t *toks, size_
     size_t ns = bitnet_context_state_size(g->ctx), got = 0;
     char *blob = malloc(ns ? ns : 1);
     if (!blob)
-        return die("out of memory", "", "");
+        return ex_fail(prog, "out of memory");
     if (bitnet_context_state_save(g->ctx, blob, ns, &got) != BITNET_OK) {
         free(blob);
-        return die("prompt cache: %s", bitnet_last_error(), "");
+        return ex_fail(prog, "prompt cache: %s", bitnet_last_error());
     }
     FILE *f = fopen(path, "wb");
     uint32_t version = 1;
@@ -458,7 +450,7 @@ static int cache_save(const gen *g, const char *path, const int32_t *toks, size_
         ok = 0;
     free(blob);
     if (!ok)
-        return die("cannot write the prompt cache '%s': %s", path, strerror(errno));
+        return ex_fail(prog, "cannot write the prompt cache '%s': %s", path, strerror(errno));
     return 0;
 }
 
@@ -470,11 +462,11 @@ static int push_text(gen *g, const char *text, uint32_t flags)
     int32_t *ids = NULL;
     size_t n = 0;
     if (tokenize(g->model, text, flags, &ids, &n) != BITNET_OK)
-        return die("tokenize: %s", bitnet_last_error(), "");
+        return ex_fail(prog, "tokenize: %s", bitnet_last_error());
     for (size_t i = 0; i < n; i++)
         if (push_tok(g, ids[i]) != 0) {
             free(ids);
-            return die("out of memory", "", "");
+            return ex_fail(prog, "out of memory");
         }
     free(ids);
     return 0;
@@ -511,7 +503,7 @@ static int interact(gen *g, const run_opts *o)
         fflush(stdout);
         size_t from = g->n_toks;
         if (g->pending >= 0 && push_tok(g, g->pending) != 0) {
-            status = die("out of memory", "", "");
+            status = ex_fail(prog, "out of memory");
             break;
         }
         /* the line is plain text; the prefix and suffix may hold markup */
@@ -561,7 +553,7 @@ static int one_shot(gen *g, const char *prompt, const run_opts *o)
     for (size_t i = 0; i < n; i++)
         if (push_tok(g, ids[i]) != 0) {
             free(ids);
-            return die("out of memory", "", "");
+            return ex_fail(prog, "out of memory");
         }
     free(ids);
     if (g->n_toks > (size_t)bitnet_context_n_ctx(g->ctx)) {
@@ -652,11 +644,11 @@ static int chat_tokens(const gen *g, const char *tmpl, const chat *c, int32_t **
 {
     char *text = render(g->model, tmpl, c);
     if (!text)
-        return die("chat template: %s", bitnet_last_error(), "");
+        return ex_fail(prog, "chat template: %s", bitnet_last_error());
     int rc = tokenize(g->model, text, BITNET_TOKENIZE_PARSE_SPECIAL, ids, n);
     free(text);
     if (rc != BITNET_OK)
-        return die("tokenize: %s", bitnet_last_error(), "");
+        return ex_fail(prog, "tokenize: %s", bitnet_last_error());
     return 0;
 }
 
@@ -689,7 +681,7 @@ static int conversation(gen *g, const char *tmpl_name, const char *system,
         int rc = bitnet_chat_render(g->model, tmpl, &probe, 1, 1, NULL, 0, &need);
         if (rc == BITNET_E_NOT_FOUND) {
             if (tmpl)
-                return die("%s", bitnet_last_error(), "");
+                return ex_fail(prog, "%s", bitnet_last_error());
             fprintf(stderr, "%s: the model has no recognised chat template; "
                     "using the bitnet format\n", prog);
             tmpl = "bitnet";
@@ -697,7 +689,7 @@ static int conversation(gen *g, const char *tmpl_name, const char *system,
     }
     chat c = { NULL, 0, 0 };
     if (system && *system && chat_add(&c, "system", system) != 0)
-        return die("out of memory", "", "");
+        return ex_fail(prog, "out of memory");
     char *line = NULL;
     size_t line_cap = 0;
     int status = 0;
@@ -715,7 +707,7 @@ static int conversation(gen *g, const char *tmpl_name, const char *system,
         if (len == 0)
             continue;
         if (chat_add(&c, "user", line) != 0) {
-            status = die("out of memory", "", "");
+            status = ex_fail(prog, "out of memory");
             break;
         }
         int32_t *ids = NULL;
@@ -754,7 +746,7 @@ static int conversation(gen *g, const char *tmpl_name, const char *system,
         for (size_t i = keep; i < n; i++)
             if (push_tok(g, ids[i]) != 0) {
                 free(ids);
-                status = die("out of memory", "", "");
+                status = ex_fail(prog, "out of memory");
                 goto done;
             }
         free(ids);
@@ -764,7 +756,7 @@ static int conversation(gen *g, const char *tmpl_name, const char *system,
         }
         strbuf reply = { NULL, 0, 0 };
         if (sb_add(&reply, "", 0) != 0) {
-            status = die("out of memory", "", "");
+            status = ex_fail(prog, "out of memory");
             break;
         }
         rc = generate(g, n_predict, &reply);
@@ -839,8 +831,8 @@ int main(int argc, char **argv)
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         long k;
 #define IS(s) (strcmp(a, (s)) == 0)
-#define NEED_ARG() do { if (!v) return die("option %s needs a value (see --help)", a, ""); i++; } while (0)
-#define BAD_VALUE(range) return die("invalid value '%s' for %s (" range ")", v, a)
+#define NEED_ARG() do { if (!v) return ex_fail(prog, "option %s needs a value (see --help)", a); i++; } while (0)
+#define BAD_VALUE(range) return ex_fail(prog, "invalid value '%s' for %s (" range ")", v, a)
 #define LONG_ARG(lo, hi, out) do { NEED_ARG(); if (ex_opt_long(prog, a, v, lo, hi, out)) return 1; } while (0)
         if (IS("-h") || IS("--help")) {
             usage(stdout);
@@ -883,7 +875,7 @@ int main(int argc, char **argv)
         } else if (IS("-l") || IS("--logit-bias")) {
             NEED_ARG();
             if (n_bias == MAX_BIAS)
-                return die("too many --logit-bias options (at most %s)", "256", "");
+                return ex_fail(prog, "too many --logit-bias options (at most %d)", MAX_BIAS);
             if (parse_bias(v, &bias[n_bias]))
                 BAD_VALUE("TOKEN+BIAS, TOKEN-BIAS or TOKEN-inf");
             n_bias++;
@@ -896,7 +888,7 @@ int main(int argc, char **argv)
         } else if (IS("-r") || IS("--reverse-prompt")) {
             NEED_ARG();
             if (n_stops == MAX_STOPS)
-                return die("too many reverse prompts (at most %s)", "8", "");
+                return ex_fail(prog, "too many reverse prompts (at most %d)", MAX_STOPS);
             stops[n_stops++] = v;
         } else if (IS("--in-prefix")) {
             NEED_ARG(); ro.in_prefix = v;
@@ -920,7 +912,7 @@ int main(int argc, char **argv)
                         a[1] == 'b' || a[2] == 'b' ? "the prompt is evaluated in one batch"
                                                     : "no GPU offload; CPU only");
         } else {
-            return die("unknown option '%s' (see --help)", a, "");
+            return ex_fail(prog, "unknown option '%s' (see --help)", a);
         }
 #undef IS
 #undef NEED_ARG
@@ -928,26 +920,26 @@ int main(int argc, char **argv)
 #undef LONG_ARG
     }
     if (prompt && prompt_file)
-        return die("use either -p or -f, not both", "", "");
+        return ex_fail(prog, "use either -p or -f, not both");
     if (cnv && ro.interactive)
-        return die("use either -cnv or -i, not both", "", "");
+        return ex_fail(prog, "use either -cnv or -i, not both");
     if (cnv && ro.prompt_cache)
-        return die("--prompt-cache works with one-shot and -i runs, not -cnv", "", "");
+        return ex_fail(prog, "--prompt-cache works with one-shot and -i runs, not -cnv");
 
     char *file_text = NULL;
     if (prompt_file && strcmp(prompt_file, "-") == 0) {
         file_text = read_stdin();
         if (!file_text)
-            return die("cannot read the prompt from stdin: %s", strerror(errno), "");
+            return ex_fail(prog, "cannot read the prompt from stdin: %s", strerror(errno));
     } else if (prompt_file) {
         file_text = ex_read_file(prompt_file, NULL);
         if (!file_text)
-            return die("cannot read prompt file '%s': %s", prompt_file, strerror(errno));
+            return ex_fail(prog, "cannot read prompt file '%s': %s", prompt_file, strerror(errno));
     } else if (!prompt && !cnv && !ro.interactive && !isatty(0)) {
         /* a prompt piped to stdin */
         file_text = read_stdin();
         if (!file_text)
-            return die("cannot read the prompt from stdin: %s", strerror(errno), "");
+            return ex_fail(prog, "cannot read the prompt from stdin: %s", strerror(errno));
     }
     if (file_text) {
         size_t l = strlen(file_text);
@@ -960,9 +952,8 @@ int main(int argc, char **argv)
         model_path = ex_default_model();
         if (access(model_path, R_OK) != 0) {
             free(file_text);
-            return die("no model given (-m) and the default model '%s' does "
-                       "not exist (set BITNET_DEFAULT_MODEL or pass -m)",
-                       model_path, "");
+            return ex_fail(prog, "no model given (-m) and the default model '%s' does "
+                       "not exist (set BITNET_DEFAULT_MODEL or pass -m)", model_path);
         }
     }
 
@@ -972,8 +963,8 @@ int main(int argc, char **argv)
         if (bitnet_chat_render(NULL, tmpl, &probe, 1, 1, NULL, 0, &need) ==
             BITNET_E_NOT_FOUND) {
             free(file_text);
-            return die("unknown chat template '%s' (bitnet, llama3, falcon3 "
-                       "or chatml)", tmpl, "");
+            return ex_fail(prog, "unknown chat template '%s' (bitnet, llama3, falcon3 "
+                       "or chatml)", tmpl);
         }
     }
     sp.seed = seed >= 0 ? (uint64_t)seed : random_seed();
@@ -999,7 +990,7 @@ int main(int argc, char **argv)
     if (bitnet_model_load_file(&model, model_path, &mp) != BITNET_OK) {
         if (last_pct >= 0 && last_pct < 100)
             fputc('\n', stderr);
-        die("cannot load '%s': %s", model_path, bitnet_last_error());
+        ex_fail(prog, "cannot load '%s': %s", model_path, bitnet_last_error());
         goto out;
     }
     g.model = model;
@@ -1011,23 +1002,23 @@ int main(int argc, char **argv)
     cp.n_ctx = (int32_t)n_ctx;
     cp.n_threads = (int32_t)n_threads;
     if (bitnet_context_create(&g.ctx, model, &cp) != BITNET_OK) {
-        die("cannot create a context: %s", bitnet_last_error(), "");
+        ex_fail(prog, "cannot create a context: %s", bitnet_last_error());
         goto out;
     }
     if (!quiet)
         startup_line(model, model_path, (long)bitnet_context_n_ctx(g.ctx));
     if (bitnet_sampler_create(&g.smp, model, &sp) != BITNET_OK) {
-        die("sampler: %s", bitnet_last_error(), "");
+        ex_fail(prog, "sampler: %s", bitnet_last_error());
         goto out;
     }
     if (bitnet_detokenizer_create(&g.detok, model, 0) != BITNET_OK) {
-        die("detokenizer: %s", bitnet_last_error(), "");
+        ex_fail(prog, "detokenizer: %s", bitnet_last_error());
         goto out;
     }
     g.cap_piece = 256;
     g.piece = malloc(g.cap_piece);
     if (!g.piece) {
-        die("out of memory", "", "");
+        ex_fail(prog, "out of memory");
         goto out;
     }
 

@@ -44,14 +44,9 @@ static void usage(FILE *f)
 
 static int parse_int(const char *flag, const char *s, int32_t *out)
 {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || *end || end == s || v < 1 || v > 0x7fffffffL) {
-        fprintf(stderr, "bitnet-synth: invalid value '%s' for %s (an integer from 1 to "
-                "2147483647)\n", s, flag);
+    long v;
+    if (ex_opt_long("bitnet-synth", flag, s, 1, 0x7fffffffL, &v))
         return -1;
-    }
     *out = (int32_t)v;
     return 0;
 }
