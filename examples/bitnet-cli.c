@@ -501,11 +501,21 @@ static int interact(gen *g, const run_opts *o)
         if (o->in_suffix)
             fputs(o->in_suffix, stdout);
         fflush(stdout);
-        size_t from = g->n_toks;
-        if (g->pending >= 0 && push_tok(g, g->pending) != 0) {
-            status = ex_fail(prog, "out of memory");
-            break;
+        if (g->pending >= 0) {
+            /* the answer's last token was shown (and recorded by the
+             * sampler) but not evaluated: it enters the context first */
+            int32_t t = g->pending;
+            g->pending = -1;
+            if (push_tok(g, t) != 0) {
+                status = ex_fail(prog, "out of memory");
+                break;
+            }
+            if (bitnet_context_eval(g->ctx, &t, 1, 0) != BITNET_OK) {
+                status = ex_fail(prog, "eval: %s", bitnet_last_error());
+                break;
+            }
         }
+        size_t from = g->n_toks;
         /* the line is plain text; the prefix and suffix may hold markup */
         if ((o->in_prefix && push_text(g, o->in_prefix, BITNET_TOKENIZE_PARSE_SPECIAL)) ||
             push_text(g, line, 0) || push_text(g, "\n", 0) ||
