@@ -44,6 +44,38 @@ def run(name, args, stdin=None, env=None):
     return p.returncode, p.stdout, p.stderr.decode("utf-8", "replace")
 
 
+def run_tty(name, args):
+    """Run with stdout and stderr on a pseudo-terminal; the bytes it shows."""
+    import pty
+    master, slave = pty.openpty()
+    p = subprocess.Popen([exe(name)] + args, stdin=subprocess.DEVNULL, stdout=slave,
+                         stderr=slave)
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:            # EIO: the program closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    return p.wait(timeout=TIMEOUT), out.decode("utf-8", "replace")
+
+
+def screen_lines(text):
+    """The lines a terminal ends up showing: a carriage return goes back to
+    the start of the line, ESC[K clears the rest of it."""
+    lines = []
+    for raw in text.replace("\r\n", "\n").split("\n"):
+        cur = ""
+        for part in raw.split("\r")[-1:]:
+            cur = part
+        lines.append(cur.replace("\x1b[K", ""))
+    return lines
+
+
 def check(cond, what):
     if cond:
         print("ok   " + what)
@@ -339,6 +371,12 @@ def test_perplexity(model, tmp):
     expect_fail(name, ["-m", model, "-f", tf, "-c", "4"], "-c too small")
     expect_fail(name, ["-m", model, "-f", tf, "-c", "x"], "non-numeric -c")
 
+    # on a terminal the progress bar never shares a line with a result
+    rc, shown = run_tty(name, ["-m", model, "-f", tf, "-c", "64", "-t", "1"])
+    results = [l for l in screen_lines(shown) if "running perplexity" in l]
+    check(rc == 0 and results and all(re.match(r"\[\d+/\d+\] running", l) for l in results),
+          "bitnet-perplexity: on a terminal the result lines stay intact")
+
 
 def test_logits(model, tmp, n_vocab):
     name = "bitnet-logits"
@@ -430,6 +468,11 @@ def main():
         if not check(rc == 0 and os.path.exists(model), "bitnet-synth writes a model"):
             print(err)
             return 1
+        check(err == "", "bitnet-synth: silent when stderr is not a terminal")
+        rc, shown = run_tty("bitnet-synth", ["-o", os.path.join(tmp, "tty.gguf"),
+                                             "--n-layer", "1"])
+        check(rc == 0 and re.search(r"bitnet-synth: wrote '.*tty\.gguf' after [\d.]+ s", shown),
+              "bitnet-synth: progress on a terminal")
         for prog, fn in (("bitnet-cli", lambda: test_cli(model, tmp)),
                          ("bitnet-perplexity", lambda: test_perplexity(model, tmp)),
                          ("bitnet-logits", lambda: test_logits(model, tmp, n_vocab)),
