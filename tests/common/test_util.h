@@ -49,7 +49,8 @@ int bt_synth_model(bitnet_model **out, const char *path, const bitnet_synth_para
 extern int bt_shared_marker;
 #define bt_shared_test(f) cmocka_unit_test_prestate(f, &bt_shared_marker)
 
-/* Skip the running sub-test, saying why (printf arguments), and count it. */
+/* Skip the running sub-test, saying why (printf arguments; the format must
+ * be a string literal), and count it. */
 extern int bt_n_skipped;
 #define BT_SKIP(...)                                                     \
     do {                                                                 \
