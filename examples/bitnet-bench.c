@@ -18,24 +18,18 @@
 #include <unistd.h>
 
 #include "bitnet.h"
+#include "example_util.h"
 
 #define MAX_LIST 16
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static void usage(FILE *f)
 {
     fprintf(f,
-        "usage: bitnet-bench -m MODEL [-p 128] [-n 64] [-t 1,2] [-r 3] [--json] [--int8-head]\n"
-        "  -m, --model F      GGUF model file\n"
+        "usage: bitnet-bench [-m MODEL] [-p 128] [-n 64] [-t 1,2] [-r 3] [--json] [--int8-head]\n"
+        "  -m, --model F      GGUF model file (default: the bundled model)\n"
         "  -p, --n-prompt L   prompt lengths (comma list; 0 skips; default 128)\n"
         "  -n, --n-gen L      generated token counts (comma list; 0 skips; default 64)\n"
-        "  -t, --threads L    thread counts (comma list; default: number of CPUs)\n"
+        "  -t, --threads L    thread counts (comma list; 0 = all CPUs; default 0)\n"
         "  -r, --repetitions N  timed runs per test (default 3); the median is reported\n"
         "  --json             print a JSON array instead of a table\n"
         "  --int8-head        use the int8 copy of the output head\n");
@@ -47,8 +41,15 @@ static int fail(const char *what, const char *detail)
     return 1;
 }
 
+static int bad_value(const char *opt, const char *v, const char *range)
+{
+    return ex_fail("bitnet-bench", "invalid value '%s' for %s (%s)", v, opt, range);
+}
+
 static int parse_list(const char *s, int *v, int *n, int min, int max)
 {
+    if (!s)
+        return -1;
     *n = 0;
     const char *p = s;
     for (;;) {
@@ -84,7 +85,7 @@ typedef struct result {
 static double run_once(bitnet_context *ctx, const int32_t *toks, int pp, int tg)
 {
     bitnet_context_reset(ctx);
-    double t0 = now();
+    double t0 = ex_now();
     if (pp > 0) {
         if (bitnet_context_eval(ctx, toks, (size_t)pp, 0) != BITNET_OK)
             return -1.0;
@@ -93,7 +94,7 @@ static double run_once(bitnet_context *ctx, const int32_t *toks, int pp, int tg)
             if (bitnet_context_eval(ctx, &toks[i], 1, 0) != BITNET_OK)
                 return -1.0;
     }
-    double dt = now() - t0;
+    double dt = ex_now() - t0;
     return (double)(pp > 0 ? pp : tg) / (dt > 0 ? dt : 1e-9);
 }
 
@@ -116,17 +117,19 @@ int main(int argc, char **argv)
             model_path = argv[++i];
         } else if (!strcmp(a, "-p") || !strcmp(a, "--n-prompt")) {
             if (!has_val || parse_list(argv[++i], pps, &n_pp, 0, 1 << 20))
-                return fail("bad value for", a);
+                return bad_value(a, has_val ? argv[i] : "", "up to 16 integers from 0 to 1048576");
         } else if (!strcmp(a, "-n") || !strcmp(a, "--n-gen")) {
             if (!has_val || parse_list(argv[++i], tgs, &n_tg, 0, 1 << 20))
-                return fail("bad value for", a);
+                return bad_value(a, has_val ? argv[i] : "", "up to 16 integers from 0 to 1048576");
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
-            if (!has_val || parse_list(argv[++i], ths, &n_th, 1, 256))
-                return fail("bad value for", a);
+            if (!has_val || parse_list(argv[++i], ths, &n_th, 0, 256))
+                return bad_value(a, has_val ? argv[i] : "", "up to 16 integers from 0 to 256; 0 = all CPUs");
+            for (int k = 0; k < n_th; k++)
+                ths[k] = ex_threads(ths[k]);
         } else if (!strcmp(a, "-r") || !strcmp(a, "--repetitions")) {
             int r[MAX_LIST], nr;
             if (!has_val || parse_list(argv[++i], r, &nr, 1, 1000) || nr != 1)
-                return fail("bad value for", a);
+                return bad_value(a, has_val ? argv[i] : "", "an integer from 1 to 1000");
             reps = r[0];
         } else if (!strcmp(a, "--json")) {
             json = 1;
@@ -137,22 +140,21 @@ int main(int argc, char **argv)
         }
     }
     if (!model_path)
-        return fail("no model given (-m MODEL; see --help)", NULL);
+        model_path = ex_default_model();
     if (n_th == 0) {
-        long nc = sysconf(_SC_NPROCESSORS_ONLN);
-        ths[0] = nc >= 1 && nc <= 256 ? (int)nc : 1;
+        ths[0] = ex_threads(0);
         n_th = 1;
     }
 
-    double t0 = now();
+    double t0 = ex_now();
     bitnet_model *model = NULL;
     bitnet_model_params mp;
     bitnet_model_params_init(&mp);
     if (int8_head)
         mp.flags |= BITNET_MODEL_INT8_HEAD;
     if (bitnet_model_load_file(&model, model_path, &mp) != BITNET_OK)
-        return fail("cannot load model", bitnet_last_error());
-    double load_s = now() - t0;
+        return ex_fail("bitnet-bench", "cannot load '%s': %s", model_path, bitnet_last_error());
+    double load_s = ex_now() - t0;
 
     int32_t n_vocab = bitnet_model_n_vocab(model);
     int max_len = 1;

@@ -14,16 +14,17 @@
 #include <string.h>
 
 #include "bitnet.h"
+#include "example_util.h"
 
 static void usage(FILE *f)
 {
     fprintf(f,
-        "usage: bitnet-logits -m MODEL (--tokens \"ID ID ...\" | --tokens-file F)\n"
+        "usage: bitnet-logits [-m MODEL] (--tokens \"ID ID ...\" | --tokens-file F)\n"
         "                     [-t THREADS] [--all] [--int8-head] -o OUT.f32\n"
-        "  -m, --model F       GGUF model file\n"
+        "  -m, --model F       GGUF model file (default: the bundled model)\n"
         "  --tokens \"...\"      token ids separated by spaces or commas\n"
         "  --tokens-file F     file holding the token ids\n"
-        "  -t, --threads N     threads (default: all CPUs)\n"
+        "  -t, --threads N     threads; 0 = all CPUs (0)\n"
         "  --all               write the logits of every position (default: last)\n"
         "  --int8-head         use the int8 copy of the output head\n"
         "  -o, --output F      output file: float32 little-endian [rows][n_vocab]\n");
@@ -73,39 +74,6 @@ static int parse_ids(const char *s, int32_t **ids, size_t *n)
     return 0;
 }
 
-static char *read_text(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 4096, len = 0;
-    char *b = malloc(cap);
-    while (b) {
-        size_t r = fread(b + len, 1, cap - len - 1, f);
-        len += r;
-        if (r == 0)
-            break;
-        if (cap - len - 1 == 0) {
-            char *nb = realloc(b, cap * 2);
-            if (!nb) {
-                free(b);
-                b = NULL;
-                break;
-            }
-            b = nb;
-            cap *= 2;
-        }
-    }
-    int err = ferror(f);
-    fclose(f);
-    if (!b || err) {
-        free(b);
-        return NULL;
-    }
-    b[len] = '\0';
-    return b;
-}
-
 int main(int argc, char **argv)
 {
     const char *model_path = NULL, *tokens_arg = NULL, *tokens_file = NULL, *out_path = NULL;
@@ -130,11 +98,10 @@ int main(int argc, char **argv)
             if (!has_val) return fail("missing value for", a);
             out_path = argv[++i];
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
+            long t;
             if (!has_val) return fail("missing value for", a);
-            char *end;
-            long t = strtol(argv[++i], &end, 10);
-            if (*end || end == argv[i] || t < 1 || t > 256)
-                return fail("bad thread count", argv[i]);
+            if (ex_opt_long("bitnet-logits", a, argv[++i], 0, 256, &t))
+                return 1;
             threads = (int)t;
         } else if (!strcmp(a, "--all")) {
             all = 1;
@@ -145,7 +112,7 @@ int main(int argc, char **argv)
         }
     }
     if (!model_path)
-        return fail("no model given (-m MODEL; see --help)", NULL);
+        model_path = ex_default_model();
     if (!out_path)
         return fail("no output file given (-o OUT.f32; see --help)", NULL);
     if (!tokens_arg == !tokens_file)
@@ -153,7 +120,7 @@ int main(int argc, char **argv)
 
     char *text = NULL;
     if (tokens_file) {
-        text = read_text(tokens_file);
+        text = ex_read_file(tokens_file, NULL);
         if (!text)
             return fail("cannot read tokens file", tokens_file);
     }
@@ -174,7 +141,8 @@ int main(int argc, char **argv)
     int rc = bitnet_model_load_file(&model, model_path, &mp);
     if (rc != BITNET_OK) {
         free(ids);
-        return fail("cannot load model", bitnet_last_error());
+        return ex_fail("bitnet-logits", "cannot load '%s': %s", model_path,
+                       bitnet_last_error());
     }
     int32_t n_vocab = bitnet_model_n_vocab(model);
     bitnet_context_params cp;

@@ -1,7 +1,7 @@
 /*
  * bitnet-perplexity: perplexity of a model on a text file.
  *
- *   bitnet-perplexity -m MODEL -f TEXT [-c CTX] [-t N]
+ *   bitnet-perplexity [-m MODEL] -f TEXT [-c CTX] [-t N]
  *
  * Method (the one llama-perplexity uses, so numbers are comparable): the
  * text is tokenized with BOS, cut into non-overlapping windows of CTX tokens
@@ -31,25 +31,17 @@ static const char *prog = "bitnet-perplexity";
 static void usage(FILE *f)
 {
     fprintf(f,
-"usage: bitnet-perplexity -m MODEL -f TEXT [-c CTX] [-t N]\n"
+"usage: bitnet-perplexity [-m MODEL] -f TEXT [-c CTX] [-t N]\n"
 "\n"
 "Perplexity over non-overlapping windows of CTX tokens, scoring the second\n"
 "half of each window (as llama-perplexity does).\n"
 "\n"
-"  -m, --model FILE     GGUF model file\n"
+"  -m, --model FILE     GGUF model file (default: the bundled model)\n"
 "  -f, --file FILE      text file (UTF-8)\n"
 "  -c, --ctx-size N     window length in tokens (default 512, or the model's\n"
 "                       training context when smaller); at least 8\n"
 "  -t, --threads N      threads; 0 = all CPUs (0)\n"
 "  -h, --help           show this help\n");
-}
-
-static int die(const char *fmt, const char *a, const char *b)
-{
-    fprintf(stderr, "%s: ", prog);
-    fprintf(stderr, fmt, a, b);
-    fputc('\n', stderr);
-    return 1;
 }
 
 /* -log softmax(logits)[tok], in double. */
@@ -73,7 +65,7 @@ int main(int argc, char **argv)
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 #define IS(s) (strcmp(a, (s)) == 0)
-#define NEED_ARG() do { if (!v) return die("option %s needs a value (see --help)", a, ""); i++; } while (0)
+#define NEED_ARG() do { if (!v) return ex_fail(prog, "option %s needs a value (see --help)", a); i++; } while (0)
         if (IS("-h") || IS("--help")) {
             usage(stdout);
             return 0;
@@ -83,27 +75,27 @@ int main(int argc, char **argv)
             NEED_ARG(); text_path = v;
         } else if (IS("-c") || IS("--ctx-size")) {
             NEED_ARG();
-            if (ex_parse_long(v, 8, 1L << 24, &n_ctx))
-                return die("invalid value '%s' for %s (an integer >= 8)", v, a);
+            if (ex_opt_long(prog, a, v, 8, 1L << 24, &n_ctx))
+                return 1;
         } else if (IS("-t") || IS("--threads")) {
             NEED_ARG();
-            if (ex_parse_long(v, 0, 256, &n_threads))
-                return die("invalid value '%s' for %s (0 to 256)", v, a);
+            if (ex_opt_long(prog, a, v, 0, 256, &n_threads))
+                return 1;
         } else {
-            return die("unknown option '%s' (see --help)", a, "");
+            return ex_fail(prog, "unknown option '%s' (see --help)", a);
         }
 #undef IS
 #undef NEED_ARG
     }
     if (!model_path)
-        return die("no model: pass -m MODEL (see --help)", "", "");
+        model_path = ex_default_model();
     if (!text_path)
-        return die("no text: pass -f TEXT (see --help)", "", "");
+        return ex_fail(prog, "no text: pass -f TEXT (see --help)");
 
     size_t text_len = 0;
     char *text = ex_read_file(text_path, &text_len);
     if (!text)
-        return die("cannot read '%s': %s", text_path, strerror(errno));
+        return ex_fail(prog, "cannot read '%s': %s", text_path, strerror(errno));
 
     int status = 1;
     bitnet_model *model = NULL;
@@ -112,9 +104,10 @@ int main(int argc, char **argv)
     int tty = isatty(2);
 
     if (bitnet_model_load_file(&model, model_path, NULL) != BITNET_OK) {
-        die("cannot load '%s': %s", model_path, bitnet_last_error());
+        ex_fail(prog, "cannot load '%s': %s", model_path, bitnet_last_error());
         goto out;
     }
+    ex_warn_ctx(prog, n_ctx, bitnet_model_n_ctx_train(model));
     if (n_ctx == 0) {
         n_ctx = 512;
         int32_t train = bitnet_model_n_ctx_train(model);
@@ -128,26 +121,23 @@ int main(int argc, char **argv)
     int rc = bitnet_tokenize(model, text, text_len, BITNET_TOKENIZE_ADD_BOS,
                              NULL, 0, &n_toks);
     if (rc != BITNET_OK && rc != BITNET_E_BUFFER_TOO_SMALL) {
-        die("tokenize: %s", bitnet_last_error(), "");
+        ex_fail(prog, "tokenize: %s", bitnet_last_error());
         goto out;
     }
     toks = malloc((n_toks ? n_toks : 1) * sizeof(*toks));
     if (!toks) {
-        die("out of memory", "", "");
+        ex_fail(prog, "out of memory");
         goto out;
     }
     if (bitnet_tokenize(model, text, text_len, BITNET_TOKENIZE_ADD_BOS, toks,
                         n_toks, &n_toks) != BITNET_OK) {
-        die("tokenize: %s", bitnet_last_error(), "");
+        ex_fail(prog, "tokenize: %s", bitnet_last_error());
         goto out;
     }
     size_t n_windows = n_toks / (size_t)n_ctx;
     if (n_windows == 0) {
-        char a[64], b[64];
-        snprintf(a, sizeof(a), "%zu", n_toks);
-        snprintf(b, sizeof(b), "%ld", n_ctx);
-        die("the text has %s tokens, fewer than one window of %s (use a "
-            "longer text or a smaller -c)", a, b);
+        ex_fail(prog, "the text has %zu tokens, fewer than one window of %ld (use a "
+                "longer text or a smaller -c)", n_toks, n_ctx);
         goto out;
     }
 
@@ -156,7 +146,7 @@ int main(int argc, char **argv)
     cp.n_ctx = (int32_t)n_ctx;
     cp.n_threads = (int32_t)n_threads;
     if (bitnet_context_create(&ctx, model, &cp) != BITNET_OK) {
-        die("cannot create a context: %s", bitnet_last_error(), "");
+        ex_fail(prog, "cannot create a context: %s", bitnet_last_error());
         goto out;
     }
 
@@ -167,7 +157,7 @@ int main(int argc, char **argv)
     long scored = 0;
     int32_t *win = malloc((size_t)n_ctx * sizeof(*win));
     if (!win) {
-        die("out of memory", "", "");
+        ex_fail(prog, "out of memory");
         goto out;
     }
     for (size_t w = 0; w < n_windows; w++) {
@@ -180,20 +170,26 @@ int main(int argc, char **argv)
         t_eval += ex_now() - t0;
         if (rc != BITNET_OK) {
             free(win);
-            die("eval: %s", bitnet_last_error(), "");
+            ex_fail(prog, "eval: %s", bitnet_last_error());
             goto out;
         }
         for (size_t j = first; j + 1 < (size_t)n_ctx; j++) {
             const float *lg = NULL;
             if (bitnet_context_logits(ctx, (int32_t)j, &lg) != BITNET_OK) {
                 free(win);
-                die("logits: %s", bitnet_last_error(), "");
+                ex_fail(prog, "logits: %s", bitnet_last_error());
                 goto out;
             }
             sum_nll += nll(lg, n_vocab, win[j + 1]);
             scored++;
         }
         double ppl = exp(sum_nll / (double)scored);
+        if (tty) {
+            /* clear the bar's line, so the result line does not land
+             * after it on a terminal; the bar is drawn again below */
+            fputs("\r\033[K", stderr);
+            fflush(stderr);
+        }
         printf("[%zu/%zu] running perplexity %.4f\n", w + 1, n_windows, ppl);
         fflush(stdout);
         if (tty) {

@@ -9,11 +9,14 @@
  *     [--embd-type f16|f32|bf16|q8_0|q4_0|q6_k] [--seed N]
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <bitnet.h>
+#include "example_util.h"
 
 static void usage(FILE *f)
 {
@@ -41,13 +44,9 @@ static void usage(FILE *f)
 
 static int parse_int(const char *flag, const char *s, int32_t *out)
 {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || *end || end == s || v < 1 || v > 0x7fffffffL) {
-        fprintf(stderr, "bitnet-synth: %s: '%s' is not a positive integer\n", flag, s);
+    long v;
+    if (ex_opt_long("bitnet-synth", flag, s, 1, 0x7fffffffL, &v))
         return -1;
-    }
     *out = (int32_t)v;
     return 0;
 }
@@ -68,6 +67,42 @@ static int parse_type(const char *flag, const char *s, int embd, int32_t *out)
         }
     fprintf(stderr, "bitnet-synth: %s: unknown type '%s'\n", flag, s);
     return -1;
+}
+
+/* Progress on a terminal: bitnet_synth_write() reports none, so a thread
+ * shows the elapsed time until the write returns (a 2B4T-sized file takes
+ * tens of seconds). */
+typedef struct ticker {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done, failed;
+    const char *out;
+} ticker;
+
+static void *tick(void *arg)
+{
+    ticker *t = arg;
+    double t0 = ex_now();
+    static const char spin[] = "|/-\\";
+    int k = 0;
+    pthread_mutex_lock(&t->mu);
+    while (!t->done) {
+        fprintf(stderr, "\rbitnet-synth: writing '%s' %c %.0f s", t->out, spin[k++ & 3],
+                ex_now() - t0);
+        fflush(stderr);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 250000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&t->cv, &t->mu, &ts);
+    }
+    pthread_mutex_unlock(&t->mu);
+    fprintf(stderr, "\rbitnet-synth: %s '%s' after %.1f s\033[K\n",
+            t->failed ? "failed to write" : "wrote", t->out, ex_now() - t0);
+    return NULL;
 }
 
 int main(int argc, char **argv)
@@ -93,7 +128,7 @@ int main(int argc, char **argv)
         if (i + 1 >= argc) {
             fprintf(stderr, "bitnet-synth: unknown or incomplete option '%s' "
                     "(see --help)\n", a);
-            return 2;
+            return 1;
         }
         const char *v = argv[++i];
         int bad = 0;
@@ -126,20 +161,31 @@ int main(int argc, char **argv)
             p.seed = s;
         } else {
             fprintf(stderr, "bitnet-synth: unknown option '%s' (see --help)\n", a);
-            return 2;
+            return 1;
         }
-        if (bad) return 2;
+        if (bad) return 1;
     }
     if (!out) {
         fprintf(stderr, "bitnet-synth: -o OUT.gguf is required (see --help)\n");
-        return 2;
+        return 1;
     }
     if (have_vocab_size && p.vocab_from) {
         fprintf(stderr, "bitnet-synth: --vocab-size and --vocab-from exclude "
                 "each other\n");
-        return 2;
+        return 1;
     }
+    ticker tk = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, out };
+    pthread_t th;
+    int ticking = isatty(2) && pthread_create(&th, NULL, tick, &tk) == 0;
     int rc = bitnet_synth_write(out, &p);
+    if (ticking) {
+        pthread_mutex_lock(&tk.mu);
+        tk.done = 1;
+        tk.failed = rc != BITNET_OK;
+        pthread_cond_signal(&tk.cv);
+        pthread_mutex_unlock(&tk.mu);
+        pthread_join(th, NULL);
+    }
     if (rc != BITNET_OK) {
         fprintf(stderr, "bitnet-synth: %s\n", bitnet_last_error());
         return 1;

@@ -1,13 +1,14 @@
 /*
  * bitnet-tokenize: print the token ids of a text.
  *
- *   bitnet-tokenize -m MODEL (-p TEXT | -f FILE) [--no-bos] [--special]
+ *   bitnet-tokenize [-m MODEL] (-p TEXT | -f FILE) [--no-bos] [--special]
  *
  * The ids are printed on one line, separated by single spaces. BOS is added
  * when the vocabulary asks for it unless --no-bos; --special turns
  * special-token text such as "<|eot_id|>" into the special token.
  * Only the model's vocabulary is loaded (BITNET_MODEL_VOCAB_ONLY).
  */
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,11 +17,14 @@
 #include <bitnet.h>
 #include "example_util.h"
 
+static const char *prog = "bitnet-tokenize";
+
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: bitnet-tokenize -m MODEL (-p TEXT | -f FILE) [--no-bos] [--special]\n"
-            "  -m, --model MODEL   GGUF model or vocabulary file\n"
+            "usage: bitnet-tokenize [-m MODEL] (-p TEXT | -f FILE) [--no-bos] [--special]\n"
+            "  -m, --model MODEL   GGUF model or vocabulary file (default: the bundled\n"
+            "                      model)\n"
             "  -p, --prompt TEXT   text to tokenize\n"
             "  -f, --file FILE     read the text from FILE (all bytes, as is)\n"
             "      --no-bos        do not add the BOS token\n"
@@ -40,10 +44,8 @@ int main(int argc, char **argv)
             return 0;
         } else if (!strcmp(a, "-m") || !strcmp(a, "--model") || !strcmp(a, "-p") || !strcmp(a, "--prompt") ||
                    !strcmp(a, "-f") || !strcmp(a, "--file")) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "bitnet-tokenize: option %s needs a value (see --help)\n", a);
-                return 2;
-            }
+            if (i + 1 >= argc)
+                return ex_fail(prog, "option %s needs a value (see --help)", a);
             const char *val = argv[++i];
             if (a[1] == 'm' || !strcmp(a, "--model")) model_path = val;
             else if (a[1] == 'p' || !strcmp(a, "--prompt")) prompt = val;
@@ -53,24 +55,21 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "--special")) {
             special = 1;
         } else {
-            fprintf(stderr, "bitnet-tokenize: unknown argument '%s' (see --help)\n", a);
-            return 2;
+            return ex_fail(prog, "unknown option '%s' (see --help)", a);
         }
     }
-    if (!model_path || (!prompt && !file) || (prompt && file)) {
-        fprintf(stderr, "bitnet-tokenize: need -m MODEL and exactly one of -p TEXT or -f FILE (see --help)\n");
-        return 2;
-    }
+    if ((!prompt && !file) || (prompt && file))
+        return ex_fail(prog, "need exactly one of -p TEXT or -f FILE (see --help)");
+    if (!model_path)
+        model_path = ex_default_model();
 
     char *owned = NULL;
     const char *text = prompt;
     size_t len = prompt ? strlen(prompt) : 0;
     if (file) {
         owned = ex_read_file(file, &len);
-        if (!owned) {
-            fprintf(stderr, "bitnet-tokenize: cannot read '%s'\n", file);
-            return 1;
-        }
+        if (!owned)
+            return ex_fail(prog, "cannot read '%s': %s", file, strerror(errno));
         text = owned;
     }
 
@@ -80,7 +79,7 @@ int main(int argc, char **argv)
     bitnet_model *model = NULL;
     int rc = bitnet_model_load_file(&model, model_path, &mp);
     if (rc != BITNET_OK) {
-        fprintf(stderr, "bitnet-tokenize: %s: %s\n", bitnet_strerror(rc), bitnet_last_error());
+        ex_fail(prog, "cannot load '%s': %s", model_path, bitnet_last_error());
         free(owned);
         return 1;
     }
@@ -94,7 +93,7 @@ int main(int argc, char **argv)
         rc = ids ? bitnet_tokenize(model, text, len, flags, ids, n, &n) : BITNET_E_NOMEM;
     }
     if (rc != BITNET_OK) {
-        fprintf(stderr, "bitnet-tokenize: %s: %s\n", bitnet_strerror(rc), bitnet_last_error());
+        ex_fail(prog, "tokenize: %s", bitnet_last_error());
         free(ids);
         free(owned);
         bitnet_model_free(model);

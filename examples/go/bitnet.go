@@ -139,12 +139,53 @@ type ModelOptions struct {
 	VocabOnly    bool
 	Int8Head     bool
 	PreTokenizer int // BITNET_PRETOK_*; 0 = auto
+
+	// Log receives the library's messages about the model at LogLevel
+	// (LogError .. LogDebug; 0 = errors only) and below, as long as the
+	// model lives. It may be called from any goroutine.
+	Log      func(level int, msg string)
+	LogLevel int
+	// Progress is called while loading with the fraction done; returning
+	// true cancels the load (ErrAborted).
+	Progress func(fraction float32) bool
 }
 
 // Model is a loaded model: immutable and safe for concurrent use.
 type Model struct {
-	p   *C.bitnet_model
-	buf unsafe.Pointer // C copy of a LoadBuffer image, freed after the model
+	p     *C.bitnet_model
+	buf   unsafe.Pointer // C copy of a LoadBuffer image, freed after the model
+	cbKey unsafe.Pointer // registered Log callback, released after the model
+}
+
+// withCallbacks points p's callbacks at a registered set built from o and
+// returns its key (nil when o has none) and the set.
+func withCallbacks(p *C.bitnet_model_params, o ModelOptions) (unsafe.Pointer, *callbacks) {
+	if o.Log == nil && o.Progress == nil {
+		return nil, nil
+	}
+	cb := &callbacks{log: o.Log, progress: o.Progress}
+	key := register(cb)
+	if o.Log != nil {
+		p.log_fn = C.bitnet_log_fn(logTramp)
+		p.log_user = key
+		p.log_level = C.int32_t(o.LogLevel)
+	}
+	if o.Progress != nil {
+		p.progress_fn = C.bitnet_progress_fn(progressTramp)
+		p.progress_user = key
+	}
+	return key, cb
+}
+
+// afterLoad keeps the registration only for a loaded model with a Log
+// callback, then raises a panic recovered in a callback.
+func afterLoad(key unsafe.Pointer, cb *callbacks, o ModelOptions, loaded bool) unsafe.Pointer {
+	if key != nil && (!loaded || o.Log == nil) {
+		unregister(key)
+		key = nil
+	}
+	cb.repanic()
+	return key
 }
 
 func modelParams(o ModelOptions) C.bitnet_model_params {
@@ -178,13 +219,18 @@ func LoadWithOptions(path string, o ModelOptions) (*Model, error) {
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
 	p := modelParams(o)
+	key, cb := withCallbacks(&p, o)
 	var out *C.bitnet_model
-	if err := call("bitnet_model_load_file", func() C.int {
+	err := call("bitnet_model_load_file", func() C.int {
 		return C.bitnet_model_load_file(&out, cpath, &p)
-	}); err != nil {
+	})
+	key = afterLoad(key, cb, o, err == nil)
+	if err != nil {
 		return nil, err
 	}
-	return newModel(out, nil), nil
+	m := newModel(out, nil)
+	m.cbKey = key
+	return m, nil
 }
 
 // LoadBuffer loads a GGUF image from memory (copied into C memory that lives
@@ -195,14 +241,21 @@ func LoadBuffer(data []byte, o ModelOptions) (*Model, error) {
 	}
 	buf := C.CBytes(data)
 	p := modelParams(o)
+	key, cb := withCallbacks(&p, o)
 	var out *C.bitnet_model
-	if err := call("bitnet_model_load_buffer", func() C.int {
+	err := call("bitnet_model_load_buffer", func() C.int {
 		return C.bitnet_model_load_buffer(&out, buf, C.size_t(len(data)), &p)
-	}); err != nil {
+	})
+	if err != nil {
 		C.free(buf)
+	}
+	key = afterLoad(key, cb, o, err == nil)
+	if err != nil {
 		return nil, err
 	}
-	return newModel(out, buf), nil
+	m := newModel(out, buf)
+	m.cbKey = key
+	return m, nil
 }
 
 // Close frees the model. Close its contexts, samplers and detokenizers first.
@@ -216,6 +269,8 @@ func (m *Model) Close() {
 		C.free(m.buf)
 		m.buf = nil
 	}
+	unregister(m.cbKey)
+	m.cbKey = nil
 }
 
 func (m *Model) Arch() string    { return C.GoString(C.bitnet_model_arch(m.p)) }
@@ -351,12 +406,22 @@ type ContextOptions struct {
 	CPUMask       uint32 // allowed BITNET_CPU_* bits; 0: all (BITNET_CPU_ALL)
 	ReferenceOnly bool   // cpu_mask 0: the plain C reference kernels
 	Int8Head      bool
+
+	// Log receives the library's messages about the context at LogLevel
+	// (LogError .. LogDebug; 0 = errors only) and below.
+	Log      func(level int, msg string)
+	LogLevel int
+	// Abort is polled between layers during Eval; returning true stops it
+	// (ErrAborted; the position is unchanged).
+	Abort func() bool
 }
 
 // Context is a session (KV cache, scratch memory, worker threads).
 type Context struct {
 	p     *C.bitnet_context
 	model *Model
+	cbKey unsafe.Pointer // registered Log/Abort callbacks
+	cb    *callbacks
 }
 
 // NewContext creates a context on the model.
@@ -377,13 +442,32 @@ func (m *Model) NewContext(o ContextOptions) (*Context, error) {
 	if o.Int8Head {
 		p.flags |= C.BITNET_CONTEXT_INT8_HEAD
 	}
+	var key unsafe.Pointer
+	var cb *callbacks
+	if o.Log != nil || o.Abort != nil {
+		cb = &callbacks{log: o.Log, abort: o.Abort}
+		key = register(cb)
+		if o.Log != nil {
+			p.log_fn = C.bitnet_log_fn(logTramp)
+			p.log_user = key
+			p.log_level = C.int32_t(o.LogLevel)
+		}
+		if o.Abort != nil {
+			p.abort_fn = C.bitnet_abort_fn(abortTramp)
+			p.abort_user = key
+		}
+	}
 	var out *C.bitnet_context
-	if err := call("bitnet_context_create", func() C.int {
+	err := call("bitnet_context_create", func() C.int {
 		return C.bitnet_context_create(&out, m.p, &p)
-	}); err != nil {
+	})
+	if err != nil {
+		unregister(key)
+		cb.repanic()
 		return nil, err
 	}
-	c := &Context{p: out, model: m}
+	cb.repanic()
+	c := &Context{p: out, model: m, cbKey: key, cb: cb}
 	runtime.SetFinalizer(c, (*Context).Close)
 	return c, nil
 }
@@ -395,6 +479,8 @@ func (c *Context) Close() {
 		c.p = nil
 		runtime.SetFinalizer(c, nil)
 	}
+	unregister(c.cbKey)
+	c.cbKey = nil
 }
 
 // Model returns the model the context was created on.
@@ -405,9 +491,11 @@ func (c *Context) eval(toks []int32, flags C.uint32_t) error {
 	if len(toks) > 0 {
 		tp = (*C.int32_t)(unsafe.Pointer(&toks[0]))
 	}
-	return call("bitnet_context_eval", func() C.int {
+	err := call("bitnet_context_eval", func() C.int {
 		return C.bitnet_context_eval(c.p, tp, C.size_t(len(toks)), flags)
 	})
+	c.cb.repanic()
+	return err
 }
 
 // Eval evaluates tokens at the current position and advances it.

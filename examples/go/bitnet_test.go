@@ -265,3 +265,119 @@ func TestLogitBias(t *testing.T) {
 		t.Fatal("banned token sampled")
 	}
 }
+
+func TestProgressCallback(t *testing.T) {
+	path := testModel(t)
+	var seen []float32
+	m, err := LoadWithOptions(path, ModelOptions{Progress: func(f float32) bool {
+		seen = append(seen, f)
+		return false
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+	if len(seen) == 0 {
+		t.Fatal("progress never called")
+	}
+	for _, f := range seen {
+		if f < 0 || f > 1 {
+			t.Fatalf("progress %v outside [0, 1]", f)
+		}
+	}
+	_, err = LoadWithOptions(path, ModelOptions{Progress: func(float32) bool { return true }})
+	if !IsStatus(err, ErrAborted) {
+		t.Fatalf("cancelled load: %v, want ErrAborted", err)
+	}
+	// a panic in the callback reaches the caller, not the C frames
+	func() {
+		defer func() {
+			if r := recover(); r != "boom in progress" {
+				t.Fatalf("recovered %v", r)
+			}
+		}()
+		LoadWithOptions(path, ModelOptions{Progress: func(float32) bool { panic("boom in progress") }})
+		t.Fatal("no panic")
+	}()
+}
+
+func TestLogCallbacks(t *testing.T) {
+	var mu sync.Mutex
+	type entry struct {
+		level int
+		msg   string
+	}
+	var logs []entry
+	logf := func(level int, msg string) {
+		mu.Lock()
+		logs = append(logs, entry{level, msg})
+		mu.Unlock()
+	}
+	m, err := LoadWithOptions(testModel(t), ModelOptions{Log: logf, LogLevel: LogDebug})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ctx, err := m.NewContext(ContextOptions{NContext: 32, Log: logf, LogLevel: LogDebug})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ctx.Eval([]int32{1}); err != nil {
+		t.Fatal(err)
+	}
+	ctx.Close()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(logs) == 0 {
+		t.Fatal("no log messages at debug level")
+	}
+	for _, e := range logs {
+		if e.level < LogError || e.level > LogDebug || e.msg == "" {
+			t.Fatalf("bad log entry %+v", e)
+		}
+	}
+}
+
+func TestAbortCallback(t *testing.T) {
+	m := load(t)
+	prompt, err := m.Tokenize("abort me", true, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, err := m.NewContext(ContextOptions{NContext: 64, Abort: func() bool { return true }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ctx.Close()
+	if err := ctx.Eval(prompt); !IsStatus(err, ErrAborted) {
+		t.Fatalf("aborted eval: %v", err)
+	}
+	if ctx.Pos() != 0 {
+		t.Fatalf("position %d after an aborted eval", ctx.Pos())
+	}
+	ctx2, err := m.NewContext(ContextOptions{NContext: 64, Abort: func() bool { return false }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ctx2.Close()
+	if err := ctx2.Eval(prompt); err != nil || ctx2.Pos() != len(prompt) {
+		t.Fatalf("eval with a never-aborting callback: %v, pos %d", err, ctx2.Pos())
+	}
+	ctx3, err := m.NewContext(ContextOptions{NContext: 64, Abort: func() bool { panic("boom in abort") }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ctx3.Close()
+	func() {
+		defer func() {
+			if r := recover(); r != "boom in abort" {
+				t.Fatalf("recovered %v", r)
+			}
+		}()
+		ctx3.Eval(prompt)
+		t.Fatal("no panic")
+	}()
+	if ctx3.Pos() != 0 {
+		t.Fatalf("position %d after a panicking abort", ctx3.Pos())
+	}
+}

@@ -15,14 +15,14 @@
 #include <unistd.h>
 
 #include "bitnet.h"
+#include "test_util.h"
 
 static char model_path[256];
 
 static int make_model(void **state)
 {
     (void)state;
-    snprintf(model_path, sizeof(model_path), "/tmp/bitnet-test-api-%ld.gguf",
-             (long)getpid());
+    bt_tmp_path(model_path, sizeof(model_path), "test-api", ".gguf");
     bitnet_synth_params sp;
     bitnet_synth_params_init(&sp);
     sp.n_embd = 128;
@@ -32,10 +32,7 @@ static int make_model(void **state)
     sp.n_head_kv = 2;
     sp.n_vocab = 300;
     sp.seed = 7;
-    int rc = bitnet_synth_write(model_path, &sp);
-    if (rc != BITNET_OK)
-        fprintf(stderr, "synth: %s: %s\n", bitnet_strerror(rc), bitnet_last_error());
-    return rc == BITNET_OK ? 0 : -1;
+    return bt_write_synth(model_path, &sp) == BITNET_OK ? 0 : -1;
 }
 
 static int remove_model(void **state)

@@ -18,6 +18,7 @@
 #include "bitnet.h"
 #include "sample/chat.h"
 #include "format/gguf.h"
+#include "test_util.h"
 
 static const bitnet_chat_message conv[4] = {
     { "system", "You are helpful." },
@@ -247,7 +248,7 @@ static int make_synth(void **state)
 {
     (void)state;
     char path[256];
-    snprintf(path, sizeof(path), "/tmp/bitnet-test-chat-%ld.gguf", (long)getpid());
+    bt_tmp_path(path, sizeof(path), "test-chat", ".gguf");
     bitnet_synth_params sp;
     bitnet_synth_params_init(&sp);
     sp.n_embd = 128;
@@ -256,22 +257,11 @@ static int make_synth(void **state)
     sp.n_head = 2;
     sp.n_head_kv = 1;
     sp.n_vocab = 300;
-    if (bitnet_synth_write(path, &sp) != BITNET_OK) {
-        fprintf(stderr, "synth: %s\n", bitnet_last_error());
+    if (bt_write_synth(path, &sp) != BITNET_OK)
         return -1;
-    }
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return -1;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    synth_bytes = malloc((size_t)n);
-    int ok = synth_bytes && fread(synth_bytes, 1, (size_t)n, f) == (size_t)n;
-    fclose(f);
+    synth_bytes = bt_read_file(path, &synth_size);
     remove(path);
-    synth_size = (size_t)n;
-    return ok ? 0 : -1;
+    return synth_bytes ? 0 : -1;
 }
 
 static int free_synth(void **state)
@@ -369,17 +359,11 @@ static char vocab_path[4096];
 
 static bitnet_model *load_vocab(void)
 {
-    const char *dir = getenv("BITNET_SHARED_DATA");
-    if (!dir || !*dir) {
-        printf("BITNET_SHARED_DATA is not set: skipping the tokenization check\n");
-        return NULL;
-    }
-    snprintf(vocab_path, sizeof(vocab_path), "%s/vocab/ggml-vocab-llama-bpe.gguf", dir);
+    if (!bt_shared_path(vocab_path, sizeof(vocab_path), "vocab/ggml-vocab-llama-bpe.gguf"))
+        BT_SKIP("BITNET_SHARED_DATA is not set: skipping the tokenization check");
     FILE *f = fopen(vocab_path, "rb");
-    if (!f) {
-        printf("%s is absent: skipping the tokenization check\n", vocab_path);
-        return NULL;
-    }
+    if (!f)
+        BT_SKIP("%s is absent: skipping the tokenization check", vocab_path);
     fclose(f);
     bitnet_model_params mp;
     bitnet_model_params_init(&mp);
@@ -416,10 +400,6 @@ static void test_tokenize_2b4t(void **state)
 {
     (void)state;
     bitnet_model *m = load_vocab();
-    if (!m) {
-        skip();
-        return;
-    }
     /* format.md 7.2: "User: hi<|eot_id|>Assistant: " with BOS */
     const bitnet_chat_message one = { "user", "hi" };
     char buf[512];
@@ -444,7 +424,7 @@ static void test_tokenize_2b4t(void **state)
     bitnet_model_free(m);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bitnet),
@@ -455,7 +435,7 @@ int main(void)
         cmocka_unit_test(test_recognise),
         cmocka_unit_test(test_invalid),
         cmocka_unit_test(test_model_template),
-        cmocka_unit_test(test_tokenize_2b4t),
+        bt_shared_test(test_tokenize_2b4t),
     };
-    return cmocka_run_group_tests(tests, make_synth, free_synth);
+    return BT_RUN(argc, argv, tests, make_synth, free_synth);
 }

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "bitnet.h"
+#include "test_util.h"
 
 #define N_TOK 24
 
@@ -29,9 +30,9 @@ static int32_t toks[N_TOK];
 static int write_model(int i, const char *arch, int32_t wtype, int32_t etype, uint64_t seed,
                        int32_t n_embd, int32_t n_ff)
 {
-    const char *tmp = getenv("TMPDIR");
-    snprintf(paths[i], sizeof(paths[i]), "%s/bitnet-eval-%ld-%d.gguf",
-             tmp && *tmp ? tmp : "/tmp", (long)getpid(), i);
+    char suffix[16];
+    snprintf(suffix, sizeof(suffix), "-%d.gguf", i);
+    bt_tmp_path(paths[i], sizeof(paths[i]), "eval", suffix);
     bitnet_synth_params sp;
     bitnet_synth_params_init(&sp);
     sp.arch = arch;
@@ -44,17 +45,7 @@ static int write_model(int i, const char *arch, int32_t wtype, int32_t etype, ui
     sp.n_head = 4;
     sp.n_head_kv = 2;
     sp.n_vocab = 300;
-    int rc = bitnet_synth_write(paths[i], &sp);
-    if (rc != BITNET_OK) {
-        fprintf(stderr, "synth %s: %s\n", arch, bitnet_last_error());
-        return -1;
-    }
-    rc = bitnet_model_load_file(&models[i], paths[i], NULL);
-    if (rc != BITNET_OK) {
-        fprintf(stderr, "load %s: %s\n", arch, bitnet_last_error());
-        return -1;
-    }
-    return 0;
+    return bt_synth_model(&models[i], paths[i], &sp) == BITNET_OK ? 0 : -1;
 }
 
 static int setup(void **state)
@@ -537,13 +528,13 @@ static void test_formats_identical(void **state)
     (void)state;
     static const int32_t types[] = { BITNET_TYPE_I2_S, BITNET_TYPE_TQ2_0,
                                      BITNET_TYPE_TQ1_0, BITNET_TYPE_F16 };
-    const char *tmp = getenv("TMPDIR");
     float *ref = NULL;
     size_t rb = 0;
     for (int i = 0; i < 4; i++) {
         char path[256];
-        snprintf(path, sizeof(path), "%s/bitnet-eval-fmt-%ld-%d.gguf",
-                 tmp && *tmp ? tmp : "/tmp", (long)getpid(), i);
+        char suffix[16];
+        snprintf(suffix, sizeof(suffix), "-%d.gguf", i);
+        bt_tmp_path(path, sizeof(path), "eval-fmt", suffix);
         bitnet_synth_params sp;
         bitnet_synth_params_init(&sp);
         sp.arch = "bitnet";

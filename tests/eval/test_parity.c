@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "bitnet.h"
+#include "test_util.h"
 
 /* Float noise, as measured and explained in docs/eval.md: the engine's
  * accumulation orders (fp32 SIMD dot products in K.Q, V.P and the head)
@@ -30,37 +31,10 @@
 #define I2S_MAX_ABS 1e-5
 #define TQ_MIN_COS 0.995
 
-static const char *data_dir(void)
-{
-    const char *d = getenv("BITNET_SHARED_DATA");
-    return d && *d ? d : NULL;
-}
-
-static void *read_file(const char *path, size_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    if (b) {
-        b[n] = 0;
-        *size = (size_t)n;
-    }
-    return b;
-}
-
 static int32_t *read_tokens(const char *path, size_t *n)
 {
     size_t sz;
-    char *t = read_file(path, &sz);
+    char *t = bt_read_file(path, &sz);
     assert_non_null(t);
     int32_t *ids = malloc(sizeof(int32_t) * (sz + 1));
     assert_non_null(ids);
@@ -151,25 +125,24 @@ static cmp_stats compare(const float *a, const float *ref, size_t n, int32_t nv)
 
 static void path_of(char *buf, size_t cap, const char *name)
 {
-    snprintf(buf, cap, "%s/models/%s", data_dir(), name);
+    snprintf(buf, cap, "%s/models/%s", bt_shared_dir(), name);
 }
 
 static void check_i2s(const char *stem, uint32_t cpu_mask)
 {
-    if (!data_dir()) {
-        printf("SKIP: BITNET_SHARED_DATA is not set: no reference logits\n");
-        skip();
+    if (!bt_shared_dir()) {
+        BT_SKIP("BITNET_SHARED_DATA is not set: no reference logits");
     }
     char mp[1024], tp[1024], lp[1024];
-    snprintf(mp, sizeof(mp), "%s/models/%s.gguf", data_dir(), stem);
-    snprintf(tp, sizeof(tp), "%s/models/%s.tokens.txt", data_dir(), stem);
-    snprintf(lp, sizeof(lp), "%s/models/%s.logits.f32", data_dir(), stem);
+    snprintf(mp, sizeof(mp), "%s/models/%s.gguf", bt_shared_dir(), stem);
+    snprintf(tp, sizeof(tp), "%s/models/%s.tokens.txt", bt_shared_dir(), stem);
+    snprintf(lp, sizeof(lp), "%s/models/%s.logits.f32", bt_shared_dir(), stem);
     size_t n;
     int32_t *ids = read_tokens(tp, &n);
     int32_t nv;
     float *lg = eval_all(mp, ids, n, 2, cpu_mask, &nv);
     size_t sz;
-    float *ref = read_file(lp, &sz);
+    float *ref = bt_read_file(lp, &sz);
     assert_non_null(ref);
     assert_int_equal(sz, n * (size_t)nv * sizeof(float));
     cmp_stats s = compare(lg, ref, n, nv);
@@ -199,9 +172,8 @@ static void test_llama3vocab_i2s(void **state)
 static void test_f16_equals_i2s(void **state)
 {
     (void)state;
-    if (!data_dir()) {
-        printf("SKIP: BITNET_SHARED_DATA is not set\n");
-        skip();
+    if (!bt_shared_dir()) {
+        BT_SKIP("BITNET_SHARED_DATA is not set");
     }
     char tp[1024], a[1024], b[1024];
     path_of(tp, sizeof(tp), "b158-i2s.tokens.txt");
@@ -222,20 +194,19 @@ static void test_f16_equals_i2s(void **state)
 
 static void check_tq(const char *stem)
 {
-    if (!data_dir()) {
-        printf("SKIP: BITNET_SHARED_DATA is not set: no reference logits\n");
-        skip();
+    if (!bt_shared_dir()) {
+        BT_SKIP("BITNET_SHARED_DATA is not set: no reference logits");
     }
     char mp[1024], tp[1024], lp[1024];
-    snprintf(mp, sizeof(mp), "%s/models/%s.gguf", data_dir(), stem);
-    snprintf(tp, sizeof(tp), "%s/models/%s.tokens.txt", data_dir(), stem);
-    snprintf(lp, sizeof(lp), "%s/models/%s.logits-fa-off-nofp16.f32", data_dir(), stem);
+    snprintf(mp, sizeof(mp), "%s/models/%s.gguf", bt_shared_dir(), stem);
+    snprintf(tp, sizeof(tp), "%s/models/%s.tokens.txt", bt_shared_dir(), stem);
+    snprintf(lp, sizeof(lp), "%s/models/%s.logits-fa-off-nofp16.f32", bt_shared_dir(), stem);
     size_t n;
     int32_t *ids = read_tokens(tp, &n);
     int32_t nv;
     float *lg = eval_all(mp, ids, n, 2, BITNET_CPU_ALL, &nv);
     size_t sz;
-    float *ref = read_file(lp, &sz);
+    float *ref = bt_read_file(lp, &sz);
     assert_non_null(ref);
     assert_int_equal(sz, n * (size_t)nv * sizeof(float));
     cmp_stats s = compare(lg, ref, n, nv);
@@ -260,7 +231,7 @@ static void test_tq1_0(void **state)
     check_tq("bitnet-tq1_0");
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_b158_i2s),
@@ -269,5 +240,5 @@ int main(void)
         cmocka_unit_test(test_tq2_0),
         cmocka_unit_test(test_tq1_0),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return BT_RUN(argc, argv, tests, NULL, NULL);
 }

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "bitnet.h"
+#include "test_util.h"
 
 static const char *logits_exe, *bench_exe;
 static char model_path[256], out_path[256], tok_path[256];
@@ -24,21 +25,16 @@ static bitnet_model *model;
 static int setup(void **state)
 {
     (void)state;
-    const char *tmp = getenv("TMPDIR");
-    if (!tmp || !*tmp)
-        tmp = "/tmp";
-    snprintf(model_path, sizeof(model_path), "%s/bitnet-tools-%ld.gguf", tmp, (long)getpid());
-    snprintf(out_path, sizeof(out_path), "%s/bitnet-tools-%ld.f32", tmp, (long)getpid());
-    snprintf(tok_path, sizeof(tok_path), "%s/bitnet-tools-%ld.txt", tmp, (long)getpid());
+    bt_tmp_path(model_path, sizeof(model_path), "tools", ".gguf");
+    bt_tmp_path(out_path, sizeof(out_path), "tools", ".f32");
+    bt_tmp_path(tok_path, sizeof(tok_path), "tools", ".txt");
     bitnet_synth_params sp;
     bitnet_synth_params_init(&sp);
     sp.n_embd = 128;
     sp.n_ff = 256;
     sp.n_vocab = 300;
     sp.seed = 7;
-    if (bitnet_synth_write(model_path, &sp) != BITNET_OK)
-        return -1;
-    return bitnet_model_load_file(&model, model_path, NULL) == BITNET_OK ? 0 : -1;
+    return bt_synth_model(&model, model_path, &sp) == BITNET_OK ? 0 : -1;
 }
 
 static int teardown(void **state)
@@ -59,16 +55,10 @@ static int run(const char *cmd)
 
 static float *read_floats(const char *path, size_t *n)
 {
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    float *v = malloc((size_t)sz + 1);
+    size_t sz = 0;
+    float *v = bt_read_file(path, &sz);
     assert_non_null(v);
-    assert_int_equal(fread(v, 1, (size_t)sz, f), (size_t)sz);
-    fclose(f);
-    *n = (size_t)sz / sizeof(float);
+    *n = sz / sizeof(float);
     return v;
 }
 

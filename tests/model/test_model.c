@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "bitnet.h"
+#include "test_util.h"
 
 #ifndef MODEL_DIR
 # error "MODEL_DIR must be defined by the build"
@@ -38,32 +39,7 @@
 #define PPL_REL      0.01    /* |ppl - ppl_ref| / ppl_ref                 */
 
 /* ---------------------------------------------------------------------- */
-/* small file helpers                                                     */
-
-static char *read_all(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap + 1);
-    assert_non_null(buf);
-    for (;;) {
-        if (n == cap) {
-            cap *= 2;
-            buf = realloc(buf, cap + 1);
-            assert_non_null(buf);
-        }
-        size_t r = fread(buf + n, 1, cap - n, f);
-        if (r == 0)
-            break;
-        n += r;
-    }
-    fclose(f);
-    buf[n] = 0;
-    *len = n;
-    return buf;
-}
+/* small parsing helpers                                                  */
 
 /* Parse whitespace-separated integers from s into out (at most cap). */
 static size_t parse_ids(const char *s, int32_t *out, size_t cap)
@@ -132,7 +108,7 @@ static void test_metadata(void **state)
 {
     (void)state;
     size_t len = 0;
-    char *file = read_all(BASE ".gguf", &len);
+    char *file = bt_read_file(BASE ".gguf", &len);
     assert_non_null(file);
     assert_true(len < 8u * 1024 * 1024);
     free(file);
@@ -205,7 +181,7 @@ static void test_tokenizer(void **state)
 {
     (void)state;
     size_t len = 0;
-    char *ref = read_all(BASE ".ref.tok.txt", &len);
+    char *ref = bt_read_file(BASE ".ref.tok.txt", &len);
     assert_non_null(ref);
     bitnet_model *m = load_model();
     int checked = 0;
@@ -285,8 +261,8 @@ static double compare_row(const float *got, const float *ref, int n, double *max
 static void check_logits(int32_t n_threads, int split)
 {
     size_t tl = 0, ll = 0;
-    char *toks = read_all(BASE ".ref.tokens.txt", &tl);
-    char *lg = read_all(BASE ".ref.logits.f32", &ll);
+    char *toks = bt_read_file(BASE ".ref.tokens.txt", &tl);
+    char *lg = bt_read_file(BASE ".ref.logits.f32", &ll);
     assert_non_null(toks);
     assert_non_null(lg);
     bitnet_model *m = load_model();
@@ -354,22 +330,16 @@ static void test_logits_threads_split(void **state)
 static void test_perplexity(void **state)
 {
     (void)state;
-    const char *dir = getenv("BITNET_SHARED_DATA");
     char path[4096];
     size_t flen = 0;
     char *file = NULL;
-    if (dir && *dir) {
-        snprintf(path, sizeof path, "%s/text/tinystories-subset-lowercase.txt", dir);
-        file = read_all(path, &flen);
-    }
-    if (!file) {
-        printf("# BITNET_SHARED_DATA/text/tinystories-subset-lowercase.txt not found: "
-               "held-out perplexity check skipped\n");
-        skip();
-        return;
-    }
+    if (bt_shared_path(path, sizeof path, "text/tinystories-subset-lowercase.txt"))
+        file = bt_read_file(path, &flen);
+    if (!file)
+        BT_SKIP("BITNET_SHARED_DATA/text/tinystories-subset-lowercase.txt not found: "
+                "held-out perplexity check skipped");
     size_t rl = 0;
-    char *ref = read_all(BASE ".ref.ppl.txt", &rl);
+    char *ref = bt_read_file(BASE ".ref.ppl.txt", &rl);
     assert_non_null(ref);
     assert_int_equal(flen, (size_t)ref_num(ref, "file_bytes"));
     size_t off = (size_t)ref_num(ref, "held_offset");
@@ -442,14 +412,14 @@ static void test_perplexity(void **state)
     free(file);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_metadata),
         cmocka_unit_test(test_tokenizer),
         cmocka_unit_test(test_logits),
         cmocka_unit_test(test_logits_threads_split),
-        cmocka_unit_test(test_perplexity),
+        bt_shared_test(test_perplexity),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return BT_RUN(argc, argv, tests, NULL, NULL);
 }

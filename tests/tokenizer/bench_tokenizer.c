@@ -14,20 +14,7 @@
 #include "base/internal.h"
 #include "format/gguf.h"
 #include "text/vocab.h"
-
-static char *read_all(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = sz >= 0 ? malloc((size_t)sz + 1) : NULL;
-    if (b && fread(b, 1, (size_t)sz, f) != (size_t)sz) { free(b); b = NULL; }
-    fclose(f);
-    *len = b ? (size_t)sz : 0;
-    return b;
-}
+#include "test_util.h"
 
 /* CPU time of this process: on a shared machine wall time also counts the
  * time other processes hold the CPU. */
@@ -41,17 +28,20 @@ static double cpu_now(void)
 int main(int argc, char **argv)
 {
     char vpath[4096], tpath[4096];
-    const char *sd = getenv("BITNET_SHARED_DATA");
     if (argc > 1) snprintf(vpath, sizeof(vpath), "%s", argv[1]);
-    else if (sd) snprintf(vpath, sizeof(vpath), "%s/vocab/ggml-vocab-llama-bpe.gguf", sd);
-    else { printf("SKIP: no vocabulary given and BITNET_SHARED_DATA is not set\n"); return 0; }
+    else if (!bt_shared_path(vpath, sizeof(vpath), "vocab/ggml-vocab-llama-bpe.gguf")) {
+        printf("SKIP: no vocabulary given and BITNET_SHARED_DATA is not set\n");
+        return 0;
+    }
     if (argc > 2) snprintf(tpath, sizeof(tpath), "%s", argv[2]);
-    else if (sd) snprintf(tpath, sizeof(tpath), "%s/text/tinystories-subset-lowercase.txt", sd);
-    else { printf("SKIP: no text given and BITNET_SHARED_DATA is not set\n"); return 0; }
+    else if (!bt_shared_path(tpath, sizeof(tpath), "text/tinystories-subset-lowercase.txt")) {
+        printf("SKIP: no text given and BITNET_SHARED_DATA is not set\n");
+        return 0;
+    }
 
-    size_t flen, tlen;
-    char *file = read_all(vpath, &flen);
-    char *text = read_all(tpath, &tlen);
+    size_t flen = 0, tlen = 0;
+    char *file = bt_read_file(vpath, &flen);
+    char *text = bt_read_file(tpath, &tlen);
     if (!file || !text) { fprintf(stderr, "cannot read %s or %s\n", vpath, tpath); return 1; }
 
     /* Vocabulary load (parse + bitnet__vocab_load), best of 5. */

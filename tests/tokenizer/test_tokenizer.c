@@ -17,49 +17,14 @@
 #include "base/internal.h"
 #include "format/gguf.h"
 #include "text/vocab.h"
+#include "test_util.h"
 
 /* ---- helpers ----------------------------------------------------------- */
-
-static char *read_all(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 1 << 16, n = 0;
-    char *b = malloc(cap + 1);
-    size_t r;
-    while (b && (r = fread(b + n, 1, cap - n, f)) > 0) {
-        n += r;
-        if (n == cap) {
-            char *nb = realloc(b, cap * 2 + 1);
-            if (!nb) { free(b); b = NULL; break; }
-            b = nb;
-            cap *= 2;
-        }
-    }
-    fclose(f);
-    if (b) b[n] = 0;
-    *len = n;
-    return b;
-}
-
-static const char *shared_dir(void)
-{
-    const char *d = getenv("BITNET_SHARED_DATA");
-    return d && *d ? d : NULL;
-}
-
-#define NEED_SHARED()                                                              \
-    do {                                                                           \
-        if (!shared_dir()) {                                                       \
-            printf("SKIP: BITNET_SHARED_DATA is not set (external test material)\n"); \
-            skip();                                                                \
-        }                                                                          \
-    } while (0)
 
 static bitnet_model *load_vocab(const char *rel, int32_t pretok)
 {
     char path[4096];
-    snprintf(path, sizeof(path), "%s/%s", shared_dir(), rel);
+    snprintf(path, sizeof(path), "%s/%s", bt_shared_dir(), rel);
     bitnet_model_params p;
     bitnet_model_params_init(&p);
     p.flags = BITNET_MODEL_VOCAB_ONLY;
@@ -132,10 +97,10 @@ static void run_vectors(const char *name)
     snprintf(rel, sizeof(rel), "vocab/%s.gguf", name);
     bitnet_model *m = load_vocab(rel, BITNET_PRETOK_AUTO);
     size_t il, ol;
-    snprintf(path, sizeof(path), "%s/vocab/%s.gguf.inp", shared_dir(), name);
-    char *inp = read_all(path, &il);
-    snprintf(path, sizeof(path), "%s/vocab/%s.gguf.out", shared_dir(), name);
-    char *out = read_all(path, &ol);
+    snprintf(path, sizeof(path), "%s/vocab/%s.gguf.inp", bt_shared_dir(), name);
+    char *inp = bt_read_file(path, &il);
+    snprintf(path, sizeof(path), "%s/vocab/%s.gguf.out", bt_shared_dir(), name);
+    char *out = bt_read_file(path, &ol);
     assert_non_null(inp);
     assert_non_null(out);
     static const char sep[] = "\n__ggml_vocab_test__\n";
@@ -160,16 +125,16 @@ static void run_vectors(const char *name)
     bitnet_model_free(m);
 }
 
-static void test_vectors_llama_bpe(void **st) { (void)st; NEED_SHARED(); run_vectors("ggml-vocab-llama-bpe"); }
-static void test_vectors_gpt2(void **st) { (void)st; NEED_SHARED(); run_vectors("ggml-vocab-gpt-2"); }
-static void test_vectors_llama_spm(void **st) { (void)st; NEED_SHARED(); run_vectors("ggml-vocab-llama-spm"); }
+static void test_vectors_llama_bpe(void **st) { (void)st; BT_NEED_SHARED(); run_vectors("ggml-vocab-llama-bpe"); }
+static void test_vectors_gpt2(void **st) { (void)st; BT_NEED_SHARED(); run_vectors("ggml-vocab-gpt-2"); }
+static void test_vectors_llama_spm(void **st) { (void)st; BT_NEED_SHARED(); run_vectors("ggml-vocab-llama-spm"); }
 
 /* ---- documented examples ------------------------------------------------ */
 
 static void test_chat_example(void **st)
 {
     (void)st;
-    NEED_SHARED();
+    BT_NEED_SHARED();
     bitnet_model *m = load_vocab("vocab/ggml-vocab-llama-bpe.gguf", BITNET_PRETOK_AUTO);
     const char *s = "User: hi<|eot_id|>Assistant: ";
     assert_true(check_ids(m, s, strlen(s), BITNET_TOKENIZE_ADD_BOS | BITNET_TOKENIZE_PARSE_SPECIAL,
@@ -192,13 +157,13 @@ static void test_chat_example(void **st)
 static void test_model_prompt(void **st)
 {
     (void)st;
-    NEED_SHARED();
+    BT_NEED_SHARED();
     char path[4096];
     size_t pl, tl;
-    snprintf(path, sizeof(path), "%s/models/b158-llama3vocab-i2s.prompt.txt", shared_dir());
-    char *prompt = read_all(path, &pl);
-    snprintf(path, sizeof(path), "%s/models/b158-llama3vocab-i2s.tokens.txt", shared_dir());
-    char *toks = read_all(path, &tl);
+    snprintf(path, sizeof(path), "%s/models/b158-llama3vocab-i2s.prompt.txt", bt_shared_dir());
+    char *prompt = bt_read_file(path, &pl);
+    snprintf(path, sizeof(path), "%s/models/b158-llama3vocab-i2s.tokens.txt", bt_shared_dir());
+    char *toks = bt_read_file(path, &tl);
     assert_non_null(prompt);
     assert_non_null(toks);
     while (pl && (prompt[pl - 1] == '\n' || prompt[pl - 1] == '\r')) pl--;   /* file's final newline */
@@ -212,7 +177,7 @@ static void test_model_prompt(void **st)
 static void test_reduced_vocab(void **st)
 {
     (void)st;
-    NEED_SHARED();
+    BT_NEED_SHARED();
     static const char *const cases[][2] = {
         { "The quick brown fox jumps over the lazy dog.",
           "2000 791 934 875 293 654 77 282 78 87 503 1538 82 927 279 1208 89 88 294 540 13" },
@@ -242,7 +207,7 @@ static void test_reduced_vocab(void **st)
 static void test_default_pretok(void **st)
 {
     (void)st;
-    NEED_SHARED();
+    BT_NEED_SHARED();
     bitnet_model *d = load_vocab("vocab/ggml-vocab-llama-bpe.gguf", BITNET_PRETOK_DEFAULT);
     bitnet_model *l = load_vocab("vocab/ggml-vocab-llama-bpe.gguf", BITNET_PRETOK_LLAMA3);
     assert_true(check_ids(d, "read_file", 9, 0, "888 62 1213", "default"));
@@ -275,11 +240,11 @@ static void log_cb(void *user, int32_t level, const char *msg)
 static void test_missing_pre(void **st)
 {
     (void)st;
-    NEED_SHARED();
+    BT_NEED_SHARED();
     char path[4096];
     size_t fl;
-    snprintf(path, sizeof(path), "%s/vocab/ggml-vocab-llama-bpe.gguf", shared_dir());
-    char *file = read_all(path, &fl);
+    snprintf(path, sizeof(path), "%s/vocab/ggml-vocab-llama-bpe.gguf", bt_shared_dir());
+    char *file = bt_read_file(path, &fl);
     assert_non_null(file);
     bitnet_gguf *g;
     assert_int_equal(bitnet__gguf_parse(&g, (const uint8_t *)file, fl), BITNET_OK);
@@ -396,11 +361,11 @@ static void roundtrip(const bitnet_model *m, int iters)
 static void test_piece_cache(void **st)
 {
     (void)st;
-    NEED_SHARED();
+    BT_NEED_SHARED();
     char path[4096];
     size_t tl;
-    snprintf(path, sizeof(path), "%s/text/tinystories-subset-lowercase.txt", shared_dir());
-    char *text = read_all(path, &tl);
+    snprintf(path, sizeof(path), "%s/text/tinystories-subset-lowercase.txt", bt_shared_dir());
+    char *text = bt_read_file(path, &tl);
     assert_non_null(text);
     if (tl > 200000) tl = 200000;
     /* mix in other scripts so that long and multi-token pieces occur */
@@ -432,7 +397,7 @@ static void test_piece_cache(void **st)
 static void test_roundtrip(void **st)
 {
     (void)st;
-    NEED_SHARED();
+    BT_NEED_SHARED();
     static const int32_t pts[] = { BITNET_PRETOK_LLAMA3, BITNET_PRETOK_DEFAULT, BITNET_PRETOK_GPT2 };
     for (size_t k = 0; k < 3; k++) {
         bitnet_model *m = load_vocab("vocab/ggml-vocab-llama-bpe.gguf", pts[k]);
@@ -830,7 +795,7 @@ static void test_no_vocab(void **st)
     free(buf);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mem_basic),
@@ -839,16 +804,16 @@ int main(void)
         cmocka_unit_test(test_streaming),
         cmocka_unit_test(test_buffers_and_args),
         cmocka_unit_test(test_no_vocab),
-        cmocka_unit_test(test_vectors_llama_bpe),
-        cmocka_unit_test(test_vectors_gpt2),
-        cmocka_unit_test(test_vectors_llama_spm),
-        cmocka_unit_test(test_chat_example),
-        cmocka_unit_test(test_model_prompt),
-        cmocka_unit_test(test_reduced_vocab),
-        cmocka_unit_test(test_default_pretok),
-        cmocka_unit_test(test_missing_pre),
-        cmocka_unit_test(test_roundtrip),
-        cmocka_unit_test(test_piece_cache),
+        bt_shared_test(test_vectors_llama_bpe),
+        bt_shared_test(test_vectors_gpt2),
+        bt_shared_test(test_vectors_llama_spm),
+        bt_shared_test(test_chat_example),
+        bt_shared_test(test_model_prompt),
+        bt_shared_test(test_reduced_vocab),
+        bt_shared_test(test_default_pretok),
+        bt_shared_test(test_missing_pre),
+        bt_shared_test(test_roundtrip),
+        bt_shared_test(test_piece_cache),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return BT_RUN(argc, argv, tests, NULL, NULL);
 }

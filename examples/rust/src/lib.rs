@@ -24,6 +24,11 @@
 //! from `bitnet_last_error()`.
 
 pub mod sys;
+mod callbacks;
+
+pub use callbacks::{AbortFn, LogFn, ProgressFn};
+use callbacks::Callbacks;
+use std::sync::Arc;
 
 use std::ffi::{CStr, CString};
 use std::fmt;
@@ -168,6 +173,8 @@ pub struct Model {
     ptr: NonNull<sys::bitnet_model>,
     // Keeps a buffer passed to load_buffer alive until bitnet_model_free.
     _buffer: Option<Vec<u8>>,
+    // The log closure, which the library may call as long as the model lives.
+    _callbacks: Option<Box<Callbacks>>,
 }
 
 // The C library documents a loaded model as immutable and thread-safe.
@@ -175,9 +182,11 @@ unsafe impl Send for Model {}
 unsafe impl Sync for Model {}
 
 /// Options for loading a model; start with [`Model::builder`].
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub struct ModelBuilder {
     params: sys::bitnet_model_params,
+    log: Option<Arc<LogFn>>,
+    progress: Option<Arc<ProgressFn>>,
 }
 
 impl ModelBuilder {
@@ -207,32 +216,90 @@ impl ModelBuilder {
         self
     }
 
+    /// Receive the library's messages about this model (`BITNET_LOG_*`
+    /// level, text) at `level` and below, for as long as the model lives.
+    /// A panic in `f` during the load resumes when the load returns; one in
+    /// a later call is dropped (it never unwinds through C).
+    pub fn log<F: Fn(i32, &str) + Send + Sync + 'static>(mut self, level: i32, f: F) -> Self {
+        self.params.log_level = level;
+        self.log = Some(Arc::new(f));
+        self
+    }
+    /// Called while loading with the progress in [0, 1]; return `true` to
+    /// cancel (the load then fails with status `BITNET_E_ABORTED`).
+    pub fn progress<F: Fn(f32) -> bool + Send + Sync + 'static>(mut self, f: F) -> Self {
+        self.progress = Some(Arc::new(f));
+        self
+    }
+
+    /// The params with the callbacks pointed at `cb`, and `cb` itself.
+    fn prepare(&self) -> (sys::bitnet_model_params, Option<Box<Callbacks>>) {
+        let mut params = self.params;
+        if self.log.is_none() && self.progress.is_none() {
+            return (params, None);
+        }
+        let cb = Callbacks::new(self.log.clone(), self.progress.clone(), None);
+        if cb.log.is_some() {
+            params.log_fn = Some(callbacks::log_tramp);
+            params.log_user = cb.user();
+        }
+        if cb.progress.is_some() {
+            params.progress_fn = Some(callbacks::progress_tramp);
+            params.progress_user = cb.user();
+        }
+        (params, Some(cb))
+    }
+
+    /// After a load: resume a closure's panic; drop the progress closure
+    /// (the library calls it only while loading).
+    fn finish(cb: Option<Box<Callbacks>>) -> Option<Box<Callbacks>> {
+        let mut cb = cb?;
+        cb.resume_panic();
+        cb.progress = None;
+        if cb.log.is_some() {
+            Some(cb)
+        } else {
+            None
+        }
+    }
+
     /// Load a GGUF file.
     pub fn load<P: AsRef<Path>>(&self, path: P) -> Result<Model> {
         let c = path_cstring(path.as_ref())?;
+        let (params, cb) = self.prepare();
         let mut out: *mut sys::bitnet_model = ptr::null_mut();
-        check(unsafe { sys::bitnet_model_load_file(&mut out, c.as_ptr(), &self.params) })?;
+        let st = unsafe { sys::bitnet_model_load_file(&mut out, c.as_ptr(), &params) };
+        let cb = ModelBuilder::finish(cb);
+        check(st)?;
         match NonNull::new(out) {
-            Some(ptr) => Ok(Model { ptr, _buffer: None }),
+            Some(ptr) => Ok(Model {
+                ptr,
+                _buffer: None,
+                _callbacks: cb,
+            }),
             None => Err(Error::invalid("bitnet_model_load_file returned no model")),
         }
     }
 
     /// Load a GGUF image held in memory (the bytes are moved into the model).
     pub fn load_buffer(&self, data: Vec<u8>) -> Result<Model> {
+        let (params, cb) = self.prepare();
         let mut out: *mut sys::bitnet_model = ptr::null_mut();
-        check(unsafe {
+        let st = unsafe {
             sys::bitnet_model_load_buffer(
                 &mut out,
                 data.as_ptr() as *const c_void,
                 data.len(),
-                &self.params,
+                &params,
             )
-        })?;
+        };
+        let cb = ModelBuilder::finish(cb);
+        check(st)?;
         match NonNull::new(out) {
             Some(ptr) => Ok(Model {
                 ptr,
                 _buffer: Some(data),
+                _callbacks: cb,
             }),
             None => Err(Error::invalid("bitnet_model_load_buffer returned no model")),
         }
@@ -246,7 +313,11 @@ impl Model {
         let size = std::mem::size_of::<sys::bitnet_model_params>();
         unsafe { sys::bitnet_model_params_init_(&mut params, size) };
         params.struct_size = size as u32;
-        ModelBuilder { params }
+        ModelBuilder {
+            params,
+            log: None,
+            progress: None,
+        }
     }
 
     /// Load a GGUF file with default options.
@@ -425,6 +496,8 @@ pub struct Context<'m> {
     ptr: NonNull<sys::bitnet_context>,
     model: &'m Model,
     n_vocab: usize,
+    // The log and abort closures, called during eval.
+    callbacks: Option<Box<Callbacks>>,
 }
 
 // One thread at a time may use a context; moving it between threads is fine.
@@ -434,6 +507,8 @@ unsafe impl<'m> Send for Context<'m> {}
 pub struct ContextBuilder<'m> {
     model: &'m Model,
     params: sys::bitnet_context_params,
+    log: Option<Arc<LogFn>>,
+    abort: Option<Arc<AbortFn>>,
 }
 
 impl<'m> ContextBuilder<'m> {
@@ -466,14 +541,47 @@ impl<'m> ContextBuilder<'m> {
         }
         self
     }
+    /// Receive the library's messages about this context at `level` and
+    /// below.
+    pub fn log<F: Fn(i32, &str) + Send + Sync + 'static>(mut self, level: i32, f: F) -> Self {
+        self.params.log_level = level;
+        self.log = Some(Arc::new(f));
+        self
+    }
+    /// Polled between layers during eval; return `true` to stop it (eval
+    /// then fails with status `BITNET_E_ABORTED` and the position is
+    /// unchanged).
+    pub fn abort<F: Fn() -> bool + Send + Sync + 'static>(mut self, f: F) -> Self {
+        self.abort = Some(Arc::new(f));
+        self
+    }
     pub fn build(&self) -> Result<Context<'m>> {
+        let mut params = self.params;
+        let mut cb = None;
+        if self.log.is_some() || self.abort.is_some() {
+            let c = Callbacks::new(self.log.clone(), None, self.abort.clone());
+            if c.log.is_some() {
+                params.log_fn = Some(callbacks::log_tramp);
+                params.log_user = c.user();
+            }
+            if c.abort.is_some() {
+                params.abort_fn = Some(callbacks::abort_tramp);
+                params.abort_user = c.user();
+            }
+            cb = Some(c);
+        }
         let mut out: *mut sys::bitnet_context = ptr::null_mut();
-        check(unsafe { sys::bitnet_context_create(&mut out, self.model.as_ptr(), &self.params) })?;
+        let st = unsafe { sys::bitnet_context_create(&mut out, self.model.as_ptr(), &params) };
+        if let Some(c) = &cb {
+            c.resume_panic();
+        }
+        check(st)?;
         match NonNull::new(out) {
             Some(ptr) => Ok(Context {
                 ptr,
                 model: self.model,
                 n_vocab: self.model.n_vocab().max(0) as usize,
+                callbacks: cb,
             }),
             None => Err(Error::invalid("bitnet_context_create returned no context")),
         }
@@ -486,7 +594,12 @@ impl<'m> Context<'m> {
         let size = std::mem::size_of::<sys::bitnet_context_params>();
         unsafe { sys::bitnet_context_params_init_(&mut params, size) };
         params.struct_size = size as u32;
-        ContextBuilder { model, params }
+        ContextBuilder {
+            model,
+            params,
+            log: None,
+            abort: None,
+        }
     }
 
     /// A context with default options.
@@ -502,9 +615,13 @@ impl<'m> Context<'m> {
     }
 
     fn eval_flags(&mut self, tokens: &[i32], flags: u32) -> Result<()> {
-        check(unsafe {
+        let st = unsafe {
             sys::bitnet_context_eval(self.ptr.as_ptr(), tokens.as_ptr(), tokens.len(), flags)
-        })
+        };
+        if let Some(c) = &self.callbacks {
+            c.resume_panic();
+        }
+        check(st)
     }
     /// Evaluate tokens at the current position; keeps the last token's logits.
     pub fn eval(&mut self, tokens: &[i32]) -> Result<()> {

@@ -237,3 +237,94 @@ fn model_shared_across_threads() {
     });
     assert_eq!(results[0], results[1]);
 }
+
+#[test]
+fn progress_callback() {
+    use std::sync::{Arc, Mutex};
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s2 = seen.clone();
+    let m = Model::builder()
+        .progress(move |f| {
+            s2.lock().unwrap().push(f);
+            false
+        })
+        .load(model_path())
+        .expect("load with progress");
+    assert!(m.n_vocab() > 0);
+    let seen = seen.lock().unwrap();
+    assert!(!seen.is_empty());
+    assert!(seen.iter().all(|f| (0.0..=1.0).contains(f)));
+    // returning true cancels the load
+    let e = Model::builder()
+        .progress(|_| true)
+        .load(model_path())
+        .err()
+        .expect("cancelled load must fail");
+    assert_eq!(e.status, sys::BITNET_E_ABORTED);
+}
+
+#[test]
+fn progress_panic_reaches_the_caller() {
+    let r = std::panic::catch_unwind(|| {
+        let _ = Model::builder()
+            .progress(|_| panic!("boom in progress"))
+            .load(model_path());
+    });
+    let p = r.err().expect("the panic must resume in the caller");
+    assert_eq!(p.downcast_ref::<&str>(), Some(&"boom in progress"));
+}
+
+#[test]
+fn log_callbacks() {
+    use std::sync::{Arc, Mutex};
+    let logs: Arc<Mutex<Vec<(i32, String)>>> = Arc::new(Mutex::new(Vec::new()));
+    let (l1, l2) = (logs.clone(), logs.clone());
+    let m = Model::builder()
+        .log(sys::BITNET_LOG_DEBUG, move |lvl, msg| {
+            l1.lock().unwrap().push((lvl, msg.to_string()))
+        })
+        .load(model_path())
+        .expect("load with log");
+    {
+        let mut ctx = Context::builder(&m)
+            .n_ctx(32)
+            .log(sys::BITNET_LOG_DEBUG, move |lvl, msg| {
+                l2.lock().unwrap().push((lvl, msg.to_string()))
+            })
+            .build()
+            .expect("context with log");
+        ctx.eval(&[1]).expect("eval");
+    }
+    let logs = logs.lock().unwrap();
+    // at debug level the library reports the load and the context
+    assert!(!logs.is_empty());
+    for (lvl, msg) in logs.iter() {
+        assert!((sys::BITNET_LOG_ERROR..=sys::BITNET_LOG_DEBUG).contains(lvl));
+        assert!(!msg.is_empty());
+    }
+}
+
+#[test]
+fn abort_callback() {
+    let m = load();
+    let prompt = m.tokenize("abort me", true, false).expect("tokenize");
+    let mut ctx = Context::builder(&m).n_ctx(64).abort(|| true).build().expect("context");
+    let e = ctx.eval(&prompt).err().expect("aborted eval must fail");
+    assert_eq!(e.status, sys::BITNET_E_ABORTED);
+    assert_eq!(ctx.pos(), 0);
+    // a closure that never aborts changes nothing
+    let mut ctx2 = Context::builder(&m).n_ctx(64).abort(|| false).build().expect("context");
+    ctx2.eval(&prompt).expect("eval");
+    assert_eq!(ctx2.pos(), prompt.len() as i32);
+
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut ctx3 = Context::builder(&m)
+            .n_ctx(64)
+            .abort(|| panic!("boom in abort"))
+            .build()
+            .expect("context");
+        let _ = ctx3.eval(&prompt);
+    }));
+    let p = r.err().expect("the panic must resume in the caller");
+    assert_eq!(p.downcast_ref::<&str>(), Some(&"boom in abort"));
+}
