@@ -84,7 +84,6 @@ void bitnet__layer_kernels_init(bitnet_layer_kernels *k, uint32_t flags);
 
 BITNET_DECL_LAYER_KERNELS(ref);
 BITNET_DECL_LAYER_KERNELS(avx2);
-BITNET_DECL_LAYER_KERNELS(avx512);
 BITNET_DECL_LAYER_KERNELS(neon);
 
 #endif /* BITNET_KERNELS_LAYER_H */

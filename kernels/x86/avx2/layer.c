@@ -122,11 +122,21 @@ static inline __m256i tail_mask(int32_t n)
 
 #define GROUP 4
 
+/* The sums of four vectors of 8 as one vector of 4 (lane h: the sum of
+ * a_h, depending on a_h alone). */
+static inline __m128 reduce4(__m256 a0, __m256 a1, __m256 a2, __m256 a3)
+{
+    const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+
 /* The blocked online-softmax attention of the reference (docs/kernels.md),
- * up to four heads of a group per pass over K and V, 8 dims per step.
- * Each head's arithmetic does not depend on its group. */
-static void attn_group(const float *q, int32_t gh, const uint16_t *k, const uint16_t *v,
-                       int32_t n_kv, int32_t hd, float scale, float *o, float *p)
+ * up to four heads of a group per pass over K and V (gh is a constant after
+ * inlining), 8 dims per step. Each head's arithmetic does not depend on its
+ * group: its lanes of reduce4 and its softmax and V sums are its own. */
+static inline __attribute__((always_inline))
+void attn_group(const float *q, const int32_t gh, const uint16_t *k, const uint16_t *v,
+                int32_t n_kv, int32_t hd, float scale, float *o, float *p)
 {
     const int32_t nc = (hd + 7) / 8;
     const __m256i lastm = tail_mask(hd - 8 * (nc - 1));
@@ -150,10 +160,12 @@ static void attn_group(const float *q, int32_t gh, const uint16_t *k, const uint
                 if (gh > 2) a2 = _mm256_fmadd_ps(_mm256_maskload_ps(qc + 2 * hd, mk), kv, a2);
                 if (gh > 3) a3 = _mm256_fmadd_ps(_mm256_maskload_ps(qc + 3 * hd, mk), kv, a3);
             }
-            p[j] = hsum8(a0) * scale;
-            if (gh > 1) p[BITNET_ATTN_BLOCK + j] = hsum8(a1) * scale;
-            if (gh > 2) p[2 * BITNET_ATTN_BLOCK + j] = hsum8(a2) * scale;
-            if (gh > 3) p[3 * BITNET_ATTN_BLOCK + j] = hsum8(a3) * scale;
+            float sj[4];
+            _mm_storeu_ps(sj, _mm_mul_ps(reduce4(a0, a1, a2, a3), _mm_set1_ps(scale)));
+            p[j] = sj[0];
+            if (gh > 1) p[BITNET_ATTN_BLOCK + j] = sj[1];
+            if (gh > 2) p[2 * BITNET_ATTN_BLOCK + j] = sj[2];
+            if (gh > 3) p[3 * BITNET_ATTN_BLOCK + j] = sj[3];
         }
         float corr[GROUP];
         for (int32_t h = 0; h < gh; h++) {
@@ -217,6 +229,12 @@ void bitnet__attn_f16_avx2(const float *q, int32_t n_q, const uint16_t *k, const
         const float *qh = q + (size_t)h * hd;
         for (int32_t i = 0; i < gh * hd; i++)
             qr[i] = bitnet__fp16_to_fp32(bitnet__fp32_to_fp16(qh[i]));
-        attn_group(qr, gh, k, v, n_kv, hd, scale, out + (size_t)h * hd, work);
+        float *oh = out + (size_t)h * hd;
+        switch (gh) {
+        case 4: attn_group(qr, 4, k, v, n_kv, hd, scale, oh, work); break;
+        case 3: attn_group(qr, 3, k, v, n_kv, hd, scale, oh, work); break;
+        case 2: attn_group(qr, 2, k, v, n_kv, hd, scale, oh, work); break;
+        default: attn_group(qr, 1, k, v, n_kv, hd, scale, oh, work); break;
+        }
     }
 }
