@@ -633,6 +633,11 @@ BITNET_API void bitnet_synth_params_init_(bitnet_synth_params *p, size_t size);
  * Write a GGUF model with random ternary linear weights (seeded; one scale
  * per tensor), random norm weights and a random embedding, in the layout the
  * official engines use (same keys, tensor names and 32-byte alignment).
+ * A regular file (or a new path) is written to a temporary file in the same
+ * directory that replaces `path` only once complete: on failure an existing
+ * file is left as it was and only the temporary file is removed. A path that
+ * is not a regular file (a device, a pipe) is written directly and is never
+ * removed.
  * @return BITNET_OK; BITNET_E_INVALID_ARG (inconsistent shape: n_embd not a
  *         multiple of n_head, n_head not a multiple of n_head_kv, a type not
  *         allowed for its tensor, a block type whose block size does not
