@@ -227,7 +227,9 @@ BITNET_API void bitnet_model_params_init_(bitnet_model_params *p, size_t size);
  * @param path   NUL-terminated file path
  * @param params NULL for defaults
  * @return BITNET_OK;
- *         BITNET_E_INVALID_ARG (out or path NULL, bad params);
+ *         BITNET_E_INVALID_ARG (out or path NULL; bad params: struct_size
+ *           below 4 or above 4096 (an uninitialised struct), unknown flags
+ *           bits, pre_tokenizer not a BITNET_PRETOK_* value);
  *         BITNET_E_IO (cannot open or read);
  *         BITNET_E_FORMAT (malformed or inconsistent file);
  *         BITNET_E_UNSUPPORTED (unknown architecture or tensor type, or a
@@ -300,7 +302,9 @@ enum {
  * @param text  may be NULL when len is 0
  * @param out   receives up to cap ids; may be NULL when cap is 0
  * @param n_out receives the number of ids (needed count when too small)
- * @return BITNET_OK; BITNET_E_INVALID_ARG; BITNET_E_BUFFER_TOO_SMALL; BITNET_E_NOMEM.
+ * @return BITNET_OK; BITNET_E_INVALID_ARG; BITNET_E_BUFFER_TOO_SMALL; BITNET_E_NOMEM;
+ *         BITNET_E_UNSUPPORTED (the model has no vocabulary: its file says
+ *         tokenizer.ggml.model "none" or has no tokenizer keys).
  * Thread-safe.
  */
 BITNET_API int bitnet_tokenize(const bitnet_model *model, const char *text,
@@ -318,7 +322,8 @@ enum {
  * use a bitnet_detokenizer to stream text safely.
  *
  * @param buf   receives the bytes (not NUL-terminated); NULL allowed if cap 0
- * @return BITNET_OK; BITNET_E_INVALID_ARG (bad id); BITNET_E_BUFFER_TOO_SMALL.
+ * @return BITNET_OK; BITNET_E_INVALID_ARG (bad id); BITNET_E_BUFFER_TOO_SMALL;
+ *         BITNET_E_UNSUPPORTED (the model has no vocabulary).
  * Thread-safe.
  */
 BITNET_API int bitnet_token_to_piece(const bitnet_model *model, int32_t token,
@@ -346,6 +351,8 @@ BITNET_API int bitnet_token_is_eog(const bitnet_model *model, int32_t token);
  * Streaming detokenizer: feed tokens one at a time and receive only complete
  * UTF-8 characters; bytes of a character split across tokens are held back
  * until it completes. Invalid sequences are emitted as U+FFFD.
+ * @return BITNET_OK; BITNET_E_INVALID_ARG; BITNET_E_NOMEM;
+ *         BITNET_E_UNSUPPORTED (the model has no vocabulary).
  */
 BITNET_API int bitnet_detokenizer_create(bitnet_detokenizer **out,
                                          const bitnet_model *model,
