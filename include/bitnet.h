@@ -184,7 +184,11 @@ typedef struct bitnet_detokenizer bitnet_detokenizer;
 /* ------------------------------------------------------------------------ */
 
 enum {
-    /** Read the file with read() into memory instead of mapping it. */
+    /** Read the file with read() into memory instead of mapping it.
+     *  Without it the file is mapped: a mapped file truncated by another
+     *  process while the model is loaded kills the process with SIGBUS at
+     *  the next eval (replacing the file by rename is harmless). Use this
+     *  flag when the file may be rewritten in place. */
     BITNET_MODEL_NO_MMAP    = 1u << 0,
     /** Load hyperparameters and the vocabulary only: tokenizer and metadata
      *  calls work, contexts cannot be created (BITNET_E_UNSUPPORTED). */
