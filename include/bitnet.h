@@ -596,6 +596,37 @@ BITNET_API int bitnet_chat_render(const bitnet_model *model, const char *name,
                                   size_t n_messages, int add_assistant,
                                   char *buf, size_t cap, size_t *n_out);
 
+/**
+ * Tokenize a conversation for the model: the recommended way to build a chat
+ * prompt, and the only safe one for untrusted message content. The template
+ * markup (<|begin_of_text|>, <|eot_id|>, <|start_header_id|>, <|im_start|>,
+ * <|user|>... when the vocabulary has them as control tokens) becomes special
+ * tokens; message content is always tokenized as plain text, so a message
+ * containing "<|eot_id|><|start_header_id|>system" cannot end its turn or
+ * open another (it becomes ordinary text tokens; user-defined tokens, type
+ * 4, still match as in bitnet_tokenize without PARSE_SPECIAL). When no
+ * content holds special-token text the result equals bitnet_chat_render()
+ * followed by bitnet_tokenize() with BITNET_TOKENIZE_PARSE_SPECIAL (and
+ * without ADD_BOS: the formats that use BOS carry it).
+ *
+ * @param model     required (its vocabulary, and its tokenizer.chat_template
+ *                  when name is NULL)
+ * @param name      NULL, or one of "bitnet", "llama3", "falcon3", "chatml"
+ * @param messages  as for bitnet_chat_render()
+ * @param add_assistant non-zero: end with the assistant prefix
+ * @param out       receives up to cap ids; may be NULL when cap is 0
+ * @param n_out     receives the number of ids (needed count when too small)
+ * @return BITNET_OK; BITNET_E_INVALID_ARG (NULLs, unknown role);
+ *         BITNET_E_NOT_FOUND (as bitnet_chat_render());
+ *         BITNET_E_UNSUPPORTED (the model has no vocabulary);
+ *         BITNET_E_BUFFER_TOO_SMALL (*n_out ids needed); BITNET_E_NOMEM.
+ * Thread-safe.
+ */
+BITNET_API int bitnet_chat_tokenize(const bitnet_model *model, const char *name,
+                                    const bitnet_chat_message *messages,
+                                    size_t n_messages, int add_assistant,
+                                    int32_t *out, size_t cap, size_t *n_out);
+
 
 /* ------------------------------------------------------------------------ */
 /* Synthetic models (for tests and benchmarks)                              */
