@@ -295,7 +295,8 @@ enum {
     /** Turn special-token text (e.g. "<|eot_id|>") into the special token,
      *  longest match first. Without it such text is tokenized as plain text
      *  (user-defined tokens, token type 4, are matched either way, as in
-     *  llama.cpp). */
+     *  llama.cpp). Never use it on untrusted text; chat prompts:
+     *  bitnet_chat_tokenize(). */
     BITNET_TOKENIZE_PARSE_SPECIAL = 1u << 1
 };
 
@@ -554,10 +555,13 @@ typedef struct bitnet_chat_message {
 } bitnet_chat_message;
 
 /**
- * Render a conversation as prompt text (tokenize it with
- * BITNET_TOKENIZE_PARSE_SPECIAL and without ADD_BOS: the text carries BOS
- * for the formats that use one, "bitnet" and "llama3").
- * Message content is inserted as given (not trimmed).
+ * Render a conversation as prompt text (the text carries BOS for the
+ * formats that use one, "bitnet" and "llama3"). Message content is inserted
+ * as given (not trimmed), so special-token text in it is indistinguishable
+ * from the template's: to evaluate a conversation use bitnet_chat_tokenize(),
+ * which keeps content plain. Tokenizing this text with
+ * BITNET_TOKENIZE_PARSE_SPECIAL (without ADD_BOS) gives the same ids only
+ * when every message is trusted.
  *
  *  - "bitnet" (2B4T training format): <|begin_of_text|>, then
  *    "Role: content<|eot_id|>" per message (Role System, User, Assistant),
