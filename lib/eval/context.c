@@ -243,6 +243,20 @@ int bitnet_context_create(bitnet_context **out, const bitnet_model *model,
 
 /* ---- eval ------------------------------------------------------------- */
 
+/* Threads for a step of nb tokens: a layer is about ten barrier-separated
+ * stages over its seven weight matrices (the head's one stage is of the
+ * same order for the shapes supported), so that is the work per stage. */
+static int step_threads(const bitnet_context *c, int32_t nb)
+{
+    const bitnet_layer *L = &c->model->layers[0];
+    const bitnet_tmat *w[7] = { &L->wq, &L->wk, &L->wv, &L->wo,
+                                &L->wgate, &L->wup, &L->wdown };
+    double per_token = 0;
+    for (int i = 0; i < 7; i++)
+        per_token += (double)w[i]->rows * (double)w[i]->cols;
+    return bitnet__threads_for_work(c->n_threads, per_token * nb / 10.0);
+}
+
 int bitnet_context_eval(bitnet_context *c, const int32_t *tokens, size_t n_tokens,
                         uint32_t flags)
 {
@@ -297,7 +311,7 @@ int bitnet_context_eval(bitnet_context *c, const int32_t *tokens, size_t n_token
             st->logits_mode = last ? LOGITS_LAST : LOGITS_NONE;
             st->lout = c->logits[nxt];
         }
-        bitnet__threadpool_run(c->tp, bitnet__eval_step, c);
+        bitnet__threadpool_run_n(c->tp, bitnet__eval_step, c, step_threads(c, nb));
         if (st->aborted)
             return bitnet__error(BITNET_E_ABORTED, "bitnet_context_eval: aborted by the callback");
         off += (size_t)nb;
