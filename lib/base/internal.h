@@ -42,6 +42,25 @@ void bitnet__log(const bitnet_logger *lg, int32_t level, const char *fmt, ...)
 
 /* ---- memory ---------------------------------------------------------- */
 
+/* Every allocation of the library goes through these (malloc, calloc and
+ * realloc are redirected to them below), so a test can make any one of
+ * them fail: bitnet__alloc_fail_at(n) makes the n-th allocation from now
+ * return NULL (once; 0 turns it off) and bitnet__alloc_fail_pending()
+ * says how many allocations are still to go before it (0 when it has
+ * happened or is off). Off, the cost is one relaxed atomic load. */
+void *bitnet__malloc(size_t size);
+void *bitnet__calloc(size_t n, size_t size);
+void *bitnet__realloc(void *p, size_t size);
+void bitnet__alloc_fail_at(long n);
+long bitnet__alloc_fail_pending(void);
+
+#ifndef BITNET_ALLOC_IMPL
+# include <stdlib.h>     /* declared before the names are redirected */
+# define malloc(n) bitnet__malloc(n)
+# define calloc(n, s) bitnet__calloc((n), (s))
+# define realloc(p, n) bitnet__realloc((p), (n))
+#endif
+
 /* Aligned allocation (alignment a power of two >= sizeof(void*)); returns NULL
  * on failure or size 0. Free with bitnet__afree. */
 void *bitnet__aalloc(size_t size, size_t alignment);

@@ -1,8 +1,10 @@
 /*
  * Errors, logging, memory, params structs and the small platform layer.
  */
+#define BITNET_ALLOC_IMPL 1     /* the real allocator is used here */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,9 +54,45 @@ void bitnet__log(const bitnet_logger *lg, int32_t level, const char *fmt, ...)
 
 /* ---- memory ---------------------------------------------------------- */
 
+/* > 0: allocations left until the one that fails */
+static atomic_long fail_countdown;
+
+static int fail_now(void)
+{
+    if (BN_UNLIKELY(atomic_load_explicit(&fail_countdown, memory_order_relaxed) > 0))
+        return atomic_fetch_sub(&fail_countdown, 1) == 1;
+    return 0;
+}
+
+void bitnet__alloc_fail_at(long n)
+{
+    atomic_store(&fail_countdown, n > 0 ? n : 0);
+}
+
+long bitnet__alloc_fail_pending(void)
+{
+    long v = atomic_load(&fail_countdown);
+    return v > 0 ? v : 0;
+}
+
+void *bitnet__malloc(size_t size)
+{
+    return fail_now() ? NULL : malloc(size);
+}
+
+void *bitnet__calloc(size_t n, size_t size)
+{
+    return fail_now() ? NULL : calloc(n, size);
+}
+
+void *bitnet__realloc(void *p, size_t size)
+{
+    return fail_now() ? NULL : realloc(p, size);
+}
+
 void *bitnet__aalloc(size_t size, size_t alignment)
 {
-    if (size == 0)
+    if (size == 0 || fail_now())
         return NULL;
     if (alignment < sizeof(void *))
         alignment = sizeof(void *);
@@ -76,7 +114,7 @@ void bitnet__afree(void *p)
 
 char *bitnet__strndup(const char *s, size_t n)
 {
-    char *d = malloc(n + 1);
+    char *d = bitnet__malloc(n + 1);
     if (!d)
         return NULL;
     memcpy(d, s, n);
@@ -164,7 +202,7 @@ int bitnet__file_open(bitnet_file_view *v, const char *path, int no_mmap)
         }
         /* fall back to reading */
     }
-    uint8_t *buf = malloc(size);
+    uint8_t *buf = bitnet__malloc(size);
     if (!buf) {
         close(fd);
         return bitnet__error(BITNET_E_NOMEM, "cannot allocate %zu bytes to "

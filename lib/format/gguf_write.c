@@ -80,10 +80,15 @@ static int sink_open(const char *path, FILE **fp, char **tmpp, char **finalp)
      * symbolic link is followed, so the link stays a link). */
     char *target = NULL;
     if (exists) {
-        target = realpath(path, NULL);
+        target = malloc(PATH_MAX);
         if (!target)
+            return bitnet__error(BITNET_E_NOMEM, "GGUF writer: out of memory");
+        if (!realpath(path, target)) {
+            int e = errno;
+            free(target);
             return bitnet__error(BITNET_E_IO, "cannot resolve '%s': %s", path,
-                                 strerror(errno));
+                                 strerror(e));
+        }
     } else {
         target = bitnet__strdup(path);
         if (!target)
