@@ -389,7 +389,9 @@ typedef struct bitnet_context_params {
     int32_t n_ctx;          /**< KV cache length in tokens; 0: the model's
                                  training context capped at 4096; default 0   */
     int32_t n_threads;      /**< worker threads incl. the caller; 0: number of
-                                 online CPUs; default 0; at most 256           */
+                                 online CPUs; default 0; at most 256. A step
+                                 with little work uses fewer (results do not
+                                 depend on the count)                         */
     int32_t n_batch;        /**< largest number of tokens processed together
                                  in one internal step; default 512            */
     uint32_t cpu_mask;      /**< allowed BITNET_CPU_* bits; default ALL       */
