@@ -48,9 +48,9 @@
  * the partner is not running and sleeping costs less than polling. Between
  * runs (workers waiting for the next generation) the budgets are larger:
  * sampling one token takes some tens of microseconds. */
-#define IDLE_SPIN_NS 50000
+#define IDLE_SPIN_NS 200000
 #define IDLE_YIELD_NS 1000000
-#define BARRIER_SPIN_NS 20000
+#define BARRIER_SPIN_NS 100000
 #define BARRIER_YIELD_NS 200000
 
 /* The generation word: run counter above GEN_SHIFT bits, the run's thread
@@ -316,4 +316,58 @@ int bitnet__threads_for_work(int max_threads, double work_per_stage)
     if (k < 1.0)
         return 1;
     return k >= (double)max_threads ? max_threads : (int)k;
+}
+
+/* ---- many threads or one, from measurements ----------------------------- */
+
+#define TUNER_FIRST 8u
+#define TUNER_MAX 512u
+
+void bitnet__tuner_init(bitnet_thread_tuner *t)
+{
+    t->cost[0] = t->cost[1] = 0;
+    t->since = 0;
+    t->interval = TUNER_FIRST;
+    t->trying = 0;
+}
+
+int bitnet__tuner_choose(bitnet_thread_tuner *t, int n_wanted)
+{
+    pthread_once(&work_unit_once, read_work_unit);
+    t->trying = 0;
+    if (t->interval == 0)                  /* zero-initialised */
+        t->interval = TUNER_FIRST;
+    if (n_wanted <= 1 || work_unit == 0)   /* 0: every thread, always */
+        return n_wanted < 1 ? 1 : n_wanted;
+    if (t->cost[0] == 0)
+        return n_wanted;                   /* measure the default first */
+    int best_one = t->cost[1] > 0 && t->cost[1] < t->cost[0];
+    if (t->cost[1] == 0 || ++t->since >= t->interval) {
+        t->trying = 1;                     /* try the other choice */
+        return best_one ? n_wanted : 1;
+    }
+    return best_one ? 1 : n_wanted;
+}
+
+void bitnet__tuner_record(bitnet_thread_tuner *t, int n_used, double seconds,
+                          double work)
+{
+    if (!(work > 0) || !(seconds >= 0))
+        return;
+    int k = n_used <= 1;
+    double c = seconds / work;
+    if (c <= 0)
+        c = 1e-300;                        /* "measured, and very fast" */
+    if (t->trying) {
+        /* a try replaces the old figure, which may be from another load */
+        t->cost[k] = c;
+        t->since = 0;
+        if (t->cost[k] < t->cost[!k])
+            t->interval = TUNER_FIRST;     /* it won: it is used from now on */
+        else if (t->interval < TUNER_MAX)
+            t->interval *= 2;
+        t->trying = 0;
+        return;
+    }
+    t->cost[k] = t->cost[k] > 0 ? 0.75 * t->cost[k] + 0.25 * c : c;
 }

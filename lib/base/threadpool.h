@@ -53,4 +53,30 @@ void bitnet__threadpool_barrier(bitnet_threadpool *tp);
 #define BITNET__WORK_PER_THREAD (256.0 * 1024.0)
 int bitnet__threads_for_work(int max_threads, double work_per_stage);
 
+/* Many threads or one, from measurements. When other processes hold the
+ * cores, a region on several threads can be slower than on one even with
+ * plenty of work (every barrier waits for a descheduled thread). A tuner
+ * keeps the time per unit of work of both choices for one kind of step:
+ * it uses the faster, and tries the other now and then (one thread on the
+ * second step, then the other choice after 8 steps, twice as long each
+ * time the try loses, up to 512 steps), so it follows the machine's load.
+ * The count never changes results. Not thread-safe (one per context and
+ * kind of step). A zero-filled tuner is ready to use, as after
+ * bitnet__tuner_init. BITNET_WORK_PER_THREAD=0 turns tuning off. */
+typedef struct bitnet_thread_tuner {
+    double cost[2];          /* s per unit: [0] the wanted count, [1] one */
+    unsigned since;          /* steps since the last try */
+    unsigned interval;       /* steps between tries */
+    int trying;              /* the chosen option is a try */
+} bitnet_thread_tuner;
+
+void bitnet__tuner_init(bitnet_thread_tuner *t);
+/* The thread count for a step that warrants n_wanted threads
+ * (bitnet__threads_for_work): n_wanted or 1. */
+int bitnet__tuner_choose(bitnet_thread_tuner *t, int n_wanted);
+/* Report the step run with n_used threads (the value choose returned): it
+ * took `seconds` for `work` units. */
+void bitnet__tuner_record(bitnet_thread_tuner *t, int n_used, double seconds,
+                          double work);
+
 #endif /* BITNET_THREADPOOL_H */

@@ -243,10 +243,11 @@ int bitnet_context_create(bitnet_context **out, const bitnet_model *model,
 
 /* ---- eval ------------------------------------------------------------- */
 
-/* Threads for a step of nb tokens: a layer is about ten barrier-separated
- * stages over its seven weight matrices (the head's one stage is of the
- * same order for the shapes supported), so that is the work per stage. */
-static int step_threads(const bitnet_context *c, int32_t nb)
+/* Work of a step of nb tokens, in weight multiply-accumulates per stage: a
+ * layer is about ten barrier-separated stages over its seven weight
+ * matrices (the head's one stage is of the same order for the shapes
+ * supported). */
+static double step_work(const bitnet_context *c, int32_t nb)
 {
     const bitnet_layer *L = &c->model->layers[0];
     const bitnet_tmat *w[7] = { &L->wq, &L->wk, &L->wv, &L->wo,
@@ -254,7 +255,26 @@ static int step_threads(const bitnet_context *c, int32_t nb)
     double per_token = 0;
     for (int i = 0; i < 7; i++)
         per_token += (double)w[i]->rows * (double)w[i]->cols;
-    return bitnet__threads_for_work(c->n_threads, per_token * nb / 10.0);
+    return per_token * nb / 10.0;
+}
+
+/* Run one step on the threads its work warrants, or on one when that has
+ * measured faster on this machine's current load (the result is the same
+ * for any count). */
+static void run_step(bitnet_context *c, int32_t nb)
+{
+    double work = step_work(c, nb);
+    bitnet_thread_tuner *t = &c->tune[nb > 1];
+    int want = bitnet__threads_for_work(c->n_threads, work);
+    int nth = bitnet__tuner_choose(t, want);
+    if (want <= 1) {
+        bitnet__threadpool_run_n(c->tp, bitnet__eval_step, c, 1);
+        return;
+    }
+    double t0 = bitnet__now();
+    bitnet__threadpool_run_n(c->tp, bitnet__eval_step, c, nth);
+    if (!c->st.aborted)             /* an aborted step did not do its work */
+        bitnet__tuner_record(t, nth, bitnet__now() - t0, work);
 }
 
 int bitnet_context_eval(bitnet_context *c, const int32_t *tokens, size_t n_tokens,
@@ -311,7 +331,7 @@ int bitnet_context_eval(bitnet_context *c, const int32_t *tokens, size_t n_token
             st->logits_mode = last ? LOGITS_LAST : LOGITS_NONE;
             st->lout = c->logits[nxt];
         }
-        bitnet__threadpool_run_n(c->tp, bitnet__eval_step, c, step_threads(c, nb));
+        run_step(c, nb);
         if (st->aborted)
             return bitnet__error(BITNET_E_ABORTED, "bitnet_context_eval: aborted by the callback");
         off += (size_t)nb;

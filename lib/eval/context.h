@@ -42,6 +42,7 @@ struct bitnet_context {
     const struct bitnet_model *model;
     bitnet_kernels k;
     bitnet_threadpool *tp;
+    bitnet_thread_tuner tune[2];    /* thread count: [0] decode, [1] prompt steps */
     int n_threads;
     int32_t n_ctx, n_batch;
     uint32_t flags;

@@ -135,6 +135,51 @@ static void test_threads_for_work(void **state)
     assert_int_equal(bitnet__threads_for_work(0, u * 1000), 1);
 }
 
+static void test_tuner(void **state)
+{
+    (void)state;
+    bitnet_thread_tuner t;
+    memset(&t, 0, sizeof(t));           /* zero-filled is ready to use */
+    assert_int_equal(bitnet__tuner_choose(&t, 1), 1);
+    assert_int_equal(bitnet__tuner_choose(&t, 0), 1);
+    /* the wanted count is measured first, then one thread is tried */
+    assert_int_equal(bitnet__tuner_choose(&t, 2), 2);
+    bitnet__tuner_record(&t, 2, 1.0, 1.0);
+    assert_int_equal(bitnet__tuner_choose(&t, 2), 1);
+    bitnet__tuner_record(&t, 1, 3.0, 1.0);          /* slower: keep 2 */
+    for (int i = 1; i < 16; i++) {
+        assert_int_equal(bitnet__tuner_choose(&t, 2), 2);
+        bitnet__tuner_record(&t, 2, 1.0, 1.0);
+    }
+    /* the losing try doubled the interval to 16 steps */
+    assert_int_equal(bitnet__tuner_choose(&t, 2), 1);
+    bitnet__tuner_record(&t, 1, 0.5, 1.0);          /* the load changed */
+    for (int i = 1; i < 8; i++) {
+        assert_int_equal(bitnet__tuner_choose(&t, 2), 1);
+        bitnet__tuner_record(&t, 1, 0.5, 1.0);
+    }
+    /* the winner is used; the other is tried again after 8 steps */
+    assert_int_equal(bitnet__tuner_choose(&t, 2), 2);
+    bitnet__tuner_record(&t, 2, 0.25, 1.0);         /* and wins back */
+    assert_int_equal(bitnet__tuner_choose(&t, 2), 2);
+    bitnet__tuner_record(&t, 2, 0.25, 2.0);
+    /* costs are per unit of work; bad reports are ignored */
+    bitnet__tuner_record(&t, 2, -1.0, 1.0);
+    bitnet__tuner_record(&t, 2, 1.0, 0.0);
+    assert_int_equal(bitnet__tuner_choose(&t, 2), 2);
+    /* the interval is capped: a choice that keeps losing is still tried */
+    bitnet__tuner_init(&t);
+    bitnet__tuner_choose(&t, 4);
+    bitnet__tuner_record(&t, 4, 1.0, 1.0);
+    int tries = 0;
+    for (int i = 0; i < 4000; i++) {
+        int n = bitnet__tuner_choose(&t, 4);
+        tries += n == 1;
+        bitnet__tuner_record(&t, n, n == 1 ? 9.0 : 1.0, 1.0);
+    }
+    assert_true(tries >= 4000 / 512 && tries <= 16);
+}
+
 static void test_pool(void **state)
 {
     (void)state;
@@ -151,6 +196,7 @@ int main(void)
         cmocka_unit_test(test_pool),
         cmocka_unit_test(test_pool_subset),
         cmocka_unit_test(test_threads_for_work),
+        cmocka_unit_test(test_tuner),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
