@@ -551,33 +551,33 @@ static void chat_free(chat *c)
     free(c->msgs);
 }
 
-static char *render(const bitnet_model *m, const char *tmpl, const chat *c)
+/* The conversation's tokens: template markup as control tokens, what the
+ * user typed always as plain text (so typing "<|eot_id|>" cannot end a turn). */
+static int chat_token_ids(const bitnet_model *m, const char *tmpl, const chat *c,
+                          int32_t **out, size_t *n)
 {
     size_t need = 0;
-    int rc = bitnet_chat_render(m, tmpl, c->msgs, c->n, 1, NULL, 0, &need);
+    int rc = bitnet_chat_tokenize(m, tmpl, c->msgs, c->n, 1, NULL, 0, &need);
     if (rc != BITNET_E_BUFFER_TOO_SMALL && rc != BITNET_OK)
-        return NULL;
-    char *buf = malloc(need + 1);
-    if (!buf)
-        return NULL;
-    if (bitnet_chat_render(m, tmpl, c->msgs, c->n, 1, buf, need + 1, &need) != BITNET_OK) {
-        free(buf);
-        return NULL;
+        return rc;
+    int32_t *ids = malloc((need ? need : 1) * sizeof(*ids));
+    if (!ids)
+        return BITNET_E_NOMEM;
+    rc = bitnet_chat_tokenize(m, tmpl, c->msgs, c->n, 1, ids, need, n);
+    if (rc != BITNET_OK) {
+        free(ids);
+        return rc;
     }
-    return buf;
+    *out = ids;
+    return BITNET_OK;
 }
 
-/* The chat's prompt tokens (rendered with the template, then tokenized). */
+/* The chat's prompt tokens, or an error message and non-zero. */
 static int chat_tokens(const gen *g, const char *tmpl, const chat *c, int32_t **ids,
                        size_t *n)
 {
-    char *text = render(g->model, tmpl, c);
-    if (!text)
+    if (chat_token_ids(g->model, tmpl, c, ids, n) != BITNET_OK)
         return ex_fail(prog, "chat template: %s", bitnet_last_error());
-    int rc = tokenize(g->model, text, BITNET_TOKENIZE_PARSE_SPECIAL, ids, n);
-    free(text);
-    if (rc != BITNET_OK)
-        return ex_fail(prog, "tokenize: %s", bitnet_last_error());
     return 0;
 }
 

@@ -359,41 +359,78 @@ func (m *Model) Detokenize(toks []int32, special bool) ([]byte, error) {
 // ChatMessage is one turn of a conversation.
 type ChatMessage struct{ Role, Content string }
 
-// ChatRender renders messages with a chat template ("" = the model's own).
-// Tokenize the result with addBOS=false, parseSpecial=true.
-func (m *Model) ChatRender(template string, msgs []ChatMessage, addAssistant bool) (string, error) {
+// chatArgs puts msgs and the template name in C memory; free releases it.
+func chatArgs(template string, msgs []ChatMessage) (arr *C.bitnet_chat_message, name *C.char, free func()) {
 	n := len(msgs)
 	if n == 0 {
 		n = 1
 	}
-	// The message array and strings live in C memory.
 	raw := C.malloc(C.size_t(n) * C.size_t(unsafe.Sizeof(C.bitnet_chat_message{})))
-	defer C.free(raw)
-	arr := unsafe.Slice((*C.bitnet_chat_message)(raw), n)
+	sl := unsafe.Slice((*C.bitnet_chat_message)(raw), n)
 	var cstrs []*C.char
-	defer func() {
-		for _, s := range cstrs {
-			C.free(unsafe.Pointer(s))
-		}
-	}()
 	for i, msg := range msgs {
 		r, c := C.CString(msg.Role), C.CString(msg.Content)
 		cstrs = append(cstrs, r, c)
-		arr[i].role, arr[i].content = r, c
+		sl[i].role, sl[i].content = r, c
 	}
-	var name *C.char
 	if template != "" {
 		name = C.CString(template)
 		cstrs = append(cstrs, name)
 	}
+	return &sl[0], name, func() {
+		for _, s := range cstrs {
+			C.free(unsafe.Pointer(s))
+		}
+		C.free(raw)
+	}
+}
+
+// ChatRender renders messages with a chat template ("" = the model's own),
+// for display. To evaluate a conversation use ChatTokenize, which keeps
+// message content plain text.
+func (m *Model) ChatRender(template string, msgs []ChatMessage, addAssistant bool) (string, error) {
+	arr, name, free := chatArgs(template, msgs)
+	defer free()
 	add := C.int(0)
 	if addAssistant {
 		add = 1
 	}
 	b, err := fillBytes("bitnet_chat_render", 1024, func(buf *C.char, cap C.size_t, nout *C.size_t) C.int {
-		return C.bitnet_chat_render(m.p, name, &arr[0], C.size_t(len(msgs)), add, buf, cap, nout)
+		return C.bitnet_chat_render(m.p, name, arr, C.size_t(len(msgs)), add, buf, cap, nout)
 	})
 	return string(b), err
+}
+
+// ChatTokenize returns the token ids of a conversation: the template's markup
+// becomes control tokens and message content is always plain text, so a
+// message cannot forge turns. This is the way to build a chat prompt.
+func (m *Model) ChatTokenize(template string, msgs []ChatMessage, addAssistant bool) ([]int32, error) {
+	arr, name, free := chatArgs(template, msgs)
+	defer free()
+	add := C.int(0)
+	if addAssistant {
+		add = 1
+	}
+	size := 64
+	for _, msg := range msgs {
+		size += len(msg.Role) + len(msg.Content)
+	}
+	out := make([]int32, size)
+	for {
+		var n C.size_t
+		err := call("bitnet_chat_tokenize", func() C.int {
+			return C.bitnet_chat_tokenize(m.p, name, arr, C.size_t(len(msgs)), add,
+				(*C.int32_t)(unsafe.Pointer(&out[0])), C.size_t(len(out)), &n)
+		})
+		if IsStatus(err, ErrBufferSmall) && int(n) > len(out) {
+			out = make([]int32, int(n))
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return out[:n], nil
+	}
 }
 
 // ---- context ------------------------------------------------------------------

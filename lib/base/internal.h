@@ -42,6 +42,25 @@ void bitnet__log(const bitnet_logger *lg, int32_t level, const char *fmt, ...)
 
 /* ---- memory ---------------------------------------------------------- */
 
+/* Every allocation of the library goes through these (malloc, calloc and
+ * realloc are redirected to them below), so a test can make any one of
+ * them fail: bitnet__alloc_fail_at(n) makes the n-th allocation from now
+ * return NULL (once; 0 turns it off) and bitnet__alloc_fail_pending()
+ * says how many allocations are still to go before it (0 when it has
+ * happened or is off). Off, the cost is one relaxed atomic load. */
+void *bitnet__malloc(size_t size);
+void *bitnet__calloc(size_t n, size_t size);
+void *bitnet__realloc(void *p, size_t size);
+void bitnet__alloc_fail_at(long n);
+long bitnet__alloc_fail_pending(void);
+
+#ifndef BITNET_ALLOC_IMPL
+# include <stdlib.h>     /* declared before the names are redirected */
+# define malloc(n) bitnet__malloc(n)
+# define calloc(n, s) bitnet__calloc((n), (s))
+# define realloc(p, n) bitnet__realloc((p), (n))
+#endif
+
 /* Aligned allocation (alignment a power of two >= sizeof(void*)); returns NULL
  * on failure or size 0. Free with bitnet__afree. */
 void *bitnet__aalloc(size_t size, size_t alignment);
@@ -53,10 +72,16 @@ void bitnet__afree(void *p);
  * defaults and is `dst_size` bytes (the library's sizeof). Only the first
  * min(src->struct_size, dst_size) bytes are copied. A src larger than
  * dst_size is accepted only when the extra bytes are zero
- * (else BITNET_E_UNSUPPORTED). struct_size < 4 gives BITNET_E_INVALID_ARG.
+ * (else BITNET_E_UNSUPPORTED). struct_size < 4 or above
+ * BITNET__PARAMS_MAX_SIZE gives BITNET_E_INVALID_ARG.
  * dst->struct_size is set to dst_size afterwards. */
+#define BITNET__PARAMS_MAX_SIZE 4096u
 int bitnet__params_merge(void *dst, size_t dst_size, const void *src,
                          const char *what);
+
+/* Check the values of merged model params that every loader honours:
+ * unknown flags bits, pre_tokenizer out of range (BITNET_E_INVALID_ARG). */
+int bitnet__model_params_check(const bitnet_model_params *p);
 
 /* ---- checked arithmetic ---------------------------------------------- */
 

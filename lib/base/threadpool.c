@@ -1,14 +1,18 @@
 /*
  * Persistent fork/join thread pool (see threadpool.h).
  *
- * A run publishes (fn, arg) and bumps a generation counter; each worker that
- * sees the new generation runs its share and then meets the caller at a
- * final barrier, so when run() returns every thread is done with fn.
+ * A run publishes (fn, arg) and bumps a generation word that also carries
+ * the run's thread count; each worker that sees the new generation and is
+ * among the run's threads runs its share and then meets the caller at a
+ * final barrier, so when run() returns every participant is done with fn.
+ * Workers outside a run's count just wait for the next generation.
  *
- * Waiting (for a new generation, or at a barrier) spins for a short while
- * and then sleeps on a futex (Linux; elsewhere it yields). Sleeping matters
- * when the machine has fewer free cores than threads: a thread spinning for
- * a partner that is not scheduled would only steal the partner's core.
+ * Waiting (for a new generation, or at a barrier) degrades in three steps:
+ * spin briefly (a partner on another core arrives within microseconds),
+ * then yield the core (a partner that was descheduled onto this very core
+ * gets it back), then sleep on a futex (Linux; elsewhere keep yielding).
+ * Spinning longer than that only steals time from the partner when the
+ * machine has fewer free cores than threads.
  * The sleep protocol: a waiter registers in a sleeper count and re-checks
  * the word before sleeping (the futex re-checks it atomically too); the
  * waker changes the word, then wakes if anyone is registered. With
@@ -38,11 +42,21 @@
 #include "base/internal.h"
 #include "base/threadpool.h"
 
-/* How long a waiter spins before it sleeps: long enough to cover the
- * imbalance between threads at a barrier of a decode step, short enough not
- * to burn a core that a descheduled partner thread could use. */
-#define IDLE_SPIN_NS 1000000
+/* How long a waiter spins, then yields, before it sleeps. The spin covers
+ * the usual imbalance between threads at a barrier of a decode step; the
+ * yield phase covers a partner that lost its core for a moment; after that
+ * the partner is not running and sleeping costs less than polling. Between
+ * runs (workers waiting for the next generation) the budgets are larger:
+ * sampling one token takes some tens of microseconds. */
+#define IDLE_SPIN_NS 200000
+#define IDLE_YIELD_NS 1000000
 #define BARRIER_SPIN_NS 100000
+#define BARRIER_YIELD_NS 200000
+
+/* The generation word: run counter above GEN_SHIFT bits, the run's thread
+ * count below (at most 256 threads). */
+#define GEN_SHIFT 9
+#define GEN_NTH_MASK ((1u << GEN_SHIFT) - 1)
 
 typedef struct worker {
     bitnet_threadpool *tp;
@@ -59,8 +73,9 @@ struct bitnet_threadpool {
     void *arg;
     atomic_int stop;
 
-    _Alignas(64) atomic_uint gen;
+    _Alignas(64) atomic_uint gen;   /* counter << GEN_SHIFT | threads */
     atomic_int gen_sleepers;
+    atomic_int run_nth;             /* threads of the current run */
 
     /* barrier */
     _Alignas(64) atomic_int bar_count;
@@ -95,21 +110,30 @@ static int64_t now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Wait until *word != old: spin for up to spin_ns, then sleep. */
-static void wait_change(atomic_uint *word, unsigned old, atomic_int *sleepers, int64_t spin_ns)
+/* Wait until *word != old: spin for up to spin_ns, yield for up to
+ * yield_ns more, then sleep. */
+static void wait_change(atomic_uint *word, unsigned old, atomic_int *sleepers,
+                        int64_t spin_ns, int64_t yield_ns)
 {
-    int64_t deadline = 0;
+    int64_t start = 0;
     for (unsigned i = 1;; i++) {
         if (atomic_load_explicit(word, memory_order_acquire) != old)
             return;
         cpu_relax();
         if ((i & 63) == 0) {
             int64_t t = now_ns();
-            if (deadline == 0)
-                deadline = t + spin_ns;
-            else if (t > deadline)
+            if (start == 0)
+                start = t;
+            else if (t - start > spin_ns)
                 break;
         }
+    }
+    for (;;) {
+        if (atomic_load_explicit(word, memory_order_acquire) != old)
+            return;
+        sched_yield();
+        if (now_ns() - start > spin_ns + yield_ns)
+            break;
     }
     atomic_fetch_add(sleepers, 1);
     while (atomic_load(word) == old)
@@ -129,13 +153,25 @@ static void *worker_main(void *p)
     worker *w = p;
     bitnet_threadpool *tp = w->tp;
     unsigned seen = 0;
+    int was_in = 1;          /* took part in the last run it saw */
 
     for (;;) {
-        wait_change(&tp->gen, seen, &tp->gen_sleepers, IDLE_SPIN_NS);
+        /* a worker left out of the last run is likely left out of the next
+         * one too (same size of work): it goes straight to sleep */
+        wait_change(&tp->gen, seen, &tp->gen_sleepers, was_in ? IDLE_SPIN_NS : 0,
+                    was_in ? IDLE_YIELD_NS : 0);
         seen = atomic_load(&tp->gen);
         if (atomic_load(&tp->stop))
             break;
-        tp->fn(tp->arg, w->ith, tp->n);
+        /* The count comes with the generation, so it is this run's even if
+         * the worker woke late. fn and arg are read only by a participant,
+         * and the caller cannot start another run before every participant
+         * has reached the final barrier. */
+        int nth = (int)(seen & GEN_NTH_MASK);
+        was_in = w->ith < nth;
+        if (!was_in)
+            continue;
+        tp->fn(tp->arg, w->ith, nth);
         bitnet__threadpool_barrier(tp);
     }
     return NULL;
@@ -153,6 +189,7 @@ int bitnet__threadpool_create(bitnet_threadpool **out, int n_threads)
     atomic_init(&tp->stop, 0);
     atomic_init(&tp->gen, 0);
     atomic_init(&tp->gen_sleepers, 0);
+    atomic_init(&tp->run_nth, 1);
     atomic_init(&tp->bar_count, 0);
     atomic_init(&tp->bar_phase, 0);
     atomic_init(&tp->bar_sleepers, 0);
@@ -185,7 +222,7 @@ void bitnet__threadpool_free(bitnet_threadpool *tp)
         return;
     if (tp->n_started > 0) {
         atomic_store(&tp->stop, 1);
-        atomic_fetch_add(&tp->gen, 1);
+        atomic_fetch_add(&tp->gen, 1u << GEN_SHIFT);
         wake_word(&tp->gen);
         for (int i = 0; i < tp->n_started; i++)
             pthread_join(tp->workers[i].thread, NULL);
@@ -199,30 +236,138 @@ int bitnet__threadpool_n(const bitnet_threadpool *tp)
     return tp->n;
 }
 
-void bitnet__threadpool_run(bitnet_threadpool *tp, bitnet_task_fn fn, void *arg)
+void bitnet__threadpool_run_n(bitnet_threadpool *tp, bitnet_task_fn fn, void *arg,
+                              int nth)
 {
-    if (tp->n == 1) {
-        fn(arg, 0, 1);
+    if (nth > tp->n)
+        nth = tp->n;
+    if (nth < 1)
+        nth = 1;
+    /* Every participant of the previous run has passed its final barrier,
+     * and workers outside a run never read run_nth: no reader can see this
+     * store in the middle of a run. */
+    atomic_store_explicit(&tp->run_nth, nth, memory_order_relaxed);
+    if (nth == 1) {
+        fn(arg, 0, 1);                      /* the workers stay asleep */
         return;
     }
     tp->fn = fn;
     tp->arg = arg;
-    atomic_fetch_add(&tp->gen, 1);          /* publishes fn/arg */
+    unsigned g = atomic_load_explicit(&tp->gen, memory_order_relaxed);
+    unsigned next = ((g >> GEN_SHIFT) + 1) << GEN_SHIFT | (unsigned)nth;
+    atomic_store(&tp->gen, next);           /* publishes fn/arg/run_nth */
     wake_changed(&tp->gen, &tp->gen_sleepers);
-    fn(arg, 0, tp->n);
-    bitnet__threadpool_barrier(tp);         /* every worker is done with fn */
+    fn(arg, 0, nth);
+    bitnet__threadpool_barrier(tp);         /* every participant is done */
+}
+
+void bitnet__threadpool_run(bitnet_threadpool *tp, bitnet_task_fn fn, void *arg)
+{
+    bitnet__threadpool_run_n(tp, fn, arg, tp->n);
 }
 
 void bitnet__threadpool_barrier(bitnet_threadpool *tp)
 {
-    if (tp->n == 1)
+    /* read before arriving: once every thread has arrived the caller may
+     * start the next run and store a new count */
+    const int nth = atomic_load_explicit(&tp->run_nth, memory_order_relaxed);
+    if (nth == 1)
         return;
     unsigned phase = atomic_load_explicit(&tp->bar_phase, memory_order_acquire);
-    if (atomic_fetch_add_explicit(&tp->bar_count, 1, memory_order_acq_rel) == tp->n - 1) {
+    if (atomic_fetch_add_explicit(&tp->bar_count, 1, memory_order_acq_rel) == nth - 1) {
         atomic_store_explicit(&tp->bar_count, 0, memory_order_relaxed);
         atomic_store(&tp->bar_phase, phase + 1);
         wake_changed(&tp->bar_phase, &tp->bar_sleepers);
         return;
     }
-    wait_change(&tp->bar_phase, phase, &tp->bar_sleepers, BARRIER_SPIN_NS);
+    wait_change(&tp->bar_phase, phase, &tp->bar_sleepers, BARRIER_SPIN_NS,
+                BARRIER_YIELD_NS);
+}
+
+/* ---- how many threads a region should use ------------------------------ */
+
+/* BITNET_WORK_PER_THREAD in the environment replaces the default unit (a
+ * number >= 0; 0 uses every thread for any work, which the tests of
+ * bit-exactness across thread counts rely on). */
+static double work_unit = BITNET__WORK_PER_THREAD;
+static pthread_once_t work_unit_once = PTHREAD_ONCE_INIT;
+
+static void read_work_unit(void)
+{
+    const char *e = getenv("BITNET_WORK_PER_THREAD");
+    if (!e || !*e)
+        return;
+    char *end = NULL;
+    double v = strtod(e, &end);
+    if (end && *end == '\0' && v >= 0 && v < 1e15)
+        work_unit = v;
+}
+
+int bitnet__threads_for_work(int max_threads, double work_per_stage)
+{
+    pthread_once(&work_unit_once, read_work_unit);
+    if (max_threads <= 1)
+        return 1;
+    if (work_unit == 0)
+        return max_threads;
+    if (!(work_per_stage > 0))
+        return 1;
+    double k = work_per_stage / work_unit;
+    if (k < 1.0)
+        return 1;
+    return k >= (double)max_threads ? max_threads : (int)k;
+}
+
+/* ---- many threads or one, from measurements ----------------------------- */
+
+#define TUNER_FIRST 8u
+#define TUNER_MAX 512u
+
+void bitnet__tuner_init(bitnet_thread_tuner *t)
+{
+    t->cost[0] = t->cost[1] = 0;
+    t->since = 0;
+    t->interval = TUNER_FIRST;
+    t->trying = 0;
+}
+
+int bitnet__tuner_choose(bitnet_thread_tuner *t, int n_wanted)
+{
+    pthread_once(&work_unit_once, read_work_unit);
+    t->trying = 0;
+    if (t->interval == 0)                  /* zero-initialised */
+        t->interval = TUNER_FIRST;
+    if (n_wanted <= 1 || work_unit == 0)   /* 0: every thread, always */
+        return n_wanted < 1 ? 1 : n_wanted;
+    if (t->cost[0] == 0)
+        return n_wanted;                   /* measure the default first */
+    int best_one = t->cost[1] > 0 && t->cost[1] < t->cost[0];
+    if (t->cost[1] == 0 || ++t->since >= t->interval) {
+        t->trying = 1;                     /* try the other choice */
+        return best_one ? n_wanted : 1;
+    }
+    return best_one ? 1 : n_wanted;
+}
+
+void bitnet__tuner_record(bitnet_thread_tuner *t, int n_used, double seconds,
+                          double work)
+{
+    if (!(work > 0) || !(seconds >= 0))
+        return;
+    int k = n_used <= 1;
+    double c = seconds / work;
+    if (c <= 0)
+        c = 1e-300;                        /* "measured, and very fast" */
+    if (t->trying) {
+        /* a try replaces the old figure, which may be from another load */
+        t->cost[k] = c;
+        t->since = 0;
+        if (t->cost[k] < t->cost[!k])
+            t->interval = TUNER_FIRST;     /* it won: it is used from now on */
+        else if (t->interval < TUNER_MAX)
+            t->interval *= 2;
+        t->trying = 0;
+        return;
+    }
+    t->cost[k] = t->cost[k] > 0 ? 0.75 * t->cost[k] + 0.25 * c : c;
 }

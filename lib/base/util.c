@@ -2,6 +2,8 @@
  * Errors, logging, memory and params structs. System calls live in
  * base/platform.c.
  */
+#define BITNET_ALLOC_IMPL 1     /* the real allocator is used here */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,9 +49,45 @@ void bitnet__log(const bitnet_logger *lg, int32_t level, const char *fmt, ...)
 
 /* ---- memory ---------------------------------------------------------- */
 
+/* > 0: allocations left until the one that fails */
+static atomic_long fail_countdown;
+
+static int fail_now(void)
+{
+    if (BN_UNLIKELY(atomic_load_explicit(&fail_countdown, memory_order_relaxed) > 0))
+        return atomic_fetch_sub(&fail_countdown, 1) == 1;
+    return 0;
+}
+
+void bitnet__alloc_fail_at(long n)
+{
+    atomic_store(&fail_countdown, n > 0 ? n : 0);
+}
+
+long bitnet__alloc_fail_pending(void)
+{
+    long v = atomic_load(&fail_countdown);
+    return v > 0 ? v : 0;
+}
+
+void *bitnet__malloc(size_t size)
+{
+    return fail_now() ? NULL : malloc(size);
+}
+
+void *bitnet__calloc(size_t n, size_t size)
+{
+    return fail_now() ? NULL : calloc(n, size);
+}
+
+void *bitnet__realloc(void *p, size_t size)
+{
+    return fail_now() ? NULL : realloc(p, size);
+}
+
 void *bitnet__aalloc(size_t size, size_t alignment)
 {
-    if (size == 0)
+    if (size == 0 || fail_now())
         return NULL;
     if (alignment < sizeof(void *))
         alignment = sizeof(void *);
@@ -71,7 +109,7 @@ void bitnet__afree(void *p)
 
 char *bitnet__strndup(const char *s, size_t n)
 {
-    char *d = malloc(n + 1);
+    char *d = bitnet__malloc(n + 1);
     if (!d)
         return NULL;
     memcpy(d, s, n);
@@ -95,6 +133,15 @@ int bitnet__params_merge(void *dst, size_t dst_size, const void *src,
         return bitnet__error(BITNET_E_INVALID_ARG,
                              "%s: struct_size %u is too small (use the "
                              "*_params_init macro)", what, (unsigned)src_size);
+    /* No version of any params struct comes near this size; a larger value
+     * is an uninitialised struct, and honouring it would read past the
+     * caller's object. */
+    if (src_size > BITNET__PARAMS_MAX_SIZE)
+        return bitnet__error(BITNET_E_INVALID_ARG,
+                             "%s: struct_size %u is larger than any version of "
+                             "the struct (at most %u; use the *_params_init "
+                             "macro)", what, (unsigned)src_size,
+                             (unsigned)BITNET__PARAMS_MAX_SIZE);
     if (src_size > dst_size) {
         const unsigned char *tail = (const unsigned char *)src + dst_size;
         for (size_t i = 0; i < src_size - dst_size; i++)

@@ -101,7 +101,7 @@ int bitnet__eval_run(bitnet_context *work, bitnet_context *const *seqs,
         st->nb = nb;
         st->any_out = any;
         st->aborted = 0;
-        bitnet__threadpool_run(work->tp, bitnet__eval_step, work);
+        bitnet__eval_run_step(work, nb);
         if (st->aborted)
             return bitnet__error(BITNET_E_ABORTED, "%s: aborted by the callback", fname);
     }

@@ -252,6 +252,40 @@ int bitnet_context_create(bitnet_context **out, const bitnet_model *model,
 
 /* ---- eval ------------------------------------------------------------- */
 
+/* Work of a step of nb tokens, in weight multiply-accumulates per stage: a
+ * layer is about ten barrier-separated stages over its seven weight
+ * matrices (the head's one stage is of the same order for the shapes
+ * supported). */
+static double step_work(const bitnet_context *c, int32_t nb)
+{
+    const bitnet_layer *L = &c->model->layers[0];
+    const bitnet_tmat *w[7] = { &L->wq, &L->wk, &L->wv, &L->wo,
+                                &L->wgate, &L->wup, &L->wdown };
+    double per_token = 0;
+    for (int i = 0; i < 7; i++)
+        per_token += (double)w[i]->rows * (double)w[i]->cols;
+    return per_token * nb / 10.0;
+}
+
+/* Run one step on the threads its work warrants, or on one when that has
+ * measured faster on this machine's current load (the result is the same
+ * for any count). */
+void bitnet__eval_run_step(bitnet_context *c, int32_t nb)
+{
+    double work = step_work(c, nb);
+    bitnet_thread_tuner *t = &c->tune[nb > 1];
+    int want = bitnet__threads_for_work(c->n_threads, work);
+    int nth = bitnet__tuner_choose(t, want);
+    if (want <= 1) {
+        bitnet__threadpool_run_n(c->tp, bitnet__eval_step, c, 1);
+        return;
+    }
+    double t0 = bitnet__now();
+    bitnet__threadpool_run_n(c->tp, bitnet__eval_step, c, nth);
+    if (!c->st.aborted)             /* an aborted step did not do its work */
+        bitnet__tuner_record(t, nth, bitnet__now() - t0, work);
+}
+
 int bitnet_context_eval(bitnet_context *c, const int32_t *tokens, size_t n_tokens,
                         uint32_t flags)
 {

@@ -51,6 +51,7 @@ struct bitnet_context {
     const struct bitnet_model *model;
     bitnet_kernels k;
     bitnet_threadpool *tp;
+    bitnet_thread_tuner tune[2];    /* thread count: [0] decode, [1] prompt steps */
     int n_threads;
     int32_t n_ctx, n_batch;
     uint32_t flags;
@@ -116,6 +117,11 @@ static inline int32_t pad_k(int32_t k)
 /* One parallel region of the context's pool: runs c->st (a step of at most
  * n_batch tokens) through every layer and, as c->st asks, the head. */
 void bitnet__eval_step(void *ctx, int ith, int nth);
+
+/* Run c->st (nb tokens) on the threads its work warrants, or on one when
+ * that has measured faster under the machine's current load (context.c;
+ * the result is the same for any count). */
+void bitnet__eval_run_step(bitnet_context *c, int32_t nb);
 
 /* Evaluate tokens[i][0 .. n_tokens[i]) on seqs[i] for every i in one
  * pass per step, on the pool and scratch of `work` (one of seqs, or any

@@ -616,7 +616,8 @@ static int merge_params(bitnet_model_params *p, const bitnet_model_params *param
 {
     bitnet_model_params_init(p);
     if (!params) return BITNET_OK;
-    return bitnet__params_merge(p, sizeof(*p), params, "bitnet_model_params");
+    int rc = bitnet__params_merge(p, sizeof(*p), params, "bitnet_model_params");
+    return rc ? rc : bitnet__model_params_check(p);
 }
 
 int bitnet_model_load_file(bitnet_model **out, const char *path,
