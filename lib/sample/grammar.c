@@ -26,6 +26,7 @@
 #define BN_GM_MAX_STACKS 4096    /* parse stacks alive in one state */
 #define BN_GM_MAX_WORK   200000  /* expansion steps for one character */
 #define BN_GM_SOFT_STATES 8192   /* cache cleared between steps above this */
+#define BN_GM_MASK_CACHE 16      /* masks kept, by state */
 
 #define T_UNKNOWN (-2)
 #define T_DEAD    (-1)
@@ -68,15 +69,29 @@ struct bn_gmatch {
     int overflow;
     walk_item *walk;
     size_t cap_walk;
+    /* the last masks computed, by state (a state recurs often: inside a
+     * string, after each member of an object, ...) */
+    uint64_t *mcache;
+    size_t mc_words;
+    int32_t mc_state[BN_GM_MASK_CACHE];
+    int mc_next;
 };
+
+/* Trie nodes in breadth-first order, so the children of a node are
+ * contiguous and a walk reads them sequentially. */
+typedef struct vnode {
+    uint32_t child;              /* first child */
+    uint32_t tok;                /* its tokens: toks[tok .. next node's tok) */
+    uint16_t n_child;
+    uint8_t byte;                /* byte on the edge into the node */
+} vnode;
 
 struct bn_vtrie {
     uint32_t n_nodes;
-    uint8_t *byte;               /* byte on the edge into the node */
-    uint32_t *end;               /* one past the node's subtree (preorder) */
-    uint32_t *tok_first;         /* n_nodes + 1 */
-    int32_t *toks;               /* tokens whose piece ends at the node */
+    vnode *node;
+    int32_t *toks;
 };
+
 
 /* ---- growth helpers ---------------------------------------------------- */
 
@@ -328,16 +343,78 @@ static int class_meets(const bn_grammar *g, const bn_gelem *e, uint32_t lo,
     return 0;
 }
 
-/* The state reached from st on byte b (T_DEAD, T_NOMEM). */
+/* Whether [lo, hi] lies inside one range of e (ranges are merged). */
+static int class_covers(const bn_grammar *g, const bn_gelem *e, uint32_t lo,
+                        uint32_t hi)
+{
+    const bn_range *r = g->range + e->a;
+    for (uint32_t i = 0; i < e->n; i++)
+        if (r[i].hi >= lo)
+            return r[i].lo <= lo && r[i].hi >= hi;
+    return 0;
+}
+
+/* Advance the stacks of st whose top matches cp (all of them when check is
+ * 0: a "uniform" state already kept only those) and intern the result. */
+static int32_t advance(bn_gmatch *m, int32_t st, uint32_t cp, int check)
+{
+    const bn_grammar *g = m->g;
+    m->n_out = m->n_recs = m->work = 0;
+    m->overflow = 0;
+    uint32_t *buf = scratch(m, 0);
+    if (!buf)
+        return T_NOMEM;
+    size_t pos = 2;
+    uint32_t n_stacks = m->data[m->off[st] + 1];
+    for (uint32_t k = 0; k < n_stacks; k++) {
+        const uint32_t *w = m->data + m->off[st];   /* data does not move here */
+        uint32_t len = w[pos];
+        if (len > 0) {
+            uint32_t top = w[pos + len];
+            if (!check || bitnet__gelem_match(g, &g->elem[top], cp)) {
+                memcpy(buf, w + pos + 1, len * sizeof(uint32_t));
+                buf[len - 1] = top + 1;
+                if (expand(m, buf, len, 0))
+                    return T_NOMEM;
+            }
+        }
+        pos += len + 1;
+    }
+    if (m->overflow || m->n_recs == 0)
+        return T_DEAD;
+    return build_state(m, 0);
+}
+
+#define HDR_UNIFORM 0x80000000u
+
+/* The state reached from st on byte b (T_DEAD, T_NOMEM).
+ *
+ * Inside a UTF-8 character the state remembers the bits seen so far. When
+ * every code point those bits can still become is valid and each stack's
+ * class takes all of them or none, the state is made "uniform": the stacks
+ * that cannot match are dropped and the bits forgotten, so the thousands of
+ * multi-byte prefixes in a vocabulary share a handful of states. */
 static int32_t step(bn_gmatch *m, int32_t st, unsigned b)
 {
     const bn_grammar *g = m->g;
     static const uint32_t min_cp[5] = { 0, 0, 0x80, 0x800, 0x10000 };
     uint32_t hdr = m->data[m->off[st]];
-    uint32_t need = hdr & 15, ulen = (hdr >> 4) & 15, acc = hdr >> 8;
+    uint32_t need = hdr & 15, ulen = (hdr >> 4) & 15;
+    uint32_t acc = (hdr >> 8) & 0x7FFFFF;
     if (need) {
         if ((b & 0xC0) != 0x80)
             return T_DEAD;
+        if (hdr & HDR_UNIFORM) {
+            need--;
+            if (need == 0)
+                return advance(m, st, 0, 0);
+            size_t n = m->len[st];
+            if (grow((void **)&m->cand, &m->cap_cand, n, sizeof(uint32_t)))
+                return T_NOMEM;
+            memcpy(m->cand, m->data + m->off[st], n * sizeof(uint32_t));
+            m->cand[0] = need | (ulen << 4) | HDR_UNIFORM;
+            return intern(m, m->cand, n);
+        }
         acc = (acc << 6) | (b & 0x3F);
         need--;
     } else if (b < 0x80) {
@@ -351,62 +428,54 @@ static int32_t step(bn_gmatch *m, int32_t st, unsigned b)
     } else {
         return T_DEAD;
     }
-    if (need) {
-        /* Incomplete character: keep the stacks if one of them can take
-         * some code point that starts with these bytes. */
-        uint32_t lo = acc << (6 * need);
-        uint32_t hi = lo | ((1u << (6 * need)) - 1);
-        if (lo < min_cp[ulen]) lo = min_cp[ulen];
-        if (hi > 0x10FFFF) hi = 0x10FFFF;
-        if (lo > hi || (lo >= 0xD800 && hi <= 0xDFFF))
+    if (need == 0) {
+        uint32_t cp = acc;
+        if (cp < min_cp[ulen] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
             return T_DEAD;
-        size_t n = m->len[st];
-        if (grow((void **)&m->cand, &m->cap_cand, n, sizeof(uint32_t)))
-            return T_NOMEM;
-        const uint32_t *w = m->data + m->off[st];
-        int any = 0;
-        size_t pos = 2;
-        for (uint32_t k = 0; k < w[1] && !any; k++) {
-            uint32_t len = w[pos];
-            if (len > 0) {
-                const bn_gelem *e = &g->elem[w[pos + len]];
-                any = class_meets(g, e, lo, hi);
-            }
-            pos += len + 1;
-        }
-        if (!any)
-            return T_DEAD;
-        memcpy(m->cand, w, n * sizeof(uint32_t));
-        m->cand[0] = need | (ulen << 4) | (acc << 8);
-        return intern(m, m->cand, n);
+        return advance(m, st, cp, 1);
     }
-    uint32_t cp = acc;
-    if (cp < min_cp[ulen] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+    /* Incomplete character: the code points it can still become. */
+    uint32_t lo = acc << (6 * need);
+    uint32_t hi = lo | ((1u << (6 * need)) - 1);
+    int uniform = lo >= min_cp[ulen] && hi <= 0x10FFFF &&
+                  (hi < 0xD800 || lo > 0xDFFF);
+    if (lo < min_cp[ulen]) lo = min_cp[ulen];
+    if (hi > 0x10FFFF) hi = 0x10FFFF;
+    if (lo > hi || (lo >= 0xD800 && hi <= 0xDFFF))
         return T_DEAD;
-    m->n_out = m->n_recs = m->work = 0;
-    m->overflow = 0;
-    uint32_t *buf = scratch(m, 0);
-    if (!buf)
+    size_t n = m->len[st];
+    if (grow((void **)&m->cand, &m->cap_cand, n, sizeof(uint32_t)))
         return T_NOMEM;
-    size_t pos = 2;
-    uint32_t n_stacks = m->data[m->off[st] + 1];
-    for (uint32_t k = 0; k < n_stacks; k++) {
-        const uint32_t *w = m->data + m->off[st];   /* data does not move here */
+    const uint32_t *w = m->data + m->off[st];
+    int any = 0;
+    size_t pos = 2, wpos = 2;
+    uint32_t kept = 0;
+    for (uint32_t k = 0; k < w[1]; k++) {
         uint32_t len = w[pos];
         if (len > 0) {
-            uint32_t top = w[pos + len];
-            if (bitnet__gelem_match(g, &g->elem[top], cp)) {
-                memcpy(buf, w + pos + 1, len * sizeof(uint32_t));
-                buf[len - 1] = top + 1;
-                if (expand(m, buf, len, 0))
-                    return T_NOMEM;
+            const bn_gelem *e = &g->elem[w[pos + len]];
+            if (class_meets(g, e, lo, hi)) {
+                any = 1;
+                if (uniform && !class_covers(g, e, lo, hi))
+                    uniform = 0;
+                /* kept for the uniform form */
+                memcpy(m->cand + wpos, w + pos, (len + 1) * sizeof(uint32_t));
+                wpos += len + 1;
+                kept++;
             }
         }
         pos += len + 1;
     }
-    if (m->overflow || m->n_recs == 0)
+    if (!any)
         return T_DEAD;
-    return build_state(m, 0);
+    if (uniform) {
+        m->cand[0] = need | (ulen << 4) | HDR_UNIFORM;
+        m->cand[1] = kept;
+        return intern(m, m->cand, wpos);
+    }
+    memcpy(m->cand, w, n * sizeof(uint32_t));
+    m->cand[0] = need | (ulen << 4) | (acc << 8);
+    return intern(m, m->cand, n);
 }
 
 static inline int32_t next_state(bn_gmatch *m, int32_t st, unsigned b)
@@ -436,6 +505,8 @@ static int save_cur(bn_gmatch *m)
 /* Forget every cached state except the start and the current one. */
 static int clear_cache(bn_gmatch *m)
 {
+    for (int i = 0; i < BN_GM_MASK_CACHE; i++)
+        m->mc_state[i] = -1;
     m->n_states = 0;
     m->n_data = 0;
     if (m->htab)
@@ -454,6 +525,8 @@ int bitnet__gmatch_create(bn_gmatch **out, const bn_grammar *g)
     if (!m)
         return bitnet__error(BITNET_E_NOMEM, "grammar: out of memory");
     m->g = g;
+    for (int i = 0; i < BN_GM_MASK_CACHE; i++)
+        m->mc_state[i] = -1;
     m->start = compute_start(m);
     if (m->start < 0) {
         int dead = m->start == T_DEAD;
@@ -492,6 +565,7 @@ void bitnet__gmatch_free(bn_gmatch *m)
     for (int i = 0; i < BN_GM_MAX_DEPTH; i++)
         free(m->bufs[i]);
     free(m->walk);
+    free(m->mcache);
     free(m);
 }
 
@@ -573,9 +647,7 @@ void bitnet__vtrie_free(bn_vtrie *t)
 {
     if (!t)
         return;
-    free(t->byte);
-    free(t->end);
-    free(t->tok_first);
+    free(t->node);
     free(t->toks);
     free(t);
 }
@@ -597,13 +669,18 @@ int bitnet__vtrie_build(bn_vtrie **out, const char *const *pieces,
     piece_ref *refs = malloc((n_p ? n_p : 1) * sizeof(*refs));
     uint32_t *path = malloc(((size_t)max_len + 1) * sizeof(*path));
     uint32_t *tok_node = malloc((n_p ? n_p : 1) * sizeof(*tok_node));
-    if (!t || !refs || !path || !tok_node)
+    /* first pass: a preorder trie (end[] = one past the subtree) */
+    uint8_t *pbyte = malloc(total);
+    uint32_t *pend = malloc(total * sizeof(*pend));
+    uint32_t *bfs = malloc(total * sizeof(*bfs));     /* bfs slot -> pre */
+    uint32_t *slot = malloc(total * sizeof(*slot));   /* pre -> bfs slot */
+    uint32_t *tcount = calloc(total + 1, sizeof(*tcount));
+    if (!t || !refs || !path || !tok_node || !pbyte || !pend || !bfs ||
+        !slot || !tcount)
         goto nomem;
-    t->byte = malloc(total);
-    t->end = malloc(total * sizeof(*t->end));
-    t->tok_first = calloc(total + 1, sizeof(*t->tok_first));
+    t->node = calloc(total + 1, sizeof(*t->node));
     t->toks = malloc((n_p ? n_p : 1) * sizeof(*t->toks));
-    if (!t->byte || !t->end || !t->tok_first || !t->toks)
+    if (!t->node || !t->toks)
         goto nomem;
     size_t k = 0;
     for (int32_t i = 0; i < n; i++)
@@ -618,7 +695,7 @@ int bitnet__vtrie_build(bn_vtrie **out, const char *const *pieces,
      * previous piece stays open up to the common prefix. */
     uint32_t nn = 1, depth = 0;
     path[0] = 0;
-    t->byte[0] = 0;
+    pbyte[0] = 0;
     for (size_t i = 0; i < n_p; i++) {
         uint32_t lcp = 0;
         if (i > 0) {
@@ -627,35 +704,126 @@ int bitnet__vtrie_build(bn_vtrie **out, const char *const *pieces,
                 lcp++;
         }
         for (uint32_t d = depth; d > lcp; d--)
-            t->end[path[d]] = nn;
+            pend[path[d]] = nn;
         for (uint32_t d = lcp + 1; d <= refs[i].len; d++) {
-            t->byte[nn] = refs[i].s[d - 1];
+            pbyte[nn] = refs[i].s[d - 1];
             path[d] = nn++;
         }
         depth = refs[i].len;
         tok_node[i] = path[depth];
+        tcount[path[depth]]++;
     }
     for (uint32_t d = depth; d > 0; d--)
-        t->end[path[d]] = nn;
-    t->end[0] = nn;
+        pend[path[d]] = nn;
+    pend[0] = nn;
+    /* second pass: renumber so that the children of a node are contiguous,
+     * giving each node's children their block when the node is reached in
+     * depth-first order: a walk then descends into nearby memory. */
+    uint32_t *tstart = tcount;   /* reused: preorder node -> first token */
+    {
+        uint32_t acc = 0;
+        for (uint32_t i = 0; i < nn; i++) {
+            uint32_t c = tcount[i];
+            tstart[i] = acc;
+            acc += c;
+        }
+        tstart[nn] = acc;
+    }
+    uint32_t *stk = bfs;         /* reused as the depth-first stack */
+    uint32_t sp = 0, next = 1;
+    slot[0] = 0;
+    stk[sp++] = 0;
+    while (sp > 0) {
+        uint32_t pre = stk[--sp];
+        vnode *v = &t->node[slot[pre]];
+        v->byte = pbyte[pre];
+        v->child = next;
+        uint32_t nc = 0, first = sp;
+        for (uint32_t c = pre + 1; c < pend[pre]; c = pend[c]) {
+            slot[c] = next++;
+            stk[sp++] = c;
+            nc++;
+        }
+        v->n_child = (uint16_t)nc;
+        for (uint32_t a = first, b = sp; a + 1 < b; a++, b--) {   /* first child on top */
+            uint32_t x = stk[a];
+            stk[a] = stk[b - 1];
+            stk[b - 1] = x;
+        }
+    }
+    /* tokens in the order of the new numbering (refs is in preorder) */
+    uint32_t *inv = pend;
+    for (uint32_t pre = 0; pre < nn; pre++)
+        inv[slot[pre]] = pre;
+    uint32_t acc = 0;
+    for (uint32_t j = 0; j < nn; j++) {
+        uint32_t pre = inv[j];
+        t->node[j].tok = acc;
+        for (uint32_t q = tstart[pre]; q < tstart[pre + 1]; q++)
+            t->toks[acc++] = refs[q].id;
+    }
+    t->node[nn].tok = acc;
     t->n_nodes = nn;
-    for (size_t i = 0; i < n_p; i++)
-        t->tok_first[tok_node[i] + 1]++;
-    for (uint32_t i = 0; i < nn; i++)
-        t->tok_first[i + 1] += t->tok_first[i];
-    for (size_t i = 0; i < n_p; i++)   /* tok_node is non-decreasing */
-        t->toks[i] = refs[i].id;
-    free(refs);
-    free(path);
-    free(tok_node);
+    free(refs); free(path); free(tok_node); free(pbyte); free(pend);
+    free(bfs); free(slot); free(tcount);
     *out = t;
     return BITNET_OK;
 nomem:
-    free(refs);
-    free(path);
-    free(tok_node);
+    free(refs); free(path); free(tok_node); free(pbyte); free(pend);
+    free(bfs); free(slot); free(tcount);
     bitnet__vtrie_free(t);
     return bitnet__error(BITNET_E_NOMEM, "grammar: out of memory (token trie)");
+}
+
+static int mask_walk(bn_gmatch *m, const bn_vtrie *t, uint64_t *allowed)
+{
+    size_t sp = 0;
+    if (grow((void **)&m->walk, &m->cap_walk, 1, sizeof(walk_item)))
+        return -1;
+    m->walk[sp].node = 0;
+    m->walk[sp].st = m->cur;
+    sp++;
+    const vnode *nodes = t->node;
+    const int32_t *toks = t->toks;
+    while (sp > 0) {
+        walk_item it = m->walk[--sp];
+        const vnode *p = &nodes[it.node];
+        const int32_t *row = m->trans + (size_t)it.st * 256;
+        uint32_t c1 = p->child + p->n_child;
+        if (grow((void **)&m->walk, &m->cap_walk, sp + p->n_child, sizeof(walk_item)))
+            return -1;
+        /* last child first, so the first child is walked next: the walk
+         * then moves forward through memory, as the layout was made */
+        for (uint32_t c = c1; c-- > p->child;) {
+            const vnode *v = &nodes[c];
+            int32_t ns = row[v->byte];
+            if (ns == T_UNKNOWN) {
+                ns = next_state(m, it.st, v->byte);   /* may move trans */
+                row = m->trans + (size_t)it.st * 256;
+                if (ns == T_NOMEM)
+                    return -1;
+            }
+            if (ns < 0)
+                continue;
+            for (uint32_t k = v->tok; k < v[1].tok; k++) {
+                uint32_t id = (uint32_t)toks[k];
+                allowed[id >> 6] |= 1ull << (id & 63);
+            }
+            if (v->n_child) {
+                m->walk[sp].node = c;
+                m->walk[sp].st = ns;
+                sp++;
+            }
+        }
+    }
+    return 0;
+}
+
+int bitnet__gmatch_drop_cache(bn_gmatch *m, int all)
+{
+    for (int i = 0; i < BN_GM_MASK_CACHE; i++)
+        m->mc_state[i] = -1;
+    return all ? clear_cache(m) : BITNET_OK;
 }
 
 int bitnet__gmatch_mask(bn_gmatch *m, const bn_vtrie *t, uint64_t *allowed,
@@ -663,38 +831,27 @@ int bitnet__gmatch_mask(bn_gmatch *m, const bn_vtrie *t, uint64_t *allowed,
 {
     if (maybe_clear(m) != BITNET_OK)
         return bitnet__error(BITNET_E_NOMEM, "grammar: out of memory");
-    memset(allowed, 0, (((size_t)n_vocab + 63) / 64) * sizeof(*allowed));
-    size_t sp = 0;
-    if (grow((void **)&m->walk, &m->cap_walk, 1, sizeof(walk_item)))
-        goto nomem;
-    m->walk[sp].node = 0;
-    m->walk[sp].st = m->cur;
-    sp++;
-    const uint8_t *byte = t->byte;
-    const uint32_t *end = t->end, *tf = t->tok_first;
-    while (sp > 0) {
-        walk_item it = m->walk[--sp];
-        for (uint32_t c = it.node + 1; c < end[it.node]; c = end[c]) {
-            int32_t ns = next_state(m, it.st, byte[c]);
-            if (ns < 0) {
-                if (ns == T_NOMEM)
-                    goto nomem;
-                continue;
-            }
-            for (uint32_t k = tf[c]; k < tf[c + 1]; k++) {
-                uint32_t id = (uint32_t)t->toks[k];
-                allowed[id >> 6] |= 1ull << (id & 63);
-            }
-            if (end[c] > c + 1) {
-                if (grow((void **)&m->walk, &m->cap_walk, sp + 1, sizeof(walk_item)))
-                    goto nomem;
-                m->walk[sp].node = c;
-                m->walk[sp].st = ns;
-                sp++;
-            }
-        }
+    size_t words = ((size_t)n_vocab + 63) / 64;
+    if (!m->mcache || m->mc_words != words) {
+        free(m->mcache);
+        m->mcache = malloc(BN_GM_MASK_CACHE * words * sizeof(*m->mcache));
+        m->mc_words = words;
+        for (int i = 0; i < BN_GM_MASK_CACHE; i++)
+            m->mc_state[i] = -1;
+        if (!m->mcache)
+            return bitnet__error(BITNET_E_NOMEM, "grammar: out of memory");
     }
+    for (int i = 0; i < BN_GM_MASK_CACHE; i++)
+        if (m->mc_state[i] == m->cur) {
+            memcpy(allowed, m->mcache + (size_t)i * words, words * sizeof(*allowed));
+            return BITNET_OK;
+        }
+    memset(allowed, 0, words * sizeof(*allowed));
+    if (mask_walk(m, t, allowed))
+        return bitnet__error(BITNET_E_NOMEM, "grammar: out of memory");
+    int i = m->mc_next;
+    m->mc_next = (i + 1) % BN_GM_MASK_CACHE;
+    m->mc_state[i] = m->cur;
+    memcpy(m->mcache + (size_t)i * words, allowed, words * sizeof(*allowed));
     return BITNET_OK;
-nomem:
-    return bitnet__error(BITNET_E_NOMEM, "grammar: out of memory");
 }

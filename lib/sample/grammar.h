@@ -84,4 +84,8 @@ void bitnet__vtrie_free(bn_vtrie *t);
 int bitnet__gmatch_mask(bn_gmatch *m, const bn_vtrie *t, uint64_t *allowed,
                         int32_t n_vocab);
 
+/* Forget the cached masks, and with all also every cached state and
+ * transition (benchmarks use it to time the trie walk). */
+int bitnet__gmatch_drop_cache(bn_gmatch *m, int all);
+
 #endif /* BITNET_GRAMMAR_H */
