@@ -51,6 +51,12 @@ static void usage(FILE *f)
 "      --min-p X           relative probability floor in [0, 1]; 0 = off (0.05)\n"
 "      --repeat-penalty X  > 0; 1 = off (1.0)\n"
 "      --repeat-last-n N   penalty window in tokens (64)\n"
+"      --grammar TEXT      constrain the output to a GBNF grammar (start rule\n"
+"                          root); see docs/sampling.md\n"
+"      --grammar-file F    read the GBNF grammar from a file\n"
+"      --json-schema TEXT  constrain the output to JSON valid under this JSON\n"
+"                          Schema ('{}': any JSON value)\n"
+"      --json-schema-file F  read the JSON Schema from a file\n"
 "  -cnv, --conversation    chat: read user turns from stdin until EOF\n"
 "      --system TEXT       system message for -cnv\n"
 "      --chat-template NAME  bitnet, llama3, falcon3 or chatml (default: the\n"
@@ -110,6 +116,7 @@ typedef struct gen {
     long long seed;         /* printed with the timing when >= 0 */
     double t_prompt, t_gen; /* seconds */
     long n_prompt, n_gen;   /* tokens */
+    int constrained;        /* the sampler has a grammar */
 } gen;
 
 static int push_tok(gen *g, int32_t t)
@@ -199,7 +206,9 @@ static int eval_prompt(gen *g, size_t from)
         return rc;
     }
     g->n_prompt += (long)n;
-    for (size_t i = from; i < g->n_toks; i++)
+    /* With a grammar only the answer is accepted (it must follow the
+     * grammar from its start), so the prompt stays out of the history. */
+    for (size_t i = from; i < g->n_toks && !g->constrained; i++)
         bitnet_sampler_accept(g->smp, g->toks[i]);
     return BITNET_OK;
 }
@@ -213,6 +222,8 @@ static int generate(gen *g, long n_predict, strbuf *collect)
     double t0 = ex_now();
     long produced = 0;
     int rc = BITNET_OK;
+    if (g->constrained)   /* every answer follows the grammar from its start */
+        bitnet_sampler_reset(g->smp);
     while (n_predict < 0 || produced < n_predict) {
         int32_t tok;
         rc = bitnet_sampler_sample(g->smp, g->ctx, -1, &tok);
@@ -491,6 +502,8 @@ int main(int argc, char **argv)
 {
     const char *model_path = NULL, *prompt = NULL, *prompt_file = NULL;
     const char *system = NULL, *tmpl = NULL;
+    const char *grammar = NULL, *grammar_file = NULL;
+    const char *schema = NULL, *schema_file = NULL;
     long n_predict = 128, n_threads = 0, n_ctx = 0, seed = -1;
     int cnv = 0;
     bitnet_sampler_params sp;
@@ -535,6 +548,14 @@ int main(int argc, char **argv)
             long k;
             NEED_ARG(); if (ex_parse_long(v, 0, 1L << 24, &k)) BAD_VALUE();
             sp.penalty_last_n = (int32_t)k;
+        } else if (IS("--grammar")) {
+            NEED_ARG(); grammar = v;
+        } else if (IS("--grammar-file")) {
+            NEED_ARG(); grammar_file = v;
+        } else if (IS("--json-schema")) {
+            NEED_ARG(); schema = v;
+        } else if (IS("--json-schema-file")) {
+            NEED_ARG(); schema_file = v;
         } else if (IS("-cnv") || IS("--conversation")) {
             cnv = 1;
         } else if (IS("--system")) {
@@ -550,12 +571,46 @@ int main(int argc, char **argv)
     }
     if (prompt && prompt_file)
         return die("use either -p or -f, not both", "", "");
+    if ((grammar != NULL) + (grammar_file != NULL) + (schema != NULL) +
+        (schema_file != NULL) > 1)
+        return die("use only one of --grammar, --grammar-file, --json-schema "
+                   "and --json-schema-file", "", "");
+    /* The grammar text: given, read from a file, or made from a schema. */
+    char *grammar_text = NULL;
+    if (grammar_file || schema_file) {
+        const char *f = grammar_file ? grammar_file : schema_file;
+        grammar_text = ex_read_file(f, NULL);
+        if (!grammar_text)
+            return die("cannot read '%s': %s", f, strerror(errno));
+        if (grammar_file)
+            grammar = grammar_text;
+        else
+            schema = grammar_text;
+    }
+    if (schema) {
+        size_t need = 0;
+        char *text = NULL;
+        int rc = bitnet_json_schema_to_grammar(schema, NULL, 0, &need);
+        if (rc == BITNET_E_BUFFER_TOO_SMALL && (text = malloc(need + 1)))
+            rc = bitnet_json_schema_to_grammar(schema, text, need + 1, &need);
+        free(grammar_text);
+        grammar_text = text;
+        if (rc != BITNET_OK) {
+            free(grammar_text);
+            return die("--json-schema: %s", rc == BITNET_E_BUFFER_TOO_SMALL ?
+                       "out of memory" : bitnet_last_error(), "");
+        }
+        grammar = grammar_text;
+    }
+    sp.grammar = grammar;
 
     char *file_text = NULL;
     if (prompt_file) {
         file_text = ex_read_file(prompt_file, NULL);
-        if (!file_text)
+        if (!file_text) {
+            free(grammar_text);
             return die("cannot read prompt file '%s': %s", prompt_file, strerror(errno));
+        }
         size_t l = strlen(file_text);
         if (l > 0 && file_text[l - 1] == '\n')
             file_text[l - 1] = '\0';        /* as llama-cli: drop one newline */
@@ -567,6 +622,7 @@ int main(int argc, char **argv)
         model_path = env && *env ? env : BITNET_DEFAULT_MODEL_PATH;
         if (access(model_path, R_OK) != 0) {
             free(file_text);
+            free(grammar_text);
             return die("no model given (-m) and the default model '%s' does "
                        "not exist (set BITNET_DEFAULT_MODEL or pass -m)",
                        model_path, "");
@@ -579,6 +635,7 @@ int main(int argc, char **argv)
         if (bitnet_chat_render(NULL, tmpl, &probe, 1, 1, NULL, 0, &need) ==
             BITNET_E_NOT_FOUND) {
             free(file_text);
+            free(grammar_text);
             return die("unknown chat template '%s' (bitnet, llama3, falcon3 "
                        "or chatml)", tmpl, "");
         }
@@ -603,6 +660,7 @@ int main(int argc, char **argv)
         goto out;
     }
     g.model = model;
+    g.constrained = sp.grammar != NULL;
     g.seed = seed < 0 && sp.temperature > 0.0f ? (long long)sp.seed : -1;
 
     bitnet_context_params cp;
@@ -641,5 +699,6 @@ out:
     bitnet_context_free(g.ctx);
     bitnet_model_free(model);
     free(file_text);
+    free(grammar_text);
     return status;
 }
