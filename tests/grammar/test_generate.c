@@ -145,22 +145,22 @@ static void test_gbnf(void **state)
 
 #if BITNET_HAVE_JSON
 static const char *const schemas[] = {
-    "{\"type\": \"object\", \"properties\": {"
+    ("{\"type\": \"object\", \"properties\": {"
     "\"name\": {\"type\": \"string\", \"minLength\": 1, \"maxLength\": 12},"
     "\"age\": {\"type\": \"integer\"},"
     "\"happy\": {\"type\": \"boolean\"},"
     "\"pets\": {\"type\": \"array\", \"items\": {\"enum\": [\"cat\", \"dog\", \"fish\"]}, \"maxItems\": 3},"
     "\"friend\": {\"anyOf\": [{\"type\": \"null\"}, {\"type\": \"string\", \"maxLength\": 8}]}},"
-    "\"required\": [\"name\", \"age\", \"happy\"], \"additionalProperties\": false}",
+    "\"required\": [\"name\", \"age\", \"happy\"], \"additionalProperties\": false}"),
 
-    "{\"$defs\": {\"when\": {\"type\": \"string\", \"format\": \"date\"}},"
+    ("{\"$defs\": {\"when\": {\"type\": \"string\", \"format\": \"date\"}},"
     " \"type\": \"array\", \"minItems\": 1, \"maxItems\": 3,"
     " \"items\": {\"type\": \"object\", \"properties\": {\"day\": {\"$ref\": \"#/$defs/when\"},"
     " \"id\": {\"type\": \"string\", \"format\": \"uuid\"},"
-    " \"score\": {\"type\": \"number\"}}, \"required\": [\"day\", \"score\"]}}",
+    " \"score\": {\"type\": \"number\"}}, \"required\": [\"day\", \"score\"]}}"),
 
-    "{\"oneOf\": [{\"const\": \"none\"}, {\"type\": \"array\", \"maxItems\": 4,"
-    " \"items\": {\"type\": [\"integer\", \"null\"]}}]}",
+    ("{\"oneOf\": [{\"const\": \"none\"}, {\"type\": \"array\", \"maxItems\": 4,"
+     " \"items\": {\"type\": [\"integer\", \"null\"]}}]}"),
 };
 
 static void test_schemas(void **state)
