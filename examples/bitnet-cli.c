@@ -69,6 +69,12 @@ static void usage(FILE *f)
 "                          for input (may be repeated)\n"
 "      --in-prefix S       text added before every input line (-i)\n"
 "      --in-suffix S       text added after every input line (-i)\n"
+"      --grammar TEXT      constrain the output to a GBNF grammar (start rule\n"
+"                          root); see docs/sampling.md\n"
+"      --grammar-file F    read the GBNF grammar from a file\n"
+"      --json-schema TEXT  constrain the output to JSON valid under this JSON\n"
+"                          Schema ('{}': any JSON value)\n"
+"      --json-schema-file F  read the JSON Schema from a file\n"
 "  -cnv, --conversation    chat: read user turns from stdin until EOF; the\n"
 "                          oldest turns are dropped when the context is full\n"
 "      --system TEXT       system message for -cnv\n"
@@ -177,6 +183,7 @@ typedef struct gen {
     const char **stops;     /* -r: stop after any of these appears (-i) */
     int n_stops;
     int32_t pending;        /* shown but not evaluated (-n reached); -1 none */
+    int constrained;        /* the sampler has a grammar */
 } gen;
 
 static int push_tok(gen *g, int32_t t)
@@ -266,7 +273,9 @@ static int eval_prompt(gen *g, size_t from)
         return rc;
     }
     g->n_prompt += (long)n;
-    for (size_t i = from; i < g->n_toks; i++)
+    /* With a grammar only the answer is accepted (it must follow the
+     * grammar from its start), so the prompt stays out of the history. */
+    for (size_t i = from; i < g->n_toks && !g->constrained; i++)
         bitnet_sampler_accept(g->smp, g->toks[i]);
     return BITNET_OK;
 }
@@ -296,6 +305,8 @@ static int generate(gen *g, long n_predict, strbuf *collect)
     double t0 = ex_now();
     long produced = 0;
     int rc = BITNET_OK;
+    if (g->constrained)   /* every answer follows the grammar from its start */
+        bitnet_sampler_reset(g->smp);
     while (n_predict < 0 || produced < n_predict) {
         int32_t tok;
         rc = bitnet_sampler_sample(g->smp, g->ctx, -1, &tok);
@@ -752,6 +763,8 @@ int main(int argc, char **argv)
     bitnet_logit_bias bias[MAX_BIAS];
     size_t n_bias = 0;
     run_opts ro = { 128, NULL, 0, NULL, NULL };
+    const char *grammar = NULL, *grammar_file = NULL;
+    const char *schema = NULL, *schema_file = NULL;
     bitnet_sampler_params sp;
     bitnet_sampler_params_init(&sp);
 
@@ -823,6 +836,14 @@ int main(int argc, char **argv)
             NEED_ARG(); ro.in_prefix = v;
         } else if (IS("--in-suffix")) {
             NEED_ARG(); ro.in_suffix = v;
+        } else if (IS("--grammar")) {
+            NEED_ARG(); grammar = v;
+        } else if (IS("--grammar-file")) {
+            NEED_ARG(); grammar_file = v;
+        } else if (IS("--json-schema")) {
+            NEED_ARG(); schema = v;
+        } else if (IS("--json-schema-file")) {
+            NEED_ARG(); schema_file = v;
         } else if (IS("-cnv") || IS("--conversation")) {
             cnv = 1;
         } else if (IS("--system")) {
@@ -854,6 +875,38 @@ int main(int argc, char **argv)
         return ex_fail(prog, "use either -cnv or -i, not both");
     if (cnv && ro.prompt_cache)
         return ex_fail(prog, "--prompt-cache works with one-shot and -i runs, not -cnv");
+    if ((grammar != NULL) + (grammar_file != NULL) + (schema != NULL) +
+        (schema_file != NULL) > 1)
+        return ex_fail(prog, "use only one of --grammar, --grammar-file, --json-schema "
+                       "and --json-schema-file");
+    /* The grammar text: given, read from a file, or made from a schema. */
+    char *grammar_text = NULL;
+    if (grammar_file || schema_file) {
+        const char *f = grammar_file ? grammar_file : schema_file;
+        grammar_text = ex_read_file(f, NULL);
+        if (!grammar_text)
+            return ex_fail(prog, "cannot read '%s': %s", f, strerror(errno));
+        if (grammar_file)
+            grammar = grammar_text;
+        else
+            schema = grammar_text;
+    }
+    if (schema) {
+        size_t need = 0;
+        char *text = NULL;
+        int rc = bitnet_json_schema_to_grammar(schema, NULL, 0, &need);
+        if (rc == BITNET_E_BUFFER_TOO_SMALL && (text = malloc(need + 1)))
+            rc = bitnet_json_schema_to_grammar(schema, text, need + 1, &need);
+        free(grammar_text);
+        grammar_text = text;
+        if (rc != BITNET_OK) {
+            free(grammar_text);
+            return ex_fail(prog, "--json-schema: %s", rc == BITNET_E_BUFFER_TOO_SMALL ?
+                           "out of memory" : bitnet_last_error());
+        }
+        grammar = grammar_text;
+    }
+    sp.grammar = grammar;
 
     char *file_text = NULL;
     if (prompt_file && strcmp(prompt_file, "-") == 0) {
@@ -862,13 +915,17 @@ int main(int argc, char **argv)
             return ex_fail(prog, "cannot read the prompt from stdin: %s", strerror(errno));
     } else if (prompt_file) {
         file_text = ex_read_file(prompt_file, NULL);
-        if (!file_text)
+        if (!file_text) {
+            free(grammar_text);
             return ex_fail(prog, "cannot read prompt file '%s': %s", prompt_file, strerror(errno));
+        }
     } else if (!prompt && !cnv && !ro.interactive && !isatty(0)) {
         /* a prompt piped to stdin */
         file_text = read_stdin();
-        if (!file_text)
+        if (!file_text) {
+            free(grammar_text);
             return ex_fail(prog, "cannot read the prompt from stdin: %s", strerror(errno));
+        }
     }
     if (file_text) {
         size_t l = strlen(file_text);
@@ -881,6 +938,7 @@ int main(int argc, char **argv)
         model_path = ex_default_model();
         if (access(model_path, R_OK) != 0) {
             free(file_text);
+            free(grammar_text);
             return ex_fail(prog, "no model given (-m) and the default model '%s' does "
                        "not exist (set BITNET_DEFAULT_MODEL or pass -m)", model_path);
         }
@@ -892,6 +950,7 @@ int main(int argc, char **argv)
         if (bitnet_chat_render(NULL, tmpl, &probe, 1, 1, NULL, 0, &need) ==
             BITNET_E_NOT_FOUND) {
             free(file_text);
+            free(grammar_text);
             return ex_fail(prog, "unknown chat template '%s' (bitnet, llama3, falcon3 "
                        "or chatml)", tmpl);
         }
@@ -923,6 +982,7 @@ int main(int argc, char **argv)
         goto out;
     }
     g.model = model;
+    g.constrained = sp.grammar != NULL;
     g.seed = seed < 0 && sp.temperature > 0.0f ? (long long)sp.seed : -1;
     ex_warn_ctx(prog, n_ctx, bitnet_model_n_ctx_train(model));
 
@@ -964,5 +1024,6 @@ out:
     bitnet_context_free(g.ctx);
     bitnet_model_free(model);
     free(file_text);
+    free(grammar_text);
     return status;
 }

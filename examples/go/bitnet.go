@@ -58,6 +58,7 @@ const (
 	ErrInternal    = int(C.BITNET_E_INTERNAL)
 	ErrNotFound    = int(C.BITNET_E_NOT_FOUND)
 	ErrState       = int(C.BITNET_E_STATE)
+	ErrGrammar     = int(C.BITNET_E_GRAMMAR)
 )
 
 // Error is a failed libbitnet call.
@@ -605,6 +606,12 @@ type SamplerOptions struct {
 	PenaltyLastN     int
 	Seed             uint64
 	LogitBias        map[int32]float32
+	// Grammar is GBNF text constraining the output ("" = none); see
+	// JSONSchemaToGrammar. With a grammar, Accept fails with ErrGrammar
+	// for a token the grammar does not allow.
+	Grammar string
+	// GrammarRoot names the start rule ("" = "root").
+	GrammarRoot string
 }
 
 // DefaultSampler returns the library's default sampling options.
@@ -665,6 +672,16 @@ func (m *Model) NewSampler(o SamplerOptions) (*Sampler, error) {
 		p.logit_bias = (*C.bitnet_logit_bias)(raw)
 		p.n_logit_bias = C.size_t(n)
 	}
+	if o.Grammar != "" {
+		g := C.CString(o.Grammar)
+		defer C.free(unsafe.Pointer(g)) // compiled by bitnet_sampler_create
+		p.grammar = g
+	}
+	if o.GrammarRoot != "" {
+		r := C.CString(o.GrammarRoot)
+		defer C.free(unsafe.Pointer(r))
+		p.grammar_root = r
+	}
 	var out *C.bitnet_sampler
 	if err := call("bitnet_sampler_create", func() C.int {
 		return C.bitnet_sampler_create(&out, m.p, &p)
@@ -708,13 +725,26 @@ func (s *Sampler) SampleLogits(logits []float32) (int32, error) {
 	return int32(tok), err
 }
 
-// Accept records a token in the penalty history.
+// Accept records a token in the penalty history and advances the grammar.
 func (s *Sampler) Accept(tok int32) error {
 	return call("bitnet_sampler_accept", func() C.int { return C.bitnet_sampler_accept(s.p, C.int32_t(tok)) })
 }
 
 // Reset clears the history and re-seeds.
 func (s *Sampler) Reset() { C.bitnet_sampler_reset(s.p) }
+
+// JSONSchemaToGrammar converts a JSON Schema (JSON text) into GBNF grammar
+// text for SamplerOptions.Grammar. The schema "{}" gives a grammar for any
+// JSON value; a keyword that is not supported gives ErrUnsupported with a
+// message naming it.
+func JSONSchemaToGrammar(schema string) (string, error) {
+	cs := C.CString(schema)
+	defer C.free(unsafe.Pointer(cs))
+	b, err := fillBytes("bitnet_json_schema_to_grammar", 4096, func(buf *C.char, cap C.size_t, n *C.size_t) C.int {
+		return C.bitnet_json_schema_to_grammar(cs, buf, cap, n)
+	})
+	return string(b), err
+}
 
 // ---- streaming detokenizer ----------------------------------------------------------
 

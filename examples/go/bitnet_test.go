@@ -436,5 +436,64 @@ func TestAbortCallback(t *testing.T) {
 	}()
 	if ctx3.Pos() != 0 {
 		t.Fatalf("position %d after a panicking abort", ctx3.Pos())
+func TestGrammar(t *testing.T) {
+	m := load(t)
+	ctx, _ := m.NewContext(ContextOptions{NContext: 64})
+	defer ctx.Close()
+	for seed := uint64(1); seed <= 3; seed++ {
+		o := DefaultSampler()
+		o.Seed, o.Temperature = seed, 1
+		o.Grammar = `root ::= ("yes" | "no") "."`
+		s, err := m.NewSampler(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx.Reset()
+		p, _ := m.Tokenize("Answer:", true, false)
+		if err := ctx.Eval(p); err != nil {
+			t.Fatal(err)
+		}
+		var ids []int32
+		for i := 0; i < 16; i++ {
+			tok, err := s.Sample(ctx, -1)
+			if err != nil { // complete, and the vocabulary has no end token
+				if !IsStatus(err, ErrGrammar) {
+					t.Fatal(err)
+				}
+				break
+			}
+			if err := s.Accept(tok); err != nil {
+				t.Fatal(err)
+			}
+			if m.IsEOG(tok) {
+				break
+			}
+			ids = append(ids, tok)
+			if err := ctx.Eval([]int32{tok}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		b, _ := m.Detokenize(ids, false)
+		if txt := strings.TrimLeft(string(b), " "); txt != "yes." && txt != "no." {
+			t.Fatalf("seed %d: %q", seed, txt)
+		}
+		s.Close()
+	}
+	o := DefaultSampler()
+	o.Grammar = "root ::= ("
+	if _, err := m.NewSampler(o); !IsStatus(err, ErrGrammar) ||
+		!strings.Contains(err.(*Error).Message, "line 1, column 10") {
+		t.Fatalf("got %v", err)
+	}
+	g, err := JSONSchemaToGrammar(`{"type": "boolean"}`)
+	if IsStatus(err, ErrUnsupported) {
+		return // a library built without jansson
+	}
+	if err != nil || !strings.HasPrefix(g, "root ::= ") {
+		t.Fatalf("got %q, %v", g, err)
+	}
+	if _, err := JSONSchemaToGrammar(`{"allOf": []}`); !IsStatus(err, ErrUnsupported) ||
+		!strings.Contains(err.(*Error).Message, "'allOf'") {
+		t.Fatalf("got %v", err)
 	}
 }

@@ -52,6 +52,7 @@ E_ABORTED = -8
 E_INTERNAL = -9
 E_NOT_FOUND = -10
 E_STATE = -11
+E_GRAMMAR = -12
 
 LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG = 0, 1, 2, 3
 
@@ -137,6 +138,8 @@ class SamplerParams(ctypes.Structure):
         ("penalty_last_n", ctypes.c_int32),
         ("logit_bias", ctypes.POINTER(LogitBias)),
         ("n_logit_bias", ctypes.c_size_t),
+        ("grammar", ctypes.c_char_p),
+        ("grammar_root", ctypes.c_char_p),
     ]
 
 
@@ -259,6 +262,8 @@ _PROTOS = {
     "bitnet_chat_tokenize": (ctypes.c_int, [_M, ctypes.c_char_p, ctypes.POINTER(ChatMessage),
                                             ctypes.c_size_t, ctypes.c_int, _c_int_p,
                                             ctypes.c_size_t, _size_p]),
+    "bitnet_json_schema_to_grammar": (ctypes.c_int, [ctypes.c_char_p, ctypes.c_char_p,
+                                                      ctypes.c_size_t, _size_p]),
     "bitnet_synth_params_init_": (None, [ctypes.POINTER(SynthParams), ctypes.c_size_t]),
     "bitnet_synth_write": (ctypes.c_int, [ctypes.c_char_p, ctypes.POINTER(SynthParams)]),
 }
@@ -335,6 +340,20 @@ def system_info():
 
 def cpu_features():
     return _lib.bitnet_cpu_features()
+
+
+def json_schema_to_grammar(schema):
+    """GBNF grammar text (str) for a JSON Schema given as a str or as a
+    dict/list/bool (then serialised with json.dumps). The schema {} gives a
+    grammar for any JSON value. Raises BitnetError (E_UNSUPPORTED names the
+    keyword that is not supported)."""
+    if not isinstance(schema, (str, bytes)):
+        import json
+        schema = json.dumps(schema)
+    s = _to_bytes(schema)
+    raw = _grow("bitnet_json_schema_to_grammar",
+                lambda b, c, n: _lib.bitnet_json_schema_to_grammar(s, b, c, n), 4096)
+    return raw.decode("utf-8")
 
 
 def synth_write(path, **fields):
@@ -707,21 +726,28 @@ class Sampler(_Handle):
 
     Sampler(model, temperature=0.8, top_k=40, top_p=0.95, min_p=0.05,
             repeat_penalty=1.0, frequency_penalty=0.0, presence_penalty=0.0,
-            penalty_last_n=64, seed=0, logit_bias=None)
+            penalty_last_n=64, seed=0, logit_bias=None, grammar=None,
+            grammar_root=None)
 
     Omitted arguments keep the library's defaults. temperature 0 is greedy.
     logit_bias is a {token: bias} dict (float("-inf") bans a token).
+    grammar is GBNF text (see json_schema_to_grammar() for JSON); with it
+    only tokens the grammar allows are sampled, and accept() raises
+    BitnetError (E_GRAMMAR) for a token it does not allow.
     """
 
     _FIELDS = ("temperature", "top_k", "top_p", "min_p", "repeat_penalty",
                "frequency_penalty", "presence_penalty", "penalty_last_n", "seed")
 
-    def __init__(self, model, *, logit_bias=None, **kw):
+    def __init__(self, model, *, logit_bias=None, grammar=None, grammar_root=None, **kw):
         self._h = None
         self.model = model
         p = SamplerParams()
         _lib.bitnet_sampler_params_init_(ctypes.byref(p), ctypes.sizeof(p))
         p.struct_size = ctypes.sizeof(p)
+        # compiled by bitnet_sampler_create: the bytes need not outlive it
+        p.grammar = None if grammar is None else _to_bytes(grammar)
+        p.grammar_root = None if grammar_root is None else _to_bytes(grammar_root)
         for k, v in kw.items():
             if k not in self._FIELDS:
                 raise TypeError("unknown sampler parameter %r" % k)

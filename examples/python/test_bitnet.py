@@ -173,6 +173,54 @@ class TestBitnet(unittest.TestCase):
             with m.sampler(temperature=0, logit_bias={best: float("-inf")}) as smp:
                 self.assertNotEqual(smp.sample(ctx), best)
 
+    def test_grammar(self):
+        m = self.model
+        g = 'root ::= ("yes" | "no") "."'
+        with m.context(n_ctx=64) as ctx:
+            for seed in (1, 2, 3):
+                with m.sampler(seed=seed, temperature=1.0, grammar=g) as smp:
+                    ctx.reset()
+                    ctx.eval(m.tokenize("Answer:"))
+                    ids = []
+                    for _ in range(16):
+                        try:
+                            tok = smp.sample(ctx)
+                        except bitnet.BitnetError as e:
+                            # complete, and the vocabulary has no EOS
+                            self.assertEqual(e.status, bitnet.E_GRAMMAR)
+                            break
+                        smp.accept(tok)
+                        if m.is_eog(tok):
+                            break
+                        ids.append(tok)
+                        ctx.eval([tok])
+                    self.assertIn(m.detokenize(ids).lstrip(), ("yes.", "no."))
+        with self.assertRaises(bitnet.BitnetError) as cm:
+            m.sampler(grammar="root ::= (")
+        self.assertEqual(cm.exception.status, bitnet.E_GRAMMAR)
+        self.assertIn("line 1, column 10", cm.exception.message)
+        with m.sampler(grammar='root ::= "a"') as smp:
+            with self.assertRaises(bitnet.BitnetError) as cm:
+                smp.accept(m.eos if m.eos >= 0 else 0)
+            self.assertEqual(cm.exception.status, bitnet.E_GRAMMAR)
+
+    def test_json_schema(self):
+        try:
+            text = bitnet.json_schema_to_grammar({"type": "object",
+                                                  "properties": {"n": {"type": "integer"}},
+                                                  "required": ["n"]})
+        except bitnet.BitnetError as e:   # a library built without jansson
+            self.assertEqual(e.status, bitnet.E_UNSUPPORTED)
+            return
+        self.assertTrue(text.startswith("root ::= "))
+        self.assertIn('"\\"n\\""', text)
+        with self.assertRaises(bitnet.BitnetError) as cm:
+            bitnet.json_schema_to_grammar('{"type": "string", "pattern": "a"}')
+        self.assertEqual(cm.exception.status, bitnet.E_UNSUPPORTED)
+        self.assertIn("'pattern'", cm.exception.message)
+        with self.model.sampler(grammar=bitnet.json_schema_to_grammar("{}")):
+            pass
+
     def test_callbacks(self):
         seen = []
         with bitnet.Model(model_path(), progress=lambda f: seen.append(f) and False) as m2:

@@ -141,6 +141,17 @@ pub fn abi_version() -> i32 {
 }
 
 /// Version, CPU features and chosen kernels, as text.
+/// GBNF grammar text for a JSON Schema (for [`SamplerBuilder::grammar`]).
+/// The schema `{}` gives a grammar for any JSON value. A keyword that is not
+/// supported gives an error with status `BITNET_E_UNSUPPORTED` naming it.
+pub fn json_schema_to_grammar(schema: &str) -> Result<String> {
+    let s = cstring(schema)?;
+    let bytes = fill_bytes(4096, |b, c, n| unsafe {
+        sys::bitnet_json_schema_to_grammar(s.as_ptr(), b, c, n)
+    })?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
 pub fn system_info() -> String {
     unsafe { cstr_lossy(sys::bitnet_system_info()) }
 }
@@ -757,6 +768,8 @@ pub struct SamplerBuilder<'m> {
     model: &'m Model,
     params: sys::bitnet_sampler_params,
     bias: Vec<sys::bitnet_logit_bias>,
+    grammar: Option<String>,
+    grammar_root: Option<String>,
 }
 
 impl<'m> SamplerBuilder<'m> {
@@ -802,8 +815,31 @@ impl<'m> SamplerBuilder<'m> {
         self.bias.push(sys::bitnet_logit_bias { token, bias });
         self
     }
+    /// Constrain the output to a GBNF grammar (start rule "root"); see
+    /// [`json_schema_to_grammar`] for JSON. With a grammar, `accept` fails
+    /// with `BITNET_E_GRAMMAR` for a token the grammar does not allow.
+    pub fn grammar(mut self, gbnf: &str) -> Self {
+        self.grammar = Some(gbnf.to_owned());
+        self
+    }
+    /// Another start rule than "root".
+    pub fn grammar_root(mut self, rule: &str) -> Self {
+        self.grammar_root = Some(rule.to_owned());
+        self
+    }
     pub fn build(&self) -> Result<Sampler<'m>> {
         let mut params = self.params;
+        // compiled by bitnet_sampler_create: they need not outlive the call
+        let grammar = match &self.grammar {
+            Some(g) => Some(cstring(g)?),
+            None => None,
+        };
+        let root = match &self.grammar_root {
+            Some(r) => Some(cstring(r)?),
+            None => None,
+        };
+        params.grammar = grammar.as_ref().map_or(ptr::null(), |g| g.as_ptr());
+        params.grammar_root = root.as_ref().map_or(ptr::null(), |r| r.as_ptr());
         if !self.bias.is_empty() {
             params.logit_bias = self.bias.as_ptr(); // copied by bitnet_sampler_create
             params.n_logit_bias = self.bias.len();
@@ -830,6 +866,8 @@ impl<'m> Sampler<'m> {
             model,
             params,
             bias: Vec::new(),
+            grammar: None,
+            grammar_root: None,
         }
     }
 
@@ -858,7 +896,7 @@ impl<'m> Sampler<'m> {
         })?;
         Ok(tok)
     }
-    /// Record a token in the penalty history.
+    /// Record a token in the penalty history and advance the grammar.
     pub fn accept(&mut self, token: i32) -> Result<()> {
         check(unsafe { sys::bitnet_sampler_accept(self.ptr.as_ptr(), token) })
     }

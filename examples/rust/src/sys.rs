@@ -24,6 +24,7 @@ pub const BITNET_E_ABORTED: c_int = -8;
 pub const BITNET_E_INTERNAL: c_int = -9;
 pub const BITNET_E_NOT_FOUND: c_int = -10;
 pub const BITNET_E_STATE: c_int = -11;
+pub const BITNET_E_GRAMMAR: c_int = -12;
 
 pub const BITNET_LOG_ERROR: i32 = 0;
 pub const BITNET_LOG_WARN: i32 = 1;
@@ -139,6 +140,8 @@ pub struct bitnet_sampler_params {
     pub penalty_last_n: i32,
     pub logit_bias: *const bitnet_logit_bias,
     pub n_logit_bias: usize,
+    pub grammar: *const c_char,
+    pub grammar_root: *const c_char,
 }
 
 #[repr(C)]
@@ -308,6 +311,12 @@ extern "C" {
         out_token: *mut i32,
     ) -> c_int;
     pub fn bitnet_sampler_accept(s: *mut bitnet_sampler, token: i32) -> c_int;
+    pub fn bitnet_json_schema_to_grammar(
+        schema: *const c_char,
+        buf: *mut c_char,
+        cap: usize,
+        n_out: *mut usize,
+    ) -> c_int;
 
     pub fn bitnet_chat_render(
         model: *const bitnet_model,

@@ -237,6 +237,54 @@ fn logit_bias_bans_token() {
 }
 
 #[test]
+fn grammar_constrains_output() {
+    let m = load();
+    let mut ctx = Context::new(&m).unwrap();
+    for seed in 1..4 {
+        let mut s = Sampler::builder(&m)
+            .seed(seed)
+            .temperature(1.0)
+            .grammar("root ::= (\"yes\" | \"no\") \".\"")
+            .build()
+            .unwrap();
+        ctx.reset();
+        ctx.eval(&m.tokenize("Answer:", true, false).unwrap()).unwrap();
+        let mut ids = Vec::new();
+        for _ in 0..16 {
+            let tok = match s.sample(&ctx, -1) {
+                Ok(t) => t,
+                Err(e) => {
+                    // complete, and the vocabulary has no end-of-generation token
+                    assert_eq!(e.status, sys::BITNET_E_GRAMMAR);
+                    break;
+                }
+            };
+            s.accept(tok).unwrap();
+            if m.is_eog(tok) {
+                break;
+            }
+            ids.push(tok);
+            ctx.eval(&[tok]).unwrap();
+        }
+        let text = String::from_utf8(m.detokenize(&ids, false).unwrap()).unwrap();
+        assert!(text.trim_start() == "yes." || text.trim_start() == "no.", "{}", text);
+    }
+    let e = Sampler::builder(&m).grammar("root ::= (").build().err().unwrap();
+    assert_eq!(e.status, sys::BITNET_E_GRAMMAR);
+    assert!(e.message.contains("line 1, column 10"), "{}", e.message);
+    match bitnet::json_schema_to_grammar("{\"type\": \"integer\"}") {
+        Ok(g) => {
+            assert!(g.starts_with("root ::= "));
+            Sampler::builder(&m).grammar(&g).build().unwrap();
+            let e = bitnet::json_schema_to_grammar("{\"not\": {}}").err().unwrap();
+            assert_eq!(e.status, sys::BITNET_E_UNSUPPORTED);
+            assert!(e.message.contains("'not'"));
+        }
+        Err(e) => assert_eq!(e.status, sys::BITNET_E_UNSUPPORTED), // built without jansson
+    }
+}
+
+#[test]
 fn model_shared_across_threads() {
     let m = load();
     let prompt = m.tokenize("threads", true, false).unwrap();

@@ -56,7 +56,9 @@ fn main() {
         presence_penalty,
         penalty_last_n,
         logit_bias,
-        n_logit_bias
+        n_logit_bias,
+        grammar,
+        grammar_root
     });
     layout!(bitnet_chat_message { role, content });
     layout!(bitnet_synth_params {
