@@ -516,7 +516,7 @@ static json_t *chunk(const srv_job *j, json_t *choice)
 
 char *api_stream_delta(const srv_job *j, size_t from, size_t to, int first)
 {
-    json_t *text = json_stringn(j->text + from, to - from);
+    json_t *text = json_stringn(j->text ? j->text + from : "", to - from);
     json_t *choice;
     if (j->kind == JOB_CHAT) {
         json_t *delta = first ? json_pack("{s:s, s:o}", "role", "assistant", "content", text)
