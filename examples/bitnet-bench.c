@@ -1,13 +1,19 @@
 /*
  * bitnet-bench: prompt-processing and generation speed, like llama-bench.
  *
- *   bitnet-bench -m MODEL [-p 128] [-n 64] [-t 1,2] [-r 3] [--json]
- *                [--int8-head]
+ *   bitnet-bench -m MODEL [-p 128] [-n 64] [-t 1,2] [-r 3] [-d 0]
+ *                [--parallel 1,8] [--json] [--int8-head]
  *
  * pp<P>: one eval call of P tokens on an empty context (P / seconds).
  * tg<N>: N evals of one token each on an empty context (N / seconds).
+ * With -d D every context already holds D tokens when a test starts (as
+ * llama-bench's -d); the D tokens are evaluated once, outside the timing.
+ * With --parallel S, S sequences (contexts) run together through
+ * bitnet_context_eval_multi: pp evaluates the S prompts of P tokens (each
+ * its own) in one call, tg makes N steps in which each sequence advances by
+ * one token; tokens/s counts the tokens of all sequences.
  * Each test runs once as a warm-up, then -r times; the median is reported.
- * -p, -n and -t take comma-separated lists; 0 skips a test.
+ * -p, -n, -t, -d and --parallel take comma-separated lists; 0 skips a test.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -20,6 +26,7 @@
 #include "bitnet.h"
 
 #define MAX_LIST 16
+#define MAX_SEQ 256
 
 static double now(void)
 {
@@ -31,12 +38,16 @@ static double now(void)
 static void usage(FILE *f)
 {
     fprintf(f,
-        "usage: bitnet-bench -m MODEL [-p 128] [-n 64] [-t 1,2] [-r 3] [--json] [--int8-head]\n"
+        "usage: bitnet-bench -m MODEL [-p 128] [-n 64] [-t 1,2] [-r 3] [-d 0] [--parallel 1]\n"
+        "                    [--json] [--int8-head]\n"
         "  -m, --model F      GGUF model file\n"
         "  -p, --n-prompt L   prompt lengths (comma list; 0 skips; default 128)\n"
         "  -n, --n-gen L      generated token counts (comma list; 0 skips; default 64)\n"
         "  -t, --threads L    thread counts (comma list; default: number of CPUs)\n"
         "  -r, --repetitions N  timed runs per test (default 3); the median is reported\n"
+        "  -d, --n-depth L    tokens already in the cache when a test starts (comma list;\n"
+        "                     default 0)\n"
+        "  --parallel L       sequences evaluated together (comma list; default 1)\n"
         "  --json             print a JSON array instead of a table\n"
         "  --int8-head        use the int8 copy of the output head\n");
 }
@@ -75,26 +86,72 @@ static int cmp_double(const void *a, const void *b)
 typedef struct result {
     char test[32];
     int threads;
+    int parallel;
+    int depth;
     double median;
     double *samples;
     int n_samples;
 } result;
 
-/* One run of a test; returns tokens/s or a negative value on error. */
-static double run_once(bitnet_context *ctx, const int32_t *toks, int pp, int tg)
+/* One run of a test on n_seq contexts holding `depth` tokens each;
+ * returns tokens/s (all sequences) or a negative value on error. */
+static double run_once(bitnet_context **ctx, int n_seq, const int32_t *toks, int stride,
+                       int depth, int pp, int tg)
 {
-    bitnet_context_reset(ctx);
+    const int32_t *tp[MAX_SEQ];
+    size_t nt[MAX_SEQ];
+    for (int i = 0; i < n_seq; i++)
+        if (bitnet_context_rewind(ctx[i], depth) != BITNET_OK)
+            return -1.0;
     double t0 = now();
     if (pp > 0) {
-        if (bitnet_context_eval(ctx, toks, (size_t)pp, 0) != BITNET_OK)
+        for (int i = 0; i < n_seq; i++) {
+            tp[i] = toks + (size_t)i * (size_t)stride;
+            nt[i] = (size_t)pp;
+        }
+        if (bitnet_context_eval_multi(ctx, tp, nt, (size_t)n_seq, 0) != BITNET_OK)
             return -1.0;
     } else {
-        for (int i = 0; i < tg; i++)
-            if (bitnet_context_eval(ctx, &toks[i], 1, 0) != BITNET_OK)
+        for (int k = 0; k < tg; k++) {
+            for (int i = 0; i < n_seq; i++) {
+                tp[i] = toks + (size_t)i * (size_t)stride + k;
+                nt[i] = 1;
+            }
+            if (bitnet_context_eval_multi(ctx, tp, nt, (size_t)n_seq, 0) != BITNET_OK)
                 return -1.0;
+        }
     }
     double dt = now() - t0;
-    return (double)(pp > 0 ? pp : tg) / (dt > 0 ? dt : 1e-9);
+    return (double)n_seq * (double)(pp > 0 ? pp : tg) / (dt > 0 ? dt : 1e-9);
+}
+
+/* Contexts for one (threads, parallel, depth) group: the first with all
+ * the threads (its pool runs every step), the others with one; each holds
+ * `depth` tokens of its own (copied from the first where they agree). */
+static int make_contexts(bitnet_model *model, bitnet_context **ctx, int n_seq, int threads,
+                         int depth, int max_len, int int8_head, const int32_t *dtoks)
+{
+    for (int i = 0; i < n_seq; i++) {
+        bitnet_context_params cp;
+        bitnet_context_params_init(&cp);
+        cp.n_threads = i == 0 ? threads : 1;
+        cp.n_ctx = depth + max_len;
+        cp.n_batch = max_len;
+        if (int8_head)
+            cp.flags |= BITNET_CONTEXT_INT8_HEAD;
+        if (bitnet_context_create(&ctx[i], model, &cp) != BITNET_OK)
+            return fail("cannot create context", bitnet_last_error());
+    }
+    if (depth > 0) {
+        /* one depth prompt, evaluated once on the threaded context, then
+         * forked: the tests measure the steps, not this */
+        if (bitnet_context_eval(ctx[0], dtoks, (size_t)depth, 0) != BITNET_OK)
+            return fail("eval failed", bitnet_last_error());
+        for (int i = 1; i < n_seq; i++)
+            if (bitnet_context_copy(ctx[i], ctx[0]) != BITNET_OK)
+                return fail("copy failed", bitnet_last_error());
+    }
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -103,6 +160,8 @@ int main(int argc, char **argv)
     int pps[MAX_LIST] = { 128 }, n_pp = 1;
     int tgs[MAX_LIST] = { 64 }, n_tg = 1;
     int ths[MAX_LIST] = { 0 }, n_th = 0;
+    int pars[MAX_LIST] = { 1 }, n_par = 1;
+    int deps[MAX_LIST] = { 0 }, n_dep = 1;
     int reps = 3, json = 0, int8_head = 0;
 
     for (int i = 1; i < argc; i++) {
@@ -128,6 +187,12 @@ int main(int argc, char **argv)
             if (!has_val || parse_list(argv[++i], r, &nr, 1, 1000) || nr != 1)
                 return fail("bad value for", a);
             reps = r[0];
+        } else if (!strcmp(a, "-d") || !strcmp(a, "--n-depth")) {
+            if (!has_val || parse_list(argv[++i], deps, &n_dep, 0, 1 << 20))
+                return fail("bad value for", a);
+        } else if (!strcmp(a, "--parallel")) {
+            if (!has_val || parse_list(argv[++i], pars, &n_par, 1, MAX_SEQ))
+                return fail("bad value for", a);
         } else if (!strcmp(a, "--json")) {
             json = 1;
         } else if (!strcmp(a, "--int8-head")) {
@@ -155,39 +220,35 @@ int main(int argc, char **argv)
     double load_s = now() - t0;
 
     int32_t n_vocab = bitnet_model_n_vocab(model);
-    int max_len = 1;
+    int max_len = 1, max_par = 1, max_dep = 0;
     for (int i = 0; i < n_pp; i++) if (pps[i] > max_len) max_len = pps[i];
     for (int i = 0; i < n_tg; i++) if (tgs[i] > max_len) max_len = tgs[i];
-    int32_t *toks = malloc((size_t)max_len * sizeof(*toks));
-    int n_res_max = n_th * (n_pp + n_tg);
+    for (int i = 0; i < n_par; i++) if (pars[i] > max_par) max_par = pars[i];
+    for (int i = 0; i < n_dep; i++) if (deps[i] > max_dep) max_dep = deps[i];
+    /* max_par rows of max_len tokens (one prompt per sequence), then the
+     * depth prompt */
+    size_t n_toks = (size_t)max_par * (size_t)max_len + (size_t)max_dep;
+    int32_t *toks = malloc(n_toks * sizeof(*toks));
+    bitnet_context **ctx = calloc((size_t)max_par, sizeof(*ctx));
+    int n_res_max = n_th * n_par * n_dep * (n_pp + n_tg);
     result *res = calloc((size_t)n_res_max, sizeof(*res));
     double *samples = malloc((size_t)n_res_max * (size_t)reps * sizeof(double));
-    if (!toks || !res || !samples) {
-        free(toks); free(res); free(samples);
+    if (!toks || !ctx || !res || !samples) {
+        free(toks); free(ctx); free(res); free(samples);
         bitnet_model_free(model);
         return fail("out of memory", NULL);
     }
     uint64_t rng = 0x853c49e6748fea9bull;
-    for (int i = 0; i < max_len; i++) {
+    for (size_t i = 0; i < n_toks; i++) {
         rng = rng * 6364136223846793005ull + 1442695040888963407ull;
         toks[i] = (int32_t)((rng >> 33) % (uint64_t)n_vocab);
     }
 
     int n_res = 0, status = 0;
-    for (int ti = 0; ti < n_th && !status; ti++) {
-        bitnet_context_params cp;
-        bitnet_context_params_init(&cp);
-        cp.n_threads = ths[ti];
-        cp.n_ctx = max_len;
-        cp.n_batch = max_len;
-        if (int8_head)
-            cp.flags |= BITNET_CONTEXT_INT8_HEAD;
-        bitnet_context *ctx = NULL;
-        if (bitnet_context_create(&ctx, model, &cp) != BITNET_OK) {
-            status = fail("cannot create context", bitnet_last_error());
-            break;
-        }
-        int nt = ths[ti];
+    for (int g = 0; g < n_th * n_par * n_dep && !status; g++) {
+        int nt = ths[g / (n_par * n_dep)], np = pars[g / n_dep % n_par], depth = deps[g % n_dep];
+        status = make_contexts(model, ctx, np, nt, depth, max_len, int8_head,
+                               toks + (size_t)max_par * (size_t)max_len);
         for (int k = 0; k < n_pp + n_tg && !status; k++) {
             int pp = k < n_pp ? pps[k] : 0;
             int tg = k < n_pp ? 0 : tgs[k - n_pp];
@@ -196,13 +257,15 @@ int main(int argc, char **argv)
             result *r = &res[n_res++];
             snprintf(r->test, sizeof(r->test), pp ? "pp%d" : "tg%d", pp ? pp : tg);
             r->threads = nt;
+            r->parallel = np;
+            r->depth = depth;
             r->samples = samples + (size_t)(n_res - 1) * (size_t)reps;
-            if (run_once(ctx, toks, pp, tg) < 0) {          /* warm-up */
+            if (run_once(ctx, np, toks, max_len, depth, pp, tg) < 0) {          /* warm-up */
                 status = fail("eval failed", bitnet_last_error());
                 break;
             }
             for (int j = 0; j < reps; j++) {
-                double v = run_once(ctx, toks, pp, tg);
+                double v = run_once(ctx, np, toks, max_len, depth, pp, tg);
                 if (v < 0) {
                     status = fail("eval failed", bitnet_last_error());
                     break;
@@ -215,9 +278,13 @@ int main(int argc, char **argv)
             int h = r->n_samples / 2;
             r->median = r->n_samples % 2 ? sorted[h] : 0.5 * (sorted[h - 1] + sorted[h]);
             if (!json)
-                fprintf(stderr, "  %s threads %d: %.2f t/s\n", r->test, nt, r->median);
+                fprintf(stderr, "  %s threads %d parallel %d depth %d: %.2f t/s\n",
+                        r->test, nt, np, depth, r->median);
         }
-        bitnet_context_free(ctx);
+        for (int i = 0; i < np; i++) {
+            bitnet_context_free(ctx[i]);
+            ctx[i] = NULL;
+        }
     }
 
     struct rusage ru;
@@ -229,8 +296,9 @@ int main(int argc, char **argv)
             printf("[\n");
             for (int i = 0; i < n_res; i++) {
                 result *r = &res[i];
-                printf("  {\"test\": \"%s\", \"threads\": %d, \"tokens_per_s\": %.3f, \"samples\": [",
-                       r->test, r->threads, r->median);
+                printf("  {\"test\": \"%s\", \"threads\": %d, \"parallel\": %d, \"depth\": %d, "
+                       "\"tokens_per_s\": %.3f, \"samples\": [",
+                       r->test, r->threads, r->parallel, r->depth, r->median);
                 for (int j = 0; j < r->n_samples; j++)
                     printf("%s%.3f", j ? ", " : "", r->samples[j]);
                 printf("], \"load_s\": %.3f, \"peak_rss_mib\": %.1f, \"int8_head\": %s}%s\n",
@@ -243,11 +311,13 @@ int main(int argc, char **argv)
                    (int)bitnet_model_n_embd(model), (int)n_vocab,
                    int8_head ? ", int8 head" : "");
             printf("load time: %.3f s, peak RSS: %.1f MiB\n\n", load_s, rss_mib);
-            printf("| %-8s | %7s | %12s | %s\n", "test", "threads", "t/s (median)", "samples");
-            printf("| -------- | ------- | ------------ | -------\n");
+            printf("| %-8s | %7s | %8s | %6s | %12s | %s\n", "test", "threads", "parallel",
+                   "depth", "t/s (median)", "samples");
+            printf("| -------- | ------- | -------- | ------ | ------------ | -------\n");
             for (int i = 0; i < n_res; i++) {
                 result *r = &res[i];
-                printf("| %-8s | %7d | %12.2f | ", r->test, r->threads, r->median);
+                printf("| %-8s | %7d | %8d | %6d | %12.2f | ", r->test, r->threads, r->parallel,
+                       r->depth, r->median);
                 for (int j = 0; j < r->n_samples; j++)
                     printf("%s%.2f", j ? " " : "", r->samples[j]);
                 printf("\n");
@@ -255,6 +325,7 @@ int main(int argc, char **argv)
         }
     }
     free(toks);
+    free(ctx);
     free(res);
     free(samples);
     bitnet_model_free(model);

@@ -447,6 +447,63 @@ BITNET_API int bitnet_context_rewind(bitnet_context *ctx, int32_t pos);
 /** Forget everything (position 0). NULL is ignored. */
 BITNET_API void bitnet_context_reset(bitnet_context *ctx);
 
+/**
+ * Evaluate several sequences in one pass over the weights: ctxs[i] (each
+ * with its own KV cache and position) gets tokens[i][0 .. n_tokens[i]).
+ * The tokens of all sequences go through each weight matrix together, so
+ * N sequences that each decode one token cost little more than one.
+ * Prompt tokens of some sequences and single tokens of others may be mixed.
+ * Each context ends exactly (bit for bit) as if bitnet_context_eval(ctxs[i],
+ * tokens[i], n_tokens[i], flags) had been called alone, whatever the other
+ * sequences, their number, the thread count and n_batch.
+ *
+ * The work runs on ctxs[0]'s threads and scratch (in steps of at most its
+ * n_batch tokens). All contexts must be on one model and created with the
+ * same cpu_mask and head flags (BITNET_CONTEXT_INT8_HEAD); n_ctx, n_batch
+ * and n_threads may differ. Each context's abort callback is polled; if one
+ * asks to stop, no context changes.
+ *
+ * Thread safety: no context may appear twice in a call, and no other call
+ * may use any of the contexts while this one runs; other contexts of the
+ * same model may be used from other threads at the same time.
+ *
+ * @return BITNET_OK; BITNET_E_INVALID_ARG (NULL arrays or entries, n_seq 0,
+ *         a context twice, contexts on different models or with different
+ *         cpu_mask/head flags, an n_tokens[i] of 0, a token id outside the
+ *         vocabulary, unknown flags); BITNET_E_CONTEXT_FULL (some sequence
+ *         would pass its n_ctx); BITNET_E_ABORTED; BITNET_E_NOMEM. On any
+ *         failure no context is changed (nothing is evaluated).
+ */
+BITNET_API int bitnet_context_eval_multi(bitnet_context *const *ctxs,
+                                         const int32_t *const *tokens,
+                                         const size_t *n_tokens, size_t n_seq,
+                                         uint32_t flags);
+
+/**
+ * Prefix reuse: rewind ctx to the longest common prefix of the tokens in
+ * its cache and tokens[0 .. n_tokens), but at most n_tokens - 1 tokens, so
+ * that evaluating tokens[kept ..] (at least one token) yields the logits of
+ * the whole prompt. A context tracks the token ids of its cache through
+ * eval, eval_multi, rewind, copy and state blobs (a version 1 blob's ids are
+ * unknown and never match).
+ * @return the number of tokens kept (the new position); 0 when ctx is NULL
+ *         (error set) or when tokens is NULL (error set, ctx rewound to 0).
+ *         Same thread-safety as bitnet_context_rewind().
+ */
+BITNET_API size_t bitnet_context_keep_prefix(bitnet_context *ctx, const int32_t *tokens,
+                                             size_t n_tokens);
+
+/**
+ * Fork a sequence: dst gets src's KV cache, position, token ids and the
+ * logits of src's last token (as after a state save/load). dst must be on
+ * the same model with n_ctx >= src's position; other parameters may differ.
+ * src is not changed. Neither context may be in use by another thread.
+ * @return BITNET_OK; BITNET_E_INVALID_ARG (NULL, dst == src, different
+ *         models); BITNET_E_CONTEXT_FULL (src's position > dst's n_ctx).
+ *         On failure dst is unchanged.
+ */
+BITNET_API int bitnet_context_copy(bitnet_context *dst, const bitnet_context *src);
+
 /** Bytes needed by bitnet_context_state_save() now; 0 if ctx is NULL. */
 BITNET_API size_t bitnet_context_state_size(const bitnet_context *ctx);
 /** Save the position, KV cache and last logits into a versioned blob.

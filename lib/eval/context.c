@@ -74,6 +74,11 @@ void bitnet_context_free(bitnet_context *c)
     bitnet__afree(c->q16);
     bitnet__afree(c->xo);
     bitnet__afree(c->hxq);
+    bitnet__afree(c->toks);
+    bitnet__afree(c->st_tok);
+    bitnet__afree(c->st_pos);
+    bitnet__afree(c->st_ctx);
+    bitnet__afree(c->st_out);
     bitnet__afree(c->logits[0]);
     bitnet__afree(c->logits[1]);
     free(c);
@@ -213,6 +218,12 @@ int bitnet_context_create(bitnet_context **out, const bitnet_model *model,
         c->rsin = zalloc(nbz * (c->nrot / 2), sizeof(float), &fail);
     }
     c->scores = zalloc((size_t)c->n_threads * n_ctx, sizeof(float), &fail);
+    c->scores_len = (size_t)n_ctx;
+    c->toks = zalloc((size_t)n_ctx, sizeof(int32_t), &fail);
+    c->st_tok = zalloc(nbz, sizeof(int32_t), &fail);
+    c->st_pos = zalloc(nbz, sizeof(int32_t), &fail);
+    c->st_ctx = zalloc(nbz, sizeof(bitnet_context *), &fail);
+    c->st_out = zalloc(nbz, sizeof(float *), &fail);
     c->q16_stride = ((size_t)hd + 31) / 32 * 32;
     c->q16 = zalloc((size_t)c->n_threads * c->q16_stride, sizeof(uint16_t), &fail);
     c->xo = zalloc(nbz * D, sizeof(float), &fail);
@@ -266,48 +277,9 @@ int bitnet_context_eval(bitnet_context *c, const int32_t *tokens, size_t n_token
                                  "bitnet_context_eval: token %d at index %zu is outside [0, %d)",
                                  (int)tokens[i], i, (int)c->n_vocab);
 
-    int all = (flags & BITNET_EVAL_ALL_LOGITS) != 0;
-    size_t rows = all ? n_tokens : 1;
-    int nxt = 1 - c->cur;
-    if (c->logits_cap[nxt] < rows) {
-        size_t bytes;
-        if (bitnet__mul_ovf(rows, (size_t)c->n_vocab * sizeof(float), &bytes))
-            return bitnet__error(BITNET_E_NOMEM, "bitnet_context_eval: logits too large");
-        float *nl = bitnet__aalloc(bytes, 64);
-        if (!nl)
-            return bitnet__error(BITNET_E_NOMEM,
-                                 "bitnet_context_eval: out of memory for %zu rows of logits", rows);
-        bitnet__afree(c->logits[nxt]);
-        c->logits[nxt] = nl;
-        c->logits_cap[nxt] = rows;
-    }
-
-    step *st = &c->st;
-    for (size_t off = 0; off < n_tokens; ) {
-        int32_t nb = (int32_t)(n_tokens - off < (size_t)c->n_batch ? n_tokens - off : (size_t)c->n_batch);
-        int last = off + (size_t)nb == n_tokens;
-        st->tokens = tokens + off;
-        st->nb = nb;
-        st->p0 = c->pos + (int32_t)off;
-        st->aborted = 0;
-        if (all) {
-            st->logits_mode = LOGITS_ALL;
-            st->lout = c->logits[nxt] + off * (size_t)c->n_vocab;
-        } else {
-            st->logits_mode = last ? LOGITS_LAST : LOGITS_NONE;
-            st->lout = c->logits[nxt];
-        }
-        bitnet__threadpool_run(c->tp, bitnet__eval_step, c);
-        if (st->aborted)
-            return bitnet__error(BITNET_E_ABORTED, "bitnet_context_eval: aborted by the callback");
-        off += (size_t)nb;
-    }
-    c->cur = nxt;
-    c->n_logits = (int32_t)rows;
-    c->n_call = (int32_t)n_tokens;
-    c->logits_all = all;
-    c->pos += (int32_t)n_tokens;
-    return BITNET_OK;
+    bitnet_context *seqs[1] = { c };
+    return bitnet__eval_run(c, seqs, &tokens, &n_tokens, 1,
+                            (flags & BITNET_EVAL_ALL_LOGITS) != 0, "bitnet_context_eval");
 }
 
 int bitnet_context_logits(const bitnet_context *c, int32_t i, const float **out)

@@ -21,21 +21,29 @@
 #define MAX_THREADS 256
 
 #define STATE_MAGIC 0x54534e42u   /* "BNST" little-endian */
-#define STATE_VERSION 1u
+#define STATE_VERSION 2u      /* 2 adds the token ids; 1 is still read */
 #define STATE_HEADER 40
 
 enum { LOGITS_NONE = 0, LOGITS_LAST, LOGITS_ALL };
 
 enum head_kind { HEAD_F16 = 0, HEAD_I8, HEAD_FMAT };
 
-/* One step: nb tokens at positions p0 .. p0+nb-1. */
+struct bitnet_context;
+
+/* One step: nb tokens, each of its own sequence (context) and position.
+ * The tokens of one sequence are in order; several sequences may share a
+ * step (bitnet_context_eval_multi). The arrays live in the scratch of the
+ * context whose pool runs the step. */
 typedef struct step {
-    const int32_t *tokens;
     int32_t nb;
-    int32_t p0;
-    int logits_mode;          /* LOGITS_* for this step */
-    float *lout;              /* logits rows for this step's kept tokens */
-    int aborted;              /* set by thread 0 between layers */
+    const int32_t *tokens;            /* [nb] token ids */
+    struct bitnet_context **tctx;     /* [nb] the context (KV cache) of each */
+    const int32_t *tpos;              /* [nb] the position of each */
+    float **tout;                     /* [nb] its logits row, or NULL */
+    int any_out;                      /* some tout[t] is not NULL */
+    struct bitnet_context *const *seqs; /* the call's contexts (abort checks) */
+    size_t n_seqs;
+    int aborted;                      /* set by thread 0 between layers */
 } step;
 
 struct bitnet_context {
@@ -50,6 +58,12 @@ struct bitnet_context {
     void *abort_user;
 
     int32_t pos;
+    int32_t *toks;            /* [n_ctx] token id at each cached position; -1 unknown */
+
+    /* per-token step arrays, [n_batch] each */
+    int32_t *st_tok, *st_pos;
+    struct bitnet_context **st_ctx;
+    float **st_out;
 
     /* shapes */
     int32_t D, Dq, Dkv, F, hd, nh, nkv, nrot, n_vocab, n_layer;
@@ -73,7 +87,8 @@ struct bitnet_context {
     float *as;                /* [nb] activation scales */
     int32_t *asum;            /* [nb] */
     float *rcos, *rsin;       /* [nb][nrot/2] */
-    float *scores;            /* [n_threads][n_ctx] */
+    float *scores;            /* [n_threads][scores_len] */
+    size_t scores_len;        /* >= the n_ctx of every context this one runs */
     uint16_t *q16;            /* [n_threads][hd_pad] */
     size_t q16_stride;
     float *xo;                /* [nb][D] final normed hidden */
@@ -100,5 +115,14 @@ static inline int32_t pad_k(int32_t k)
 /* One parallel region of the context's pool: runs c->st (a step of at most
  * n_batch tokens) through every layer and, as c->st asks, the head. */
 void bitnet__eval_step(void *ctx, int ith, int nth);
+
+/* Evaluate tokens[i][0 .. n_tokens[i]) on seqs[i] for every i in one
+ * pass per step, on the pool and scratch of `work` (one of seqs, or any
+ * context of the model with the same kernels and head). Arguments are
+ * checked by the caller. Each context ends as after a lone
+ * bitnet_context_eval; on failure none changes. */
+int bitnet__eval_run(bitnet_context *work, bitnet_context *const *seqs,
+                     const int32_t *const *tokens, const size_t *n_tokens,
+                     size_t n_seq, int all_logits, const char *fname);
 
 #endif /* BITNET_EVAL_CONTEXT_H */

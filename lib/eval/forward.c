@@ -168,7 +168,7 @@ void bitnet__eval_step(void *arg, int ith, int nth)
     /* embeddings and rope tables */
     for (int32_t t = ith; t < nb; t += nth) {
         bitnet__fmat_row(&m->tok_embd, st->tokens[t], c->x + (size_t)t * D);
-        float theta = (float)(st->p0 + t);
+        float theta = (float)st->tpos[t];
         float *cs = c->rcos + (size_t)t * nr2, *sn = c->rsin + (size_t)t * nr2;
         for (int32_t i = 0; i < nr2; i++) {
             cs[i] = cosf(theta);
@@ -178,13 +178,11 @@ void bitnet__eval_step(void *arg, int ith, int nth)
     }
     bitnet__threadpool_barrier(tp);
 
-    float *sc = c->scores + (size_t)ith * c->n_ctx;
+    float *sc = c->scores + (size_t)ith * c->scores_len;
     uint16_t *q16 = c->q16 + (size_t)ith * c->q16_stride;
 
     for (int32_t l = 0; l < c->n_layer; l++) {
         const bitnet_layer *L = &m->layers[l];
-        uint16_t *kc = c->kcache + (size_t)l * c->kv_layer_stride;
-        uint16_t *vc = c->vcache + (size_t)l * c->kv_layer_stride;
 
         /* attention input */
         int32_t kp = L->wq.cols_padded;
@@ -213,10 +211,13 @@ void bitnet__eval_step(void *arg, int ith, int nth)
                     rope_norm(k, nkv, hd, c->nrot, cs, sn);
                 }
             }
-            size_t p = (size_t)(st->p0 + t);
+            const bitnet_context *tc = st->tctx[t];
+            uint16_t *kc = tc->kcache + (size_t)l * tc->kv_layer_stride;
+            uint16_t *vc = tc->vcache + (size_t)l * tc->kv_layer_stride;
+            size_t p = (size_t)st->tpos[t];
             for (int32_t j = 0; j < nkv; j++) {
-                uint16_t *kd = kc + j * c->kv_head_stride + p * hd;
-                uint16_t *vd = vc + j * c->kv_head_stride + p * hd;
+                uint16_t *kd = kc + j * tc->kv_head_stride + p * hd;
+                uint16_t *vd = vc + j * tc->kv_head_stride + p * hd;
                 for (int32_t i = 0; i < hd; i++) {
                     kd[i] = bitnet__fp32_to_fp16(k[j * hd + i]);
                     vd[i] = bitnet__fp32_to_fp16(v[j * hd + i]);
@@ -229,12 +230,15 @@ void bitnet__eval_step(void *arg, int ith, int nth)
          * threads so the causal lengths balance */
         for (int32_t it = ith; it < nb * nh; it += nth) {
             int32_t t = it / nh, hh = it % nh, kvh = hh / group;
-            int32_t n_kv = st->p0 + t + 1;
+            int32_t n_kv = st->tpos[t] + 1;
+            const bitnet_context *tc = st->tctx[t];
+            const uint16_t *kc = tc->kcache + (size_t)l * tc->kv_layer_stride;
+            const uint16_t *vc = tc->vcache + (size_t)l * tc->kv_layer_stride;
             const float *q = c->q + (size_t)t * Dq + (size_t)hh * hd;
             for (int32_t i = 0; i < hd; i++)
                 q16[i] = bitnet__fp32_to_fp16(q[i]);
-            const uint16_t *kb = kc + kvh * c->kv_head_stride;
-            const uint16_t *vb = vc + kvh * c->kv_head_stride;
+            const uint16_t *kb = kc + kvh * tc->kv_head_stride;
+            const uint16_t *vb = vc + kvh * tc->kv_head_stride;
             for (int32_t s = 0; s < n_kv; s++)
                 sc[s] = c->k.dot_f16(q16, kb + (size_t)s * hd, hd);
             c->k.softmax(sc, n_kv, c->kq_scale);
@@ -288,19 +292,26 @@ void bitnet__eval_step(void *arg, int ith, int nth)
         mm_job dn = { &L->wdown, c->tmp };
         run_matmul(c, &dn, 1, nb, ith, nth);
         residual_add(c, nb, ith, nth);
-        if (ith == 0 && c->abort_fn && c->abort_fn(c->abort_user))
-            st->aborted = 1;
+        if (ith == 0) {
+            for (size_t i = 0; i < st->n_seqs; i++) {
+                const bitnet_context *sq = st->seqs[i];
+                if (sq->abort_fn && sq->abort_fn(sq->abort_user))
+                    st->aborted = 1;
+            }
+        }
         bitnet__threadpool_barrier(tp);
         if (st->aborted)
             return;
     }
 
-    if (st->logits_mode == LOGITS_NONE)
+    if (!st->any_out)
         return;
-    int32_t t0 = st->logits_mode == LOGITS_ALL ? 0 : nb - 1;
 
-    /* final norm and the head's activation format */
-    for (int32_t t = t0 + ith; t < nb; t += nth) {
+    /* final norm and the head's activation format, for the tokens whose
+     * logits are kept */
+    for (int32_t t = ith; t < nb; t += nth) {
+        if (!st->tout[t])
+            continue;
         float *xo = c->xo + (size_t)t * D;
         c->k.rmsnorm(c->x + (size_t)t * D, m->output_norm, xo, D, eps);
         if (c->head_kind == HEAD_I8) {
@@ -317,7 +328,8 @@ void bitnet__eval_step(void *arg, int ith, int nth)
     split_rows(c->n_vocab, HEAD_CHUNK, ith, nth, &r0, &r1);
     for (int32_t b0 = r0; b0 < r1; b0 += HEAD_BLOCK) {
         int32_t b1 = b0 + HEAD_BLOCK < r1 ? b0 + HEAD_BLOCK : r1;
-        for (int32_t t = t0; t < nb; t++)
-            head_rows(c, t, b0, b1, st->lout + (size_t)(t - t0) * c->n_vocab);
+        for (int32_t t = 0; t < nb; t++)
+            if (st->tout[t])
+                head_rows(c, t, b0, b1, st->tout[t]);
     }
 }

@@ -13,7 +13,10 @@
  *   16 u32 n_layer, 20 u32 n_head_kv, 24 u32 head_dim, 28 u32 n_vocab,
  *   32 u32 position, 36 u32 number of logits rows (0 or 1)
  * then for each layer and KV head: K rows [pos][head_dim] fp16, then V rows;
- * then the logits row (float32); then a u64 checksum of everything before.
+ * then (version 2) the token ids of the positions, pos x u32; then the
+ * logits row (float32); then a u64 checksum of everything before. Version
+ * 1 blobs (no token ids) still load, with the token ids unknown (nothing of
+ * their cache is reused by bitnet_context_keep_prefix). 
  * The blob does not depend on n_ctx: it loads into any context on the same
  * model whose n_ctx is at least the position. */
 
@@ -58,9 +61,11 @@ static uint64_t blob_hash(const uint8_t *p, size_t n)
     return h ^ (h >> 33);
 }
 
-static size_t state_bytes(const bitnet_context *c, int32_t pos, int32_t n_logits)
+static size_t state_bytes(const bitnet_context *c, uint32_t version, int32_t pos,
+                          int32_t n_logits)
 {
     return STATE_HEADER
+         + (version >= 2 ? (size_t)pos * sizeof(uint32_t) : 0)
          + (size_t)c->n_layer * (size_t)c->nkv * 2 * (size_t)pos * (size_t)c->hd * sizeof(uint16_t)
          + (size_t)n_logits * (size_t)c->n_vocab * sizeof(float) + 8;
 }
@@ -69,7 +74,7 @@ size_t bitnet_context_state_size(const bitnet_context *c)
 {
     if (!c)
         return 0;
-    return state_bytes(c, c->pos, c->n_logits > 0 ? 1 : 0);
+    return state_bytes(c, STATE_VERSION, c->pos, c->n_logits > 0 ? 1 : 0);
 }
 
 int bitnet_context_state_save(const bitnet_context *c, void *buf, size_t cap, size_t *n_out)
@@ -80,7 +85,7 @@ int bitnet_context_state_save(const bitnet_context *c, void *buf, size_t cap, si
     if (!n_out)
         return bitnet__error(BITNET_E_INVALID_ARG, "bitnet_context_state_save: n_out is NULL");
     int32_t nl = c->n_logits > 0 ? 1 : 0;
-    size_t need = state_bytes(c, c->pos, nl);
+    size_t need = state_bytes(c, STATE_VERSION, c->pos, nl);
     *n_out = need;
     if (cap < need)
         return bitnet__error(BITNET_E_BUFFER_TOO_SMALL,
@@ -110,6 +115,8 @@ int bitnet_context_state_save(const bitnet_context *c, void *buf, size_t cap, si
             }
         }
     }
+    for (int32_t i = 0; i < c->pos; i++, p += 4)
+        put32(p, (uint32_t)c->toks[i]);
     if (nl) {
         const float *lg;
         bitnet_context_logits(c, -1, &lg);
@@ -132,9 +139,9 @@ int bitnet_context_state_load(bitnet_context *c, const void *buf, size_t size)
         return bitnet__error(BITNET_E_FORMAT,
                              "bitnet_context_state_load: not a libbitnet state blob (%zu bytes)", size);
     uint32_t version = get32(b + 4);
-    if (version != STATE_VERSION)
+    if (version != 1 && version != STATE_VERSION)
         return bitnet__error(BITNET_E_STATE,
-                             "bitnet_context_state_load: blob version %u, this library reads %u",
+                             "bitnet_context_state_load: blob version %u, this library reads 1 to %u",
                              (unsigned)version, (unsigned)STATE_VERSION);
     if (get64(b + 8) != c->model->fingerprint ||
         get32(b + 16) != (uint32_t)c->n_layer || get32(b + 20) != (uint32_t)c->nkv ||
@@ -148,7 +155,7 @@ int bitnet_context_state_load(bitnet_context *c, const void *buf, size_t size)
         return bitnet__error(BITNET_E_STATE,
                              "bitnet_context_state_load: the blob holds %u positions, "
                              "this context only %d", (unsigned)pos, (int)c->n_ctx);
-    size_t need = state_bytes(c, (int32_t)pos, (int32_t)nl);
+    size_t need = state_bytes(c, version, (int32_t)pos, (int32_t)nl);
     if (size != need)
         return bitnet__error(BITNET_E_FORMAT,
                              "bitnet_context_state_load: %zu bytes, expected %zu (truncated?)",
@@ -167,6 +174,15 @@ int bitnet_context_state_load(bitnet_context *c, const void *buf, size_t size)
                 memcpy(c->vcache + off, p, rowbytes);
                 p += rowbytes;
             }
+        }
+    }
+    for (uint32_t i = 0; i < pos; i++) {
+        if (version >= 2) {
+            uint32_t t = get32(p);
+            p += 4;
+            c->toks[i] = t < (uint32_t)c->n_vocab ? (int32_t)t : -1;
+        } else {
+            c->toks[i] = -1;
         }
     }
     c->pos = (int32_t)pos;
