@@ -220,24 +220,10 @@ static srv_slot *pick_slot(const srv_job *j)
 }
 
 /* Prompt reuse: keep what the slot's context already holds of the prompt
- * (always leaving at least one token to evaluate, for the logits). */
-/* FALLBACK until bitnet_context_keep_prefix is merged: the same rule on
- * the server's own copy of the cached tokens, then a rewind. */
-static size_t keep_prefix_fallback(srv_slot *s, const int32_t *toks, size_t n)
-{
-    size_t kept = common_prefix(s->cache, s->n_cache, toks, n);
-    if (kept >= n)
-        kept = n - 1;
-    if (bitnet_context_rewind(s->ctx, (int32_t)kept) != BITNET_OK) {
-        bitnet_context_reset(s->ctx);
-        kept = 0;
-    }
-    return kept;
-}
-
+ * (the library leaves at least one token to evaluate, for the logits). */
 static size_t slot_keep_prefix(srv_slot *s, const int32_t *toks, size_t n)
 {
-    size_t kept = keep_prefix_fallback(s, toks, n);
+    size_t kept = bitnet_context_keep_prefix(s->ctx, toks, n);
     s->n_cache = kept;
     return kept;
 }
@@ -274,24 +260,12 @@ static int cache_push(srv_slot *s, const int32_t *t, size_t n)
     return 0;
 }
 
-/* One step of several sequences: one pass over the weights. */
-/* FALLBACK until bitnet_context_eval_multi is merged: one eval per slot
- * (same results, no sharing of the pass over the weights). */
-static int eval_multi_fallback(bitnet_context **ctxs, const int32_t **toks,
-                               const size_t *n, size_t n_seq)
-{
-    for (size_t i = 0; i < n_seq; i++) {
-        int rc = bitnet_context_eval(ctxs[i], toks[i], n[i], 0);
-        if (rc != BITNET_OK)
-            return rc;
-    }
-    return BITNET_OK;
-}
-
+/* One step of every active slot: one pass over the weights, each context
+ * left bit for bit as if evaluated alone. */
 static int step_eval(bitnet_context **ctxs, const int32_t **toks,
                      const size_t *n, size_t n_seq)
 {
-    return eval_multi_fallback(ctxs, toks, n, n_seq);
+    return bitnet_context_eval_multi(ctxs, toks, n, n_seq, 0);
 }
 
 /* After a step in which the slot's prompt is complete or its last token was
