@@ -101,9 +101,12 @@ typedef enum bitnet_status {
     BITNET_E_ABORTED           =  -8, /**< the abort callback asked to stop   */
     BITNET_E_INTERNAL          =  -9, /**< a bug in libbitnet                 */
     BITNET_E_NOT_FOUND         = -10, /**< no such key, template or entry     */
-    BITNET_E_STATE             = -11  /**< a call out of order (e.g. no logits
+    BITNET_E_STATE             = -11, /**< a call out of order (e.g. no logits
                                             yet), or a state blob that does not
                                             fit this model/version          */
+    BITNET_E_GRAMMAR           = -12  /**< a grammar that does not parse or can
+                                            never match, or a token the
+                                            grammar does not allow           */
 } bitnet_status;
 
 /** A static English description of a status code. Unknown codes give
@@ -531,7 +534,8 @@ typedef struct bitnet_logit_bias {
 /**
  * Sampling parameters. The chain is applied in this order: logit bias,
  * repetition/frequency/presence penalties over the last penalty_last_n
- * accepted tokens, top-k, top-p, min-p, temperature, seeded draw.
+ * accepted tokens, the grammar mask (when a grammar is given), top-k,
+ * top-p, min-p, temperature, seeded draw.
  * temperature <= 0 is greedy (argmax after bias and penalties, ties to the
  * lowest id). Penalties, for each token seen c > 0 times in the window:
  * a logit l > 0 becomes l / repeat_penalty, otherwise l * repeat_penalty;
@@ -555,6 +559,14 @@ typedef struct bitnet_sampler_params {
                                   default 64                                   */
     const bitnet_logit_bias *logit_bias; /**< copied at create; may be NULL    */
     size_t n_logit_bias;
+    /** GBNF grammar text (NUL-terminated UTF-8) constraining the output, or
+     *  NULL for none (default). Compiled at create (the text is not kept):
+     *  only tokens whose bytes keep the text inside the grammar can be
+     *  sampled, and end-of-generation tokens only where the grammar may
+     *  end. See docs/sampling.md. */
+    const char *grammar;
+    /** Name of the start rule; NULL (default) means "root". */
+    const char *grammar_root;
 } bitnet_sampler_params;
 
 BITNET_API void bitnet_sampler_params_init_(bitnet_sampler_params *p, size_t size);
@@ -562,33 +574,70 @@ BITNET_API void bitnet_sampler_params_init_(bitnet_sampler_params *p, size_t siz
 
 /** Create a sampler for a model's vocabulary. @return BITNET_OK;
  *  BITNET_E_INVALID_ARG (NULLs or a parameter out of range, a bias token
- *  outside the vocabulary); BITNET_E_UNSUPPORTED; BITNET_E_NOMEM. */
+ *  outside the vocabulary); BITNET_E_GRAMMAR (the grammar does not parse, or
+ *  refers to an undefined rule, has no start rule, is left-recursive or has
+ *  a rule that can never match: the message gives line and column);
+ *  BITNET_E_UNSUPPORTED; BITNET_E_NOMEM. */
 BITNET_API int bitnet_sampler_create(bitnet_sampler **out,
                                      const bitnet_model *model,
                                      const bitnet_sampler_params *params);
 /** Free. NULL is ignored. */
 BITNET_API void bitnet_sampler_free(bitnet_sampler *s);
-/** Clear the penalty history and re-seed the PRNG with the original seed. */
+/** Clear the penalty history, re-seed the PRNG with the original seed and
+ *  put the grammar (if any) back at its start. */
 BITNET_API void bitnet_sampler_reset(bitnet_sampler *s);
 
 /** Sample from the logits of token i (-1: last) of ctx's last eval.
  *  Does not accept the token. @return as bitnet_context_logits(), and
  *  BITNET_E_INVALID_ARG when ctx's model has another vocabulary size, a
- *  logit is NaN or +inf, or every token is banned (-inf). */
+ *  logit is NaN or +inf, or every token is banned (-inf);
+ *  BITNET_E_GRAMMAR when the grammar allows no token (for example after an
+ *  end-of-generation token was accepted). */
 BITNET_API int bitnet_sampler_sample(bitnet_sampler *s,
                                      const bitnet_context *ctx, int32_t i,
                                      int32_t *out_token);
 /** Sample from caller logits (n_logits must equal the vocabulary size;
  *  values finite or -inf). Each non-greedy call uses one PRNG draw.
  *  @return BITNET_OK; BITNET_E_INVALID_ARG (NULLs, wrong n_logits, NaN or
- *  +inf logits, every token -inf). *out_token is -1 on failure. */
+ *  +inf logits, every token -inf); BITNET_E_GRAMMAR (the grammar allows no
+ *  token). *out_token is -1 on failure. */
 BITNET_API int bitnet_sampler_sample_logits(bitnet_sampler *s,
                                             const float *logits,
                                             size_t n_logits,
                                             int32_t *out_token);
-/** Record a token in the penalty history. @return BITNET_OK or
- *  BITNET_E_INVALID_ARG (id outside the vocabulary). */
+/** Record a token in the penalty history and advance the grammar (if any)
+ *  over its bytes. With a grammar, accept only the generated tokens, not
+ *  the prompt. @return BITNET_OK; BITNET_E_INVALID_ARG (id outside the
+ *  vocabulary); BITNET_E_GRAMMAR (the grammar does not allow the token
+ *  here; nothing is recorded); BITNET_E_NOMEM. */
 BITNET_API int bitnet_sampler_accept(bitnet_sampler *s, int32_t token);
+
+/**
+ * Convert a JSON Schema into GBNF grammar text for
+ * bitnet_sampler_params.grammar (start rule "root"), so the output is JSON
+ * that validates against the schema. Supported: type (object, array,
+ * string, number, integer, boolean, null, or a list of them), properties,
+ * required, additionalProperties, items, minItems, maxItems, enum, const,
+ * anyOf, oneOf, local $ref with $defs/definitions, minLength, maxLength and
+ * format date, time, date-time, uuid; annotations (title, description, ...)
+ * are ignored. The schema {} (or true) gives a grammar for any JSON value,
+ * {"type": "object"} one for any JSON object. See docs/sampling.md for what
+ * the grammar allows exactly.
+ *
+ * @param schema NUL-terminated JSON text
+ * @param buf    receives the NUL-terminated grammar; may be NULL if cap is 0
+ * @param n_out  receives the grammar's length without the NUL
+ * @return BITNET_OK; BITNET_E_INVALID_ARG (NULLs); BITNET_E_FORMAT (not
+ *         JSON, or a malformed schema); BITNET_E_UNSUPPORTED (a keyword or
+ *         value not supported, named in the message; or a library built
+ *         without JSON support); BITNET_E_GRAMMAR (the schema gives a grammar
+ *         that cannot be used, e.g. one that only refers to itself);
+ *         BITNET_E_BUFFER_TOO_SMALL (*n_out + 1 bytes are needed);
+ *         BITNET_E_NOMEM.
+ * Thread-safe.
+ */
+BITNET_API int bitnet_json_schema_to_grammar(const char *schema, char *buf,
+                                             size_t cap, size_t *n_out);
 
 /* ------------------------------------------------------------------------ */
 /* Chat templates                                                           */

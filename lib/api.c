@@ -41,7 +41,8 @@ int32_t bitnet_abi_version(void)
     X(BITNET_E_ABORTED, "aborted by callback")                            \
     X(BITNET_E_INTERNAL, "internal error")                                \
     X(BITNET_E_NOT_FOUND, "not found")                                    \
-    X(BITNET_E_STATE, "invalid state for this call")
+    X(BITNET_E_STATE, "invalid state for this call")                      \
+    X(BITNET_E_GRAMMAR, "grammar error or token not allowed by the grammar")
 
 const char *bitnet_strerror(int status)
 {

@@ -1,6 +1,6 @@
 /*
- * Sampler: logit bias -> penalties -> top-k -> min-p/top-p -> temperature ->
- * seeded draw.
+ * Sampler: logit bias -> penalties -> grammar mask -> top-k -> min-p/top-p ->
+ * temperature -> seeded draw.
  *
  * Determinism. The same seed and the same logits give the same token on every
  * platform: the PRNG is xoshiro256** seeded through splitmix64, uniform
@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "base/internal.h"
+#include "sample/grammar.h"
 #include "sample/sampler.h"
 
 #if defined(__clang__)
@@ -50,6 +51,15 @@ struct bitnet_sampler {
     bn_cand *cand;               /* n_vocab candidates */
     bn_cand *tmp;                /* n_vocab: radix sort scratch */
     double *w;                   /* n_vocab weights */
+    /* grammar (all NULL without one) */
+    bn_grammar *gram;
+    bn_gmatch *gm;
+    bn_vtrie *trie;
+    char *pieces;                /* every token's bytes, back to back */
+    size_t *piece_off;           /* n_vocab + 1 */
+    uint8_t *is_eog;             /* n_vocab flags */
+    uint64_t *allowed;           /* n_vocab bits, the last mask */
+    int g_done;                  /* an end-of-generation token was accepted */
 };
 
 /* ---- PRNG ------------------------------------------------------------- */
@@ -189,8 +199,69 @@ static int check_params(const bitnet_sampler_params *p, int32_t n_vocab)
     return BITNET_OK;
 }
 
-int bitnet__sampler_create_n(bitnet_sampler **out, int32_t n_vocab,
-                             const bitnet_sampler_params *params)
+/* The grammar parts of a sampler: the compiled grammar, a matcher, every
+ * token's bytes and the trie of them (end-of-generation tokens are kept out
+ * of the trie: the matcher allows them only where the grammar may end). */
+static int setup_grammar(bitnet_sampler *s, const bitnet_model *model)
+{
+    int rc = bitnet__grammar_parse(s->p.grammar, s->p.grammar_root, &s->gram);
+    if (rc != BITNET_OK)
+        return rc;
+    rc = bitnet__gmatch_create(&s->gm, s->gram);
+    if (rc != BITNET_OK)
+        return rc;
+    const size_t nv = (size_t)s->n_vocab;
+    s->piece_off = malloc((nv + 1) * sizeof(*s->piece_off));
+    s->is_eog = calloc(nv, 1);
+    s->allowed = malloc(((nv + 63) / 64) * sizeof(*s->allowed));
+    uint32_t *len = malloc(nv * sizeof(*len));
+    const char **ptr = malloc(nv * sizeof(*ptr));
+    size_t cap = 1 << 16, used = 0;
+    s->pieces = malloc(cap);
+    rc = BITNET_E_NOMEM;
+    if (!s->piece_off || !s->is_eog || !s->allowed || !len || !ptr || !s->pieces)
+        goto out;
+    for (size_t i = 0; i < nv; i++) {
+        size_t n = 0;
+        s->piece_off[i] = used;
+        int r = bitnet_token_to_piece(model, (int32_t)i, 0, s->pieces + used,
+                                      cap - used, &n);
+        if (r == BITNET_E_BUFFER_TOO_SMALL) {
+            while (cap - used < n)
+                cap *= 2;
+            char *np = realloc(s->pieces, cap);
+            if (!np)
+                goto out;
+            s->pieces = np;
+            r = bitnet_token_to_piece(model, (int32_t)i, 0, s->pieces + used,
+                                      cap - used, &n);
+        }
+        if (r != BITNET_OK) {
+            rc = r;
+            goto out;
+        }
+        used += n;
+        s->is_eog[i] = (uint8_t)(bitnet_token_is_eog(model, (int32_t)i) != 0);
+    }
+    s->piece_off[nv] = used;
+    bitnet__clear_error();
+    for (size_t i = 0; i < nv; i++) {
+        ptr[i] = s->pieces + s->piece_off[i];
+        len[i] = s->is_eog[i] ? 0 : (uint32_t)(s->piece_off[i + 1] - s->piece_off[i]);
+    }
+    rc = bitnet__vtrie_build(&s->trie, ptr, len, s->n_vocab);
+out:
+    free(len);
+    free(ptr);
+    if (rc == BITNET_E_NOMEM)
+        bitnet__error(BITNET_E_NOMEM, "bitnet_sampler_create: out of memory "
+                      "(grammar tables)");
+    return rc;
+}
+
+static int create_impl(bitnet_sampler **out, int32_t n_vocab,
+                       const bitnet_model *model,
+                       const bitnet_sampler_params *params)
 {
     if (!out)
         return bitnet__error(BITNET_E_INVALID_ARG,
@@ -241,6 +312,22 @@ int bitnet__sampler_create_n(bitnet_sampler **out, int32_t n_vocab,
     if (!s->count || !s->work || !s->cand || !s->tmp || !s->w)
         goto nomem;
     rng_seed(s->rng, p.seed);
+    if (p.grammar) {
+        if (!model) {
+            bitnet_sampler_free(s);
+            return bitnet__error(BITNET_E_INVALID_ARG, "sampler params: a "
+                                 "grammar needs the model's vocabulary "
+                                 "(use bitnet_sampler_create)");
+        }
+        rc = setup_grammar(s, model);
+        if (rc != BITNET_OK) {
+            bitnet_sampler_free(s);
+            return rc;
+        }
+    }
+    /* The grammar strings were compiled; do not keep the caller's pointers. */
+    s->p.grammar = NULL;
+    s->p.grammar_root = NULL;
     *out = s;
     return BITNET_OK;
 nomem:
@@ -248,6 +335,12 @@ nomem:
     return bitnet__error(BITNET_E_NOMEM,
                          "bitnet_sampler_create: out of memory (vocabulary "
                          "of %d tokens)", (int)n_vocab);
+}
+
+int bitnet__sampler_create_n(bitnet_sampler **out, int32_t n_vocab,
+                             const bitnet_sampler_params *params)
+{
+    return create_impl(out, n_vocab, NULL, params);
 }
 
 int bitnet_sampler_create(bitnet_sampler **out, const bitnet_model *model,
@@ -263,7 +356,7 @@ int bitnet_sampler_create(bitnet_sampler **out, const bitnet_model *model,
                              "bitnet_sampler_create: model is NULL");
     int32_t n_vocab = bitnet_model_n_vocab(model);
     bitnet__clear_error();
-    return bitnet__sampler_create_n(out, n_vocab, params);
+    return create_impl(out, n_vocab, model, params);
 }
 
 void bitnet_sampler_free(bitnet_sampler *s)
@@ -277,6 +370,13 @@ void bitnet_sampler_free(bitnet_sampler *s)
     free(s->cand);
     free(s->tmp);
     free(s->w);
+    bitnet__vtrie_free(s->trie);
+    bitnet__gmatch_free(s->gm);
+    bitnet__grammar_free(s->gram);
+    free(s->pieces);
+    free(s->piece_off);
+    free(s->is_eog);
+    free(s->allowed);
     free(s);
 }
 
@@ -288,6 +388,40 @@ void bitnet_sampler_reset(bitnet_sampler *s)
     s->hist_len = 0;
     s->hist_pos = 0;
     rng_seed(s->rng, s->p.seed);
+    if (s->gm) {
+        bitnet__gmatch_reset(s->gm);
+        s->g_done = 0;
+    }
+}
+
+static int grammar_accept(bitnet_sampler *s, int32_t token)
+{
+    if (s->g_done)
+        return bitnet__error(BITNET_E_GRAMMAR, "bitnet_sampler_accept: the "
+                             "grammar is complete (an end-of-generation token "
+                             "was accepted); reset the sampler");
+    if (s->is_eog[token]) {
+        if (!bitnet__gmatch_can_end(s->gm))
+            return bitnet__error(BITNET_E_GRAMMAR, "bitnet_sampler_accept: "
+                                 "end-of-generation token %d where the "
+                                 "grammar cannot end", (int)token);
+        s->g_done = 1;
+        return BITNET_OK;
+    }
+    const char *b = s->pieces + s->piece_off[token];
+    size_t n = s->piece_off[token + 1] - s->piece_off[token];
+    if (n == 0)
+        return bitnet__error(BITNET_E_GRAMMAR, "bitnet_sampler_accept: token "
+                             "%d has no text, which the grammar cannot match",
+                             (int)token);
+    int rc = bitnet__gmatch_feed(s->gm, b, n);
+    if (rc < 0)
+        return bitnet__error(rc, "bitnet_sampler_accept: out of memory");
+    if (rc == 0)
+        return bitnet__error(BITNET_E_GRAMMAR, "bitnet_sampler_accept: token "
+                             "%d ('%.*s') is not allowed by the grammar here",
+                             (int)token, (int)(n > 64 ? 64 : n), b);
+    return BITNET_OK;
 }
 
 int bitnet_sampler_accept(bitnet_sampler *s, int32_t token)
@@ -300,6 +434,11 @@ int bitnet_sampler_accept(bitnet_sampler *s, int32_t token)
         return bitnet__error(BITNET_E_INVALID_ARG,
                              "bitnet_sampler_accept: token %d outside the "
                              "vocabulary [0, %d)", (int)token, (int)s->n_vocab);
+    if (s->gm) {
+        int rc = grammar_accept(s, token);
+        if (rc != BITNET_OK)
+            return rc;
+    }
     int32_t n = s->p.penalty_last_n;
     if (n == 0)
         return BITNET_OK;
@@ -455,6 +594,32 @@ static void select_top_k(bn_cand *c, size_t n, size_t k)
     }
 }
 
+/* Step 3, the grammar mask: -inf for every token the grammar does not allow
+ * next; end-of-generation tokens only where the grammar may end. */
+static int grammar_mask(bitnet_sampler *s, const char *fn)
+{
+    if (s->g_done)
+        return bitnet__error(BITNET_E_GRAMMAR, "%s: the grammar is complete (an "
+                             "end-of-generation token was accepted); reset "
+                             "the sampler", fn);
+    int rc = bitnet__gmatch_mask(s->gm, s->trie, s->allowed, s->n_vocab);
+    if (rc != BITNET_OK)
+        return rc;
+    const int can_end = bitnet__gmatch_can_end(s->gm);
+    const int32_t nv = s->n_vocab;
+    float *work = s->work;
+    for (int32_t i0 = 0; i0 < nv; i0 += 64) {
+        uint64_t bits = s->allowed[i0 >> 6];
+        if (bits == ~0ull)
+            continue;
+        int32_t i1 = i0 + 64 < nv ? i0 + 64 : nv;
+        for (int32_t i = i0; i < i1; i++)
+            if (!((bits >> (i - i0)) & 1) && !(can_end && s->is_eog[i]))
+                work[i] = -INFINITY;
+    }
+    return BITNET_OK;
+}
+
 /* Runs the chain up to (not including) the draw. Leaves the survivors in
  * s->cand[0..*n_out), sorted, with their final unnormalised weights in
  * s->w[0..*n_out) and the sum in *sum. */
@@ -463,6 +628,8 @@ static int run_chain(bitnet_sampler *s, const float *logits, size_t *n_out,
 {
     int rc = adjust(s, logits, fn);
     if (rc != BITNET_OK)
+        return rc;
+    if (s->gm && (rc = grammar_mask(s, fn)) != BITNET_OK)
         return rc;
     const bitnet_sampler_params *p = &s->p;
     const int32_t nv = s->n_vocab;
@@ -485,6 +652,10 @@ static int run_chain(bitnet_sampler *s, const float *logits, size_t *n_out,
         }
         n++;
     }
+    if (n == 0 && s->gm)
+        return bitnet__error(BITNET_E_GRAMMAR,
+                             "%s: no token is allowed here (by the grammar, "
+                             "after the logit bias)", fn);
     if (n == 0)
         return bitnet__error(BITNET_E_INVALID_ARG,
                              "%s: every token has logit -inf (all banned)", fn);
