@@ -302,6 +302,52 @@ static int parse_stop(json_t *body, srv_job *j, char *err)
     return 0;
 }
 
+/* response_format: "text" (nothing), "json_object" (any JSON object) or
+ * "json_schema" with json_schema.schema: a grammar for the sampler. */
+static int response_format(json_t *body, char **grammar, char *err)
+{
+    *grammar = NULL;
+    json_t *rf = json_object_get(body, "response_format");
+    if (!rf || json_is_null(rf))
+        return 0;
+    json_t *type = json_object_get(rf, "type");
+    if (!json_is_object(rf) || !json_is_string(type))
+        return ERR("'response_format' must be an object with a string 'type'");
+    const char *t = json_string_value(type);
+    char *schema;
+    if (strcmp(t, "text") == 0) {
+        return 0;
+    } else if (strcmp(t, "json_object") == 0) {
+        schema = strdup("{\"type\": \"object\"}");
+    } else if (strcmp(t, "json_schema") == 0) {
+        json_t *js = json_object_get(rf, "json_schema");
+        json_t *sc = json_is_object(js) ? json_object_get(js, "schema") : NULL;
+        if (!sc || (!json_is_object(sc) && !json_is_boolean(sc)))
+            return ERR("response_format json_schema needs 'json_schema': "
+                       "{\"schema\": {...}}");
+        schema = json_dumps(sc, JSON_COMPACT | JSON_ENCODE_ANY);
+    } else {
+        return ERR("response_format type '%.40s' is not supported (text, "
+                   "json_object or json_schema)", t);
+    }
+    if (!schema)
+        return ERR("out of memory");
+    size_t need = 0;
+    int rc = bitnet_json_schema_to_grammar(schema, NULL, 0, &need);
+    if (rc == BITNET_E_BUFFER_TOO_SMALL) {
+        *grammar = malloc(need + 1);
+        rc = *grammar ? bitnet_json_schema_to_grammar(schema, *grammar, need + 1, &need)
+                      : BITNET_E_NOMEM;
+    }
+    free(schema);
+    if (rc != BITNET_OK) {
+        free(*grammar);
+        *grammar = NULL;
+        return ERR("cannot use this JSON schema: %s", bitnet_last_error());
+    }
+    return 0;
+}
+
 /* The sampler of a request: OpenAI fields onto bitnet_sampler_params.
  * Penalties cover the whole completion (only generated tokens are
  * accepted into the sampler's history). */
@@ -383,8 +429,16 @@ static int make_sampler(json_t *body, srv_job *j, char *err)
         sp.logit_bias = bias;
         sp.n_logit_bias = k;
     }
+    char *grammar = NULL;
+    int status = response_format(body, &grammar, err);
+    if (status) {
+        free(bias);
+        return status;
+    }
+    sp.grammar = grammar;
     int rc = bitnet_sampler_create(&j->smp, srv.model, &sp);
     free(bias);
+    free(grammar);
     if (rc != BITNET_OK)
         return ERR("invalid sampling parameters: %s", bitnet_last_error());
     return 0;

@@ -276,6 +276,8 @@ static int slot_sample(srv_slot *s)
     srv_job *j = s->job;
     int32_t tok;
     int rc = bitnet_sampler_sample(j->smp, s->ctx, -1, &tok);
+    if (rc == BITNET_OK)
+        rc = bitnet_sampler_accept(j->smp, tok);
     if (rc != BITNET_OK) {
         char msg[200];
         snprintf(msg, sizeof(msg), "sampling failed: %s", bitnet_last_error());
@@ -284,7 +286,6 @@ static int slot_sample(srv_slot *s)
         pthread_mutex_unlock(&srv.mu);
         return 1;
     }
-    bitnet_sampler_accept(j->smp, tok);
     const bitnet_model *model = bitnet_context_model(s->ctx);
     int eog = bitnet_token_is_eog(model, tok);
     size_t n = 0;

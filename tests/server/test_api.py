@@ -118,6 +118,28 @@ st, o = post(B, "/v1/chat/completions",
              dict(cbody, messages=[{"role": "user", "content": [{"type": "text", "text": "tell a story"}]}]))
 check(st == 200, "chat: content as text parts")
 
+# response_format: output constrained by a grammar from a JSON schema
+schema = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 12},
+                                           "age": {"type": "integer"}},
+          "required": ["name", "age"], "additionalProperties": False}
+valid = 0
+for seed in range(4):
+    st, o = post(B, "/v1/chat/completions", dict(cbody, seed=seed, max_tokens=120,
+                 response_format={"type": "json_schema", "json_schema": {"name": "p", "schema": schema}}))
+    if st == 200 and o["choices"][0]["finish_reason"] == "stop":
+        try:
+            v = json.loads(o["choices"][0]["message"]["content"])
+            valid += (set(v) == {"name", "age"} and isinstance(v["name"], str)
+                      and len(v["name"]) <= 12 and isinstance(v["age"], int))
+        except ValueError:
+            pass
+check(valid == 4, "response_format json_schema: 4 of 4 outputs are valid JSON of the schema (%d)" % valid)
+st, o = post(B, "/v1/completions", dict(body, max_tokens=200, response_format={"type": "json_object"}))
+ok = st == 200
+if ok and o["choices"][0]["finish_reason"] == "stop":
+    ok = isinstance(json.loads(o["choices"][0]["text"]), dict)
+check(ok, "response_format json_object")
+
 # ---- curl ------------------------------------------------------------------
 if shutil.which("curl"):
     p = subprocess.run(["curl", "-sS", "-N", B + "/v1/chat/completions", "-H",
@@ -169,6 +191,10 @@ expect(400, "POST", "/v1/completions", {"prompt": "once upon a time " * 200},
        what="prompt longer than the context", code="context_length_exceeded")
 expect(413, "POST", "/v1/completions", raw=b'{"prompt": "' + b"a" * 5000 + b'"}',
        what="body over the size limit")
+expect(400, "POST", "/v1/completions", {"prompt": "x", "response_format": {"type": "json_schema",
+       "json_schema": {"schema": {"type": "frog"}}}}, what="response_format with a bad schema")
+expect(400, "POST", "/v1/completions", {"prompt": "x", "response_format": {"type": "xml"}},
+       what="response_format of an unknown type")
 expect(404, "GET", "/v1/nothing", what="unknown route")
 expect(404, "POST", "/", {}, what="root")
 o = expect(405, "GET", "/v1/chat/completions", what="GET on a POST route")
