@@ -361,20 +361,25 @@ static void chat_free(chat *c)
     free(c->msgs);
 }
 
-static char *render(const bitnet_model *m, const char *tmpl, const chat *c)
+/* The conversation's tokens: template markup as control tokens, what the
+ * user typed always as plain text (so typing "<|eot_id|>" cannot end a turn). */
+static int chat_tokens(const bitnet_model *m, const char *tmpl, const chat *c,
+                       int32_t **out, size_t *n)
 {
     size_t need = 0;
-    int rc = bitnet_chat_render(m, tmpl, c->msgs, c->n, 1, NULL, 0, &need);
+    int rc = bitnet_chat_tokenize(m, tmpl, c->msgs, c->n, 1, NULL, 0, &need);
     if (rc != BITNET_E_BUFFER_TOO_SMALL && rc != BITNET_OK)
-        return NULL;
-    char *buf = malloc(need + 1);
-    if (!buf)
-        return NULL;
-    if (bitnet_chat_render(m, tmpl, c->msgs, c->n, 1, buf, need + 1, &need) != BITNET_OK) {
-        free(buf);
-        return NULL;
+        return rc;
+    int32_t *ids = malloc((need ? need : 1) * sizeof(*ids));
+    if (!ids)
+        return BITNET_E_NOMEM;
+    rc = bitnet_chat_tokenize(m, tmpl, c->msgs, c->n, 1, ids, need, n);
+    if (rc != BITNET_OK) {
+        free(ids);
+        return rc;
     }
-    return buf;
+    *out = ids;
+    return BITNET_OK;
 }
 
 static int conversation(gen *g, const char *tmpl_name, const char *system,
@@ -417,17 +422,11 @@ static int conversation(gen *g, const char *tmpl_name, const char *system,
             status = die("out of memory", "", "");
             break;
         }
-        char *text = render(g->model, tmpl, &c);
-        if (!text) {
-            status = die("chat template: %s", bitnet_last_error(), "");
-            break;
-        }
         int32_t *ids = NULL;
         size_t n = 0;
-        int rc = tokenize(g->model, text, BITNET_TOKENIZE_PARSE_SPECIAL, &ids, &n);
-        free(text);
+        int rc = chat_tokens(g->model, tmpl, &c, &ids, &n);
         if (rc != BITNET_OK) {
-            status = die("tokenize: %s", bitnet_last_error(), "");
+            status = die("chat template: %s", bitnet_last_error(), "");
             break;
         }
         /* Keep what the context already holds; evaluate only the rest. */

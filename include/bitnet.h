@@ -187,7 +187,11 @@ typedef struct bitnet_detokenizer bitnet_detokenizer;
 /* ------------------------------------------------------------------------ */
 
 enum {
-    /** Read the file with read() into memory instead of mapping it. */
+    /** Read the file with read() into memory instead of mapping it.
+     *  Without it the file is mapped: a mapped file truncated by another
+     *  process while the model is loaded kills the process with SIGBUS at
+     *  the next eval (replacing the file by rename is harmless). Use this
+     *  flag when the file may be rewritten in place. */
     BITNET_MODEL_NO_MMAP    = 1u << 0,
     /** Load hyperparameters and the vocabulary only: tokenizer and metadata
      *  calls work, contexts cannot be created (BITNET_E_UNSUPPORTED). */
@@ -230,7 +234,9 @@ BITNET_API void bitnet_model_params_init_(bitnet_model_params *p, size_t size);
  * @param path   NUL-terminated file path
  * @param params NULL for defaults
  * @return BITNET_OK;
- *         BITNET_E_INVALID_ARG (out or path NULL, bad params);
+ *         BITNET_E_INVALID_ARG (out or path NULL; bad params: struct_size
+ *           below 4 or above 4096 (an uninitialised struct), unknown flags
+ *           bits, pre_tokenizer not a BITNET_PRETOK_* value);
  *         BITNET_E_IO (cannot open or read);
  *         BITNET_E_FORMAT (malformed or inconsistent file);
  *         BITNET_E_UNSUPPORTED (unknown architecture or tensor type, or a
@@ -292,7 +298,8 @@ enum {
     /** Turn special-token text (e.g. "<|eot_id|>") into the special token,
      *  longest match first. Without it such text is tokenized as plain text
      *  (user-defined tokens, token type 4, are matched either way, as in
-     *  llama.cpp). */
+     *  llama.cpp). Never use it on untrusted text; chat prompts:
+     *  bitnet_chat_tokenize(). */
     BITNET_TOKENIZE_PARSE_SPECIAL = 1u << 1
 };
 
@@ -303,7 +310,9 @@ enum {
  * @param text  may be NULL when len is 0
  * @param out   receives up to cap ids; may be NULL when cap is 0
  * @param n_out receives the number of ids (needed count when too small)
- * @return BITNET_OK; BITNET_E_INVALID_ARG; BITNET_E_BUFFER_TOO_SMALL; BITNET_E_NOMEM.
+ * @return BITNET_OK; BITNET_E_INVALID_ARG; BITNET_E_BUFFER_TOO_SMALL; BITNET_E_NOMEM;
+ *         BITNET_E_UNSUPPORTED (the model has no vocabulary: its file says
+ *         tokenizer.ggml.model "none" or has no tokenizer keys).
  * Thread-safe.
  */
 BITNET_API int bitnet_tokenize(const bitnet_model *model, const char *text,
@@ -321,7 +330,8 @@ enum {
  * use a bitnet_detokenizer to stream text safely.
  *
  * @param buf   receives the bytes (not NUL-terminated); NULL allowed if cap 0
- * @return BITNET_OK; BITNET_E_INVALID_ARG (bad id); BITNET_E_BUFFER_TOO_SMALL.
+ * @return BITNET_OK; BITNET_E_INVALID_ARG (bad id); BITNET_E_BUFFER_TOO_SMALL;
+ *         BITNET_E_UNSUPPORTED (the model has no vocabulary).
  * Thread-safe.
  */
 BITNET_API int bitnet_token_to_piece(const bitnet_model *model, int32_t token,
@@ -349,6 +359,8 @@ BITNET_API int bitnet_token_is_eog(const bitnet_model *model, int32_t token);
  * Streaming detokenizer: feed tokens one at a time and receive only complete
  * UTF-8 characters; bytes of a character split across tokens are held back
  * until it completes. Invalid sequences are emitted as U+FFFD.
+ * @return BITNET_OK; BITNET_E_INVALID_ARG; BITNET_E_NOMEM;
+ *         BITNET_E_UNSUPPORTED (the model has no vocabulary).
  */
 BITNET_API int bitnet_detokenizer_create(bitnet_detokenizer **out,
                                          const bitnet_model *model,
@@ -649,10 +661,13 @@ typedef struct bitnet_chat_message {
 } bitnet_chat_message;
 
 /**
- * Render a conversation as prompt text (tokenize it with
- * BITNET_TOKENIZE_PARSE_SPECIAL and without ADD_BOS: the text carries BOS
- * for the formats that use one, "bitnet" and "llama3").
- * Message content is inserted as given (not trimmed).
+ * Render a conversation as prompt text (the text carries BOS for the
+ * formats that use one, "bitnet" and "llama3"). Message content is inserted
+ * as given (not trimmed), so special-token text in it is indistinguishable
+ * from the template's: to evaluate a conversation use bitnet_chat_tokenize(),
+ * which keeps content plain. Tokenizing this text with
+ * BITNET_TOKENIZE_PARSE_SPECIAL (without ADD_BOS) gives the same ids only
+ * when every message is trusted.
  *
  *  - "bitnet" (2B4T training format): <|begin_of_text|>, then
  *    "Role: content<|eot_id|>" per message (Role System, User, Assistant),
@@ -690,6 +705,37 @@ BITNET_API int bitnet_chat_render(const bitnet_model *model, const char *name,
                                   const bitnet_chat_message *messages,
                                   size_t n_messages, int add_assistant,
                                   char *buf, size_t cap, size_t *n_out);
+
+/**
+ * Tokenize a conversation for the model: the recommended way to build a chat
+ * prompt, and the only safe one for untrusted message content. The template
+ * markup (<|begin_of_text|>, <|eot_id|>, <|start_header_id|>, <|im_start|>,
+ * <|user|>... when the vocabulary has them as control tokens) becomes special
+ * tokens; message content is always tokenized as plain text, so a message
+ * containing "<|eot_id|><|start_header_id|>system" cannot end its turn or
+ * open another (it becomes ordinary text tokens; user-defined tokens, type
+ * 4, still match as in bitnet_tokenize without PARSE_SPECIAL). When no
+ * content holds special-token text the result equals bitnet_chat_render()
+ * followed by bitnet_tokenize() with BITNET_TOKENIZE_PARSE_SPECIAL (and
+ * without ADD_BOS: the formats that use BOS carry it).
+ *
+ * @param model     required (its vocabulary, and its tokenizer.chat_template
+ *                  when name is NULL)
+ * @param name      NULL, or one of "bitnet", "llama3", "falcon3", "chatml"
+ * @param messages  as for bitnet_chat_render()
+ * @param add_assistant non-zero: end with the assistant prefix
+ * @param out       receives up to cap ids; may be NULL when cap is 0
+ * @param n_out     receives the number of ids (needed count when too small)
+ * @return BITNET_OK; BITNET_E_INVALID_ARG (NULLs, unknown role);
+ *         BITNET_E_NOT_FOUND (as bitnet_chat_render());
+ *         BITNET_E_UNSUPPORTED (the model has no vocabulary);
+ *         BITNET_E_BUFFER_TOO_SMALL (*n_out ids needed); BITNET_E_NOMEM.
+ * Thread-safe.
+ */
+BITNET_API int bitnet_chat_tokenize(const bitnet_model *model, const char *name,
+                                    const bitnet_chat_message *messages,
+                                    size_t n_messages, int add_assistant,
+                                    int32_t *out, size_t cap, size_t *n_out);
 
 
 /* ------------------------------------------------------------------------ */
@@ -739,6 +785,11 @@ BITNET_API void bitnet_synth_params_init_(bitnet_synth_params *p, size_t size);
  * Write a GGUF model with random ternary linear weights (seeded; one scale
  * per tensor), random norm weights and a random embedding, in the layout the
  * official engines use (same keys, tensor names and 32-byte alignment).
+ * A regular file (or a new path) is written to a temporary file in the same
+ * directory that replaces `path` only once complete: on failure an existing
+ * file is left as it was and only the temporary file is removed. A path that
+ * is not a regular file (a device, a pipe) is written directly and is never
+ * removed.
  * @return BITNET_OK; BITNET_E_INVALID_ARG (inconsistent shape: n_embd not a
  *         multiple of n_head, n_head not a multiple of n_head_kv, a type not
  *         allowed for its tensor, a block type whose block size does not

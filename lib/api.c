@@ -73,6 +73,21 @@ void bitnet_model_params_init_(bitnet_model_params *p, size_t size)
     memcpy(p, &d, size < sizeof(d) ? size : sizeof(d));
 }
 
+int bitnet__model_params_check(const bitnet_model_params *p)
+{
+    const uint32_t known = BITNET_MODEL_NO_MMAP | BITNET_MODEL_VOCAB_ONLY |
+                           BITNET_MODEL_INT8_HEAD;
+    if (p->flags & ~known)
+        return bitnet__error(BITNET_E_INVALID_ARG, "bitnet_model_params: "
+                             "unknown flags 0x%x", (unsigned)(p->flags & ~known));
+    if (p->pre_tokenizer < BITNET_PRETOK_AUTO ||
+        p->pre_tokenizer > BITNET_PRETOK_GPT2)
+        return bitnet__error(BITNET_E_INVALID_ARG, "bitnet_model_params: "
+                             "pre_tokenizer %d is not a BITNET_PRETOK_* value",
+                             (int)p->pre_tokenizer);
+    return BITNET_OK;
+}
+
 void bitnet_context_params_init_(bitnet_context_params *p, size_t size)
 {
     INIT_PREFIX(p, size, bitnet_context_params);

@@ -256,6 +256,9 @@ _PROTOS = {
     "bitnet_chat_render": (ctypes.c_int, [_M, ctypes.c_char_p, ctypes.POINTER(ChatMessage),
                                           ctypes.c_size_t, ctypes.c_int, ctypes.c_char_p,
                                           ctypes.c_size_t, _size_p]),
+    "bitnet_chat_tokenize": (ctypes.c_int, [_M, ctypes.c_char_p, ctypes.POINTER(ChatMessage),
+                                            ctypes.c_size_t, ctypes.c_int, _c_int_p,
+                                            ctypes.c_size_t, _size_p]),
     "bitnet_synth_params_init_": (None, [ctypes.POINTER(SynthParams), ctypes.c_size_t]),
     "bitnet_synth_write": (ctypes.c_int, [ctypes.c_char_p, ctypes.POINTER(SynthParams)]),
 }
@@ -542,9 +545,10 @@ class Model(_Handle):
         """Text of many tokens; invalid UTF-8 becomes U+FFFD."""
         return self.detokenize_bytes(tokens, special).decode("utf-8", "replace")
 
-    def chat_render(self, messages, template=None, add_assistant=True):
-        """Render [(role, content), ...] or [{"role":..., "content":...}] as
-        prompt text; tokenize it with add_bos=False, parse_special=True."""
+    @staticmethod
+    def _chat_messages(messages):
+        """A ChatMessage array for [(role, content), ...] or
+        [{"role":..., "content":...}], and the bytes it points to."""
         msgs = (ChatMessage * len(messages))()
         keep = []
         for i, m in enumerate(messages):
@@ -552,13 +556,42 @@ class Model(_Handle):
             r, c = _to_bytes(role), _to_bytes(content)
             keep += [r, c]
             msgs[i].role, msgs[i].content = r, c
+        return msgs, keep
+
+    def chat_render(self, messages, template=None, add_assistant=True):
+        """Render [(role, content), ...] or [{"role":..., "content":...}] as
+        prompt text (for display; to evaluate a conversation use
+        chat_tokenize, which keeps message content plain text)."""
+        msgs, keep = self._chat_messages(messages)
         h = self.handle
         name = template.encode() if template else None
         raw = _grow("bitnet_chat_render",
                     lambda b, c, n: _lib.bitnet_chat_render(h, name, msgs, len(messages),
                                                             1 if add_assistant else 0, b, c, n),
                     1024)
+        del keep
         return raw.decode("utf-8", "replace")
+
+    def chat_tokenize(self, messages, template=None, add_assistant=True):
+        """Token ids of a conversation (messages as for chat_render): the
+        template's markup becomes control tokens, message content is always
+        plain text, so a message cannot forge turns. This is the way to
+        build a chat prompt."""
+        msgs, keep = self._chat_messages(messages)
+        name = template.encode() if template else None
+        add = 1 if add_assistant else 0
+        n = ctypes.c_size_t(0)
+        cap = 64 + sum(len(k) for k in keep)
+        while True:
+            out = (ctypes.c_int32 * cap)()
+            st = _lib.bitnet_chat_tokenize(self.handle, name, msgs, len(messages), add,
+                                           out, cap, ctypes.byref(n))
+            if st == E_BUFFER_TOO_SMALL and n.value > cap:
+                cap = n.value
+                continue
+            _check(st, "bitnet_chat_tokenize")
+            del keep
+            return list(out[:n.value])
 
     # factories
     def context(self, **kw):

@@ -53,10 +53,16 @@ void bitnet__afree(void *p);
  * defaults and is `dst_size` bytes (the library's sizeof). Only the first
  * min(src->struct_size, dst_size) bytes are copied. A src larger than
  * dst_size is accepted only when the extra bytes are zero
- * (else BITNET_E_UNSUPPORTED). struct_size < 4 gives BITNET_E_INVALID_ARG.
+ * (else BITNET_E_UNSUPPORTED). struct_size < 4 or above
+ * BITNET__PARAMS_MAX_SIZE gives BITNET_E_INVALID_ARG.
  * dst->struct_size is set to dst_size afterwards. */
+#define BITNET__PARAMS_MAX_SIZE 4096u
 int bitnet__params_merge(void *dst, size_t dst_size, const void *src,
                          const char *what);
+
+/* Check the values of merged model params that every loader honours:
+ * unknown flags bits, pre_tokenizer out of range (BITNET_E_INVALID_ARG). */
+int bitnet__model_params_check(const bitnet_model_params *p);
 
 /* ---- checked arithmetic ---------------------------------------------- */
 

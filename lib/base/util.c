@@ -100,6 +100,15 @@ int bitnet__params_merge(void *dst, size_t dst_size, const void *src,
         return bitnet__error(BITNET_E_INVALID_ARG,
                              "%s: struct_size %u is too small (use the "
                              "*_params_init macro)", what, (unsigned)src_size);
+    /* No version of any params struct comes near this size; a larger value
+     * is an uninitialised struct, and honouring it would read past the
+     * caller's object. */
+    if (src_size > BITNET__PARAMS_MAX_SIZE)
+        return bitnet__error(BITNET_E_INVALID_ARG,
+                             "%s: struct_size %u is larger than any version of "
+                             "the struct (at most %u; use the *_params_init "
+                             "macro)", what, (unsigned)src_size,
+                             (unsigned)BITNET__PARAMS_MAX_SIZE);
     if (src_size > dst_size) {
         const unsigned char *tail = (const unsigned char *)src + dst_size;
         for (size_t i = 0; i < src_size - dst_size; i++)

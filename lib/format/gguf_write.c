@@ -4,9 +4,14 @@
  * large to hold, see bitnet__gguf_w_begin).
  */
 #include <errno.h>
+#include <stdatomic.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "base/internal.h"
 #include "format/gguf.h"
@@ -37,10 +42,125 @@ struct bitnet_gguf_writer {
     /* streaming state */
     FILE *f;
     char *path;
+    char *tmp;               /* temporary file renamed over final at the end */
+    char *final;             /* the file path names (a link followed) */
     size_t cur;              /* tensor being streamed */
     uint64_t cur_written;
     int failed;
 };
+
+/* ---- output files -------------------------------------------------------
+ *
+ * A regular file (or a path that does not exist yet) is written through a
+ * temporary file in the same directory that is renamed over the target only
+ * once every byte is out, so a failed write leaves whatever was at the path
+ * untouched and removes only the temporary file this call created. Anything
+ * else (a device such as /dev/full or /dev/stdout, a pipe) cannot be replaced
+ * by a rename: it is written directly and never removed. */
+
+static int sink_open(const char *path, FILE **fp, char **tmpp, char **finalp)
+{
+    *fp = NULL;
+    *tmpp = NULL;
+    *finalp = NULL;
+    struct stat st;
+    int exists = stat(path, &st) == 0;
+    if (exists && !S_ISREG(st.st_mode)) {
+        if (S_ISDIR(st.st_mode))
+            return bitnet__error(BITNET_E_IO, "cannot create '%s': it is a "
+                                 "directory", path);
+        FILE *f = fopen(path, "wb");
+        if (!f)
+            return bitnet__error(BITNET_E_IO, "cannot open '%s': %s", path,
+                                 strerror(errno));
+        *fp = f;
+        return BITNET_OK;
+    }
+    /* The temporary file goes next to the file the path finally names (a
+     * symbolic link is followed, so the link stays a link). */
+    char *target = NULL;
+    if (exists) {
+        target = realpath(path, NULL);
+        if (!target)
+            return bitnet__error(BITNET_E_IO, "cannot resolve '%s': %s", path,
+                                 strerror(errno));
+    } else {
+        target = bitnet__strdup(path);
+        if (!target)
+            return bitnet__error(BITNET_E_NOMEM, "GGUF writer: out of memory");
+    }
+    const char *slash = strrchr(target, '/');
+    size_t dlen = slash ? (size_t)(slash - target) + 1 : 0;
+    const char *base = slash ? slash + 1 : target;
+    size_t n = dlen + strlen(base) + 16;
+    char *tmp = malloc(n);
+    if (!tmp) {
+        free(target);
+        return bitnet__error(BITNET_E_NOMEM, "GGUF writer: out of memory");
+    }
+    /* O_EXCL with a fresh name per attempt (rather than mkstemp, whose 0600
+     * would need the process umask to fix up, and reading the umask is not
+     * thread-safe): the kernel applies the umask to 0666 as for a plain
+     * create. */
+    static _Atomic unsigned counter;
+    int fd = -1, e = 0;
+    for (int attempt = 0; attempt < 64 && fd < 0; attempt++) {
+        unsigned salt = counter++ * 2654435761u ^ (unsigned)getpid() * 40503u ^
+                        (unsigned)(bitnet__now() * 1e6);
+        snprintf(tmp, n, "%.*s.%s.%06x", (int)dlen, target, base,
+                 salt & 0xffffffu);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        e = errno;
+        if (fd < 0 && e != EEXIST)
+            break;
+    }
+    if (fd < 0) {
+        free(tmp);
+        free(target);
+        return bitnet__error(BITNET_E_IO, "cannot create a temporary file "
+                             "next to '%s': %s", path, strerror(e));
+    }
+    if (exists)         /* the replacement keeps the permissions it replaces */
+        (void)fchmod(fd, st.st_mode & 07777);
+    FILE *f = fdopen(fd, "wb");
+    if (!f) {
+        e = errno;
+        close(fd);
+        unlink(tmp);
+        free(tmp);
+        free(target);
+        return bitnet__error(BITNET_E_IO, "cannot open '%s': %s", path,
+                             strerror(e));
+    }
+    *fp = f;
+    *tmpp = tmp;
+    *finalp = target;
+    return BITNET_OK;
+}
+
+/* Finish a file opened by sink_open. ok: put it in place (rename the
+ * temporary file over the file the path names); !ok: drop the temporary
+ * file. Returns BITNET_E_IO when the file could not be completed, and frees
+ * *tmpp and *finalp. */
+static int sink_close(FILE *f, char **tmpp, char **finalp, const char *path,
+                      int ok)
+{
+    char *tmp = *tmpp, *final = *finalp;
+    *tmpp = NULL;
+    *finalp = NULL;
+    int e = 0;
+    if (fflush(f) != 0) e = errno ? errno : EIO;
+    if (!e && ok && tmp && fsync(fileno(f)) != 0) e = errno;
+    if (fclose(f) != 0 && !e) e = errno ? errno : EIO;
+    if (ok && !e && tmp && rename(tmp, final) != 0) e = errno;
+    if (tmp && (!ok || e)) unlink(tmp);
+    free(tmp);
+    free(final);
+    if (ok && e)
+        return bitnet__error(BITNET_E_IO, "cannot write '%s': %s", path,
+                             strerror(e));
+    return BITNET_OK;
+}
 
 int bitnet__gguf_writer_create(bitnet_gguf_writer **out, uint32_t alignment)
 {
@@ -77,10 +197,10 @@ void bitnet__gguf_writer_free(bitnet_gguf_writer *w)
     }
     free(w->kv);
     free(w->t);
-    if (w->f) {
-        fclose(w->f);
-        if (w->path) remove(w->path);
-    }
+    if (w->f)                       /* abandoned stream: drop what we made */
+        sink_close(w->f, &w->tmp, &w->final, w->path, 0);
+    free(w->tmp);
+    free(w->final);
     free(w->path);
     free(w);
 }
@@ -336,19 +456,21 @@ int bitnet__gguf_w_file(bitnet_gguf_writer *w, const char *path)
 {
     int rc = all_data(w);
     if (rc) return rc;
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        return bitnet__error(BITNET_E_IO, "cannot create '%s': %s", path,
-                             strerror(errno));
+    FILE *f;
+    char *tmp, *final;
+    rc = sink_open(path, &f, &tmp, &final);
+    if (rc) return rc;
     out o = { f, NULL, 0, 0 };
+    errno = 0;
     write_header(w, &o);
     write_data(w, &o);
-    if (fclose(f) != 0) o.err = 1;
     if (o.err) {
-        remove(path);
-        return bitnet__error(BITNET_E_IO, "cannot write '%s'", path);
+        int e = errno;
+        sink_close(f, &tmp, &final, path, 0);
+        return bitnet__error(BITNET_E_IO, "cannot write '%s': %s", path,
+                             e ? strerror(e) : "write error");
     }
-    return BITNET_OK;
+    return sink_close(f, &tmp, &final, path, 1);
 }
 
 /* ---- streaming --------------------------------------------------------- */
@@ -360,21 +482,21 @@ int bitnet__gguf_w_begin(bitnet_gguf_writer *w, const char *path)
                              "streaming");
     w->path = bitnet__strdup(path);
     if (!w->path) return bitnet__error(BITNET_E_NOMEM, "GGUF writer: out of memory");
-    w->f = fopen(path, "wb");
-    if (!w->f) {
-        int e = errno;
+    int rc = sink_open(path, &w->f, &w->tmp, &w->final);
+    if (rc) {
         free(w->path);
         w->path = NULL;
-        return bitnet__error(BITNET_E_IO, "cannot create '%s': %s", path,
-                             strerror(e));
+        return rc;
     }
     out o = { w->f, NULL, 0, 0 };
+    errno = 0;
     write_header(w, &o);
     w->cur = 0;
     w->cur_written = 0;
     w->failed = o.err;
     if (o.err)
-        return bitnet__error(BITNET_E_IO, "cannot write '%s'", path);
+        return bitnet__error(BITNET_E_IO, "cannot write '%s': %s", path,
+                             errno ? strerror(errno) : "write error");
     return BITNET_OK;
 }
 
@@ -417,14 +539,11 @@ int bitnet__gguf_w_end(bitnet_gguf_writer *w)
     if (!w->f)
         return bitnet__error(BITNET_E_INVALID_ARG, "GGUF writer: not streaming");
     int bad = w->failed || w->cur != w->n_t;
-    int cerr = fclose(w->f) != 0;
+    FILE *f = w->f;
     w->f = NULL;
-    if (bad || cerr) {
-        remove(w->path);
-        if (!bad)
-            return bitnet__error(BITNET_E_IO, "cannot write '%s'", w->path);
+    int rc = sink_close(f, &w->tmp, &w->final, w->path, !bad);
+    if (bad)
         return bitnet__error(BITNET_E_INVALID_ARG, "GGUF writer: '%s': not "
                              "every tensor was written", w->path);
-    }
-    return BITNET_OK;
+    return rc;
 }

@@ -1086,6 +1086,7 @@ static int load(bitnet_model **out, const uint8_t *data, size_t size,
     if (params) {
         int rc = bitnet__params_merge(&L.p, sizeof(L.p), params,
                                       "bitnet_model_params");
+        if (!rc) rc = bitnet__model_params_check(&L.p);
         if (rc) {
             if (view) bitnet__file_close(view);
             return rc;
@@ -1230,6 +1231,7 @@ int bitnet_model_load_file(bitnet_model **out, const char *path,
         bitnet_model_params p;
         bitnet_model_params_init(&p);
         int rc = bitnet__params_merge(&p, sizeof(p), params, "bitnet_model_params");
+        if (!rc) rc = bitnet__model_params_check(&p);
         if (rc) return rc;
         flags = p.flags;
     }

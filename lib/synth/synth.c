@@ -719,7 +719,7 @@ int bitnet_synth_write(const char *path, const bitnet_synth_params *params)
     }
     rc = bitnet__gguf_w_end(w);
 done:
-    bitnet__gguf_writer_free(w);     /* removes a half-written file */
+    bitnet__gguf_writer_free(w);     /* drops the temporary file of a failed write */
     free(ts);
     gen_vocab_free(&gv);
     bitnet__gguf_free(vg);

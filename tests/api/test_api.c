@@ -220,6 +220,134 @@ static void test_params_newer_caller(void **state)
     bitnet_model_free(m);
 }
 
+#define EXPECT_INVALID_P(call) assert_int_equal((call), BITNET_E_INVALID_ARG)
+
+/* ---- params values and sizes ------------------------------------------ */
+
+static void test_params_validation(void **state)
+{
+    (void)state;
+    bitnet_model *m = (bitnet_model *)&m;
+    bitnet_model_params mp;
+
+    /* unknown flag bits */
+    bitnet_model_params_init(&mp);
+    mp.flags = 1u << 20;
+    EXPECT_INVALID_P(bitnet_model_load_file(&m, model_path, &mp));
+    assert_null(m);
+    assert_non_null(strstr(bitnet_last_error(), "flags"));
+    mp.flags = BITNET_MODEL_NO_MMAP | (1u << 3);
+    EXPECT_INVALID_P(bitnet_model_load_buffer(&m, "GGUF", 4, &mp));
+    assert_null(m);
+
+    /* pre_tokenizer outside the BITNET_PRETOK_* values */
+    const int32_t bad_pretok[] = { -1, BITNET_PRETOK_GPT2 + 1, 1000, INT32_MIN };
+    for (size_t i = 0; i < sizeof(bad_pretok) / sizeof(bad_pretok[0]); i++) {
+        bitnet_model_params_init(&mp);
+        mp.pre_tokenizer = bad_pretok[i];
+        EXPECT_INVALID_P(bitnet_model_load_file(&m, model_path, &mp));
+        assert_null(m);
+        assert_non_null(strstr(bitnet_last_error(), "pre_tokenizer"));
+    }
+    /* every valid value still loads */
+    for (int32_t v = BITNET_PRETOK_AUTO; v <= BITNET_PRETOK_GPT2; v++) {
+        bitnet_model_params_init(&mp);
+        mp.pre_tokenizer = v;
+        mp.flags = BITNET_MODEL_NO_MMAP | BITNET_MODEL_VOCAB_ONLY;
+        assert_int_equal(bitnet_model_load_file(&m, model_path, &mp), BITNET_OK);
+        bitnet_model_free(m);
+    }
+
+    /* An uninitialised struct: struct_size far larger than any version.
+     * Refused from the first four bytes (ASan would catch a read past the
+     * object, which is only sizeof(params) long). */
+    const uint32_t huge[] = { 4097, 65536, 0xdeadbeefu, UINT32_MAX };
+    bitnet_model *lm = load();
+    for (size_t i = 0; i < sizeof(huge) / sizeof(huge[0]); i++) {
+        bitnet_model_params_init(&mp);
+        mp.struct_size = huge[i];
+        EXPECT_INVALID_P(bitnet_model_load_file(&m, model_path, &mp));
+        assert_null(m);
+        assert_non_null(strstr(bitnet_last_error(), "struct_size"));
+
+        bitnet_context_params cp;
+        bitnet_context_params_init(&cp);
+        cp.struct_size = huge[i];
+        bitnet_context *ctx = (bitnet_context *)&cp;
+        EXPECT_INVALID_P(bitnet_context_create(&ctx, lm, &cp));
+        assert_null(ctx);
+
+        bitnet_sampler_params sp;
+        bitnet_sampler_params_init(&sp);
+        sp.struct_size = huge[i];
+        bitnet_sampler *smp = (bitnet_sampler *)&sp;
+        EXPECT_INVALID_P(bitnet_sampler_create(&smp, lm, &sp));
+        assert_null(smp);
+
+        bitnet_synth_params yp;
+        bitnet_synth_params_init(&yp);
+        yp.struct_size = huge[i];
+        EXPECT_INVALID_P(bitnet_synth_write("/nonexistent-dir/x.gguf", &yp));
+    }
+    /* the cap itself is allowed (a zero tail) */
+    struct big { bitnet_context_params p; unsigned char pad[4096]; } *bg;
+    bg = calloc(1, sizeof(*bg));
+    assert_non_null(bg);
+    bitnet_context_params_init(&bg->p);
+    bg->p.struct_size = 4096;
+    bg->p.n_ctx = 16;
+    bitnet_context *ctx = NULL;
+    assert_int_equal(bitnet_context_create(&ctx, lm, &bg->p), BITNET_OK);
+    bitnet_context_free(ctx);
+    free(bg);
+    bitnet_model_free(lm);
+}
+
+/* A model whose file says tokenizer.ggml.model "none": it loads, and every
+ * tokenizer call reports BITNET_E_UNSUPPORTED, as the header lists. */
+static void test_no_vocabulary(void **state)
+{
+    (void)state;
+    FILE *f = fopen(model_path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    size_t n = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *buf = malloc(n);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, n, f), n);
+    fclose(f);
+    /* the value "gpt2" follows the key, its type (string) and its length */
+    static const char key[] = "tokenizer.ggml.model";
+    unsigned char *k = NULL;
+    for (size_t i = 0; i + sizeof(key) + 16 < n && !k; i++)
+        if (!memcmp(buf + i, key, sizeof(key) - 1)) k = buf + i;
+    assert_non_null(k);
+    unsigned char *val = k + (sizeof(key) - 1) + 4 + 8;
+    assert_memory_equal(val, "gpt2", 4);
+    memcpy(val, "none", 4);
+
+    bitnet_model *m = NULL;
+    assert_int_equal(bitnet_model_load_buffer(&m, buf, n, NULL), BITNET_OK);
+    int32_t toks[8];
+    size_t nt = 0;
+    char text[16];
+    assert_int_equal(bitnet_tokenize(m, "hi", 2, 0, toks, 8, &nt), BITNET_E_UNSUPPORTED);
+    assert_non_null(strstr(bitnet_last_error(), "no tokenizer"));
+    toks[0] = 1;
+    assert_int_equal(bitnet_detokenize(m, toks, 1, 0, text, sizeof(text), &nt),
+                     BITNET_E_UNSUPPORTED);
+    assert_int_equal(bitnet_token_to_piece(m, 1, 0, text, sizeof(text), &nt),
+                     BITNET_E_UNSUPPORTED);
+    bitnet_detokenizer *d = NULL;
+    assert_int_equal(bitnet_detokenizer_create(&d, m, 0), BITNET_E_UNSUPPORTED);
+    assert_null(d);
+    assert_int_equal(bitnet_token_bos(m), -1);
+    assert_int_equal(bitnet_token_eos(m), -1);
+    bitnet_model_free(m);
+    free(buf);
+}
+
 /* ---- argument validation of every entry point ------------------------- */
 
 #define EXPECT_INVALID(call) assert_int_equal((call), BITNET_E_INVALID_ARG)
@@ -481,6 +609,8 @@ int main(void)
         cmocka_unit_test(test_params_init),
         cmocka_unit_test(test_params_older_caller),
         cmocka_unit_test(test_params_newer_caller),
+        cmocka_unit_test(test_params_validation),
+        cmocka_unit_test(test_no_vocabulary),
         cmocka_unit_test(test_null_args_model),
         cmocka_unit_test(test_null_args_tokenizer),
         cmocka_unit_test(test_null_args_context),

@@ -240,7 +240,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         bitnet_gguf *g = NULL;
         if (bitnet__gguf_parse(&g, data, size) == BITNET_OK) {
             bitnet_vocab *v = NULL;
-            if (bitnet__vocab_load(&v, g, (int32_t)(size % 4), NULL) == BITNET_OK) {
+            /* A file may declare no vocabulary (tokenizer.ggml.model "none"):
+             * the load succeeds and leaves v NULL (seed gguf_vocab_none). */
+            if (bitnet__vocab_load(&v, g, (int32_t)(size % 4), NULL) == BITNET_OK && v) {
                 static const char txt[] = "Hello, world! <|eot_id|> 123456 \xe6\x9d\xb1\xff it's  \n\n x";
                 exercise(v, txt, sizeof(txt) - 1, BITNET_TOKENIZE_ADD_BOS | BITNET_TOKENIZE_PARSE_SPECIAL, 0);
                 stream_check(v, (const uint8_t *)txt, sizeof(txt) - 1);

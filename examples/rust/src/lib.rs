@@ -372,25 +372,16 @@ impl Model {
     }
 
     /// Render `(role, content)` messages as prompt text with a chat template
-    /// (`None`: the model's own). Tokenize the result with
-    /// `add_bos = false, parse_special = true`.
+    /// (`None`: the model's own), for display. To evaluate a conversation use
+    /// [`Model::chat_tokenize`], which keeps message content plain text.
     pub fn chat_render(
         &self,
         template: Option<&str>,
         messages: &[(&str, &str)],
         add_assistant: bool,
     ) -> Result<String> {
-        let mut owned: Vec<(CString, CString)> = Vec::with_capacity(messages.len());
-        for (role, content) in messages {
-            owned.push((cstring(role)?, cstring(content)?));
-        }
-        let msgs: Vec<sys::bitnet_chat_message> = owned
-            .iter()
-            .map(|(r, c)| sys::bitnet_chat_message {
-                role: r.as_ptr(),
-                content: c.as_ptr(),
-            })
-            .collect();
+        let owned = chat_strings(messages)?;
+        let msgs = chat_array(&owned);
         let name = match template {
             Some(t) => Some(cstring(t)?),
             None => None,
@@ -410,6 +401,67 @@ impl Model {
         })?;
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
+
+    /// The token ids of a conversation: the template's markup becomes control
+    /// tokens and message content is always plain text, so a message cannot
+    /// forge turns. This is the way to build a chat prompt.
+    pub fn chat_tokenize(
+        &self,
+        template: Option<&str>,
+        messages: &[(&str, &str)],
+        add_assistant: bool,
+    ) -> Result<Vec<i32>> {
+        let owned = chat_strings(messages)?;
+        let msgs = chat_array(&owned);
+        let name = match template {
+            Some(t) => Some(cstring(t)?),
+            None => None,
+        };
+        let name_ptr = name.as_ref().map_or(ptr::null(), |n| n.as_ptr());
+        let text_len: usize = messages.iter().map(|(r, c)| r.len() + c.len()).sum();
+        let mut out: Vec<i32> = vec![0; text_len + 64];
+        loop {
+            let mut n: usize = 0;
+            let st = unsafe {
+                sys::bitnet_chat_tokenize(
+                    self.as_ptr(),
+                    name_ptr,
+                    msgs.as_ptr(),
+                    msgs.len(),
+                    add_assistant as c_int,
+                    out.as_mut_ptr(),
+                    out.len(),
+                    &mut n,
+                )
+            };
+            if st == sys::BITNET_E_BUFFER_TOO_SMALL && n > out.len() {
+                out.resize(n, 0);
+                continue;
+            }
+            check(st)?;
+            out.truncate(n);
+            return Ok(out);
+        }
+    }
+}
+
+fn chat_strings(messages: &[(&str, &str)]) -> Result<Vec<(CString, CString)>> {
+    let mut owned: Vec<(CString, CString)> = Vec::with_capacity(messages.len());
+    for (role, content) in messages {
+        owned.push((cstring(role)?, cstring(content)?));
+    }
+    Ok(owned)
+}
+
+/// C views of `owned`, valid while it lives.
+fn chat_array(owned: &[(CString, CString)]) -> Vec<sys::bitnet_chat_message> {
+    owned
+        .iter()
+        .map(|(r, c)| sys::bitnet_chat_message {
+            role: r.as_ptr(),
+            content: c.as_ptr(),
+        })
+        .collect()
 }
 
 impl Drop for Model {

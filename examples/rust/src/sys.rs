@@ -320,6 +320,17 @@ extern "C" {
         n_out: *mut usize,
     ) -> c_int;
 
+    pub fn bitnet_chat_tokenize(
+        model: *const bitnet_model,
+        name: *const c_char,
+        messages: *const bitnet_chat_message,
+        n_messages: usize,
+        add_assistant: c_int,
+        out: *mut i32,
+        cap: usize,
+        n_out: *mut usize,
+    ) -> c_int;
+
     pub fn bitnet_synth_params_init_(p: *mut bitnet_synth_params, size: usize);
     pub fn bitnet_synth_write(path: *const c_char, params: *const bitnet_synth_params) -> c_int;
 }
