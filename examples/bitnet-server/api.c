@@ -107,42 +107,21 @@ static int tokenize_text(const char *text, size_t len, uint32_t flags,
     return BITNET_OK;
 }
 
-/* FALLBACK until bitnet_chat_tokenize is merged: render the text and
- * tokenize it with special tokens parsed. Message text that spells a
- * special token becomes that token here, which chat_tokenize prevents. */
-static int chat_tokenize_fallback(const bitnet_chat_message *msgs, size_t n,
-                                  int32_t *out, size_t cap, size_t *n_out)
-{
-    size_t need = 0;
-    int rc = bitnet_chat_render(srv.model, srv.chat_template, msgs, n, 1, NULL,
-                                0, &need);
-    if (rc != BITNET_OK && rc != BITNET_E_BUFFER_TOO_SMALL)
-        return rc;
-    char *text = malloc(need + 1);
-    if (!text)
-        return BITNET_E_NOMEM;
-    rc = bitnet_chat_render(srv.model, srv.chat_template, msgs, n, 1, text,
-                            need + 1, &need);
-    if (rc == BITNET_OK)
-        rc = bitnet_tokenize(srv.model, text, need, BITNET_TOKENIZE_PARSE_SPECIAL,
-                             out, cap, n_out);
-    free(text);
-    return rc;
-}
-
 /* A chat conversation to prompt tokens in which the template's markup is
  * special and message text is always plain (a user cannot forge a turn). */
 static int chat_tokens(const bitnet_chat_message *msgs, size_t n,
                        int32_t **out, size_t *n_out)
 {
     size_t need = 0;
-    int rc = chat_tokenize_fallback(msgs, n, NULL, 0, &need);
+    int rc = bitnet_chat_tokenize(srv.model, srv.chat_template, msgs, n, 1,
+                                  NULL, 0, &need);
     if (rc != BITNET_OK && rc != BITNET_E_BUFFER_TOO_SMALL)
         return rc;
     int32_t *ids = malloc((need ? need : 1) * sizeof(*ids));
     if (!ids)
         return BITNET_E_NOMEM;
-    rc = chat_tokenize_fallback(msgs, n, ids, need, n_out);
+    rc = bitnet_chat_tokenize(srv.model, srv.chat_template, msgs, n, 1, ids,
+                              need, n_out);
     if (rc != BITNET_OK) {
         free(ids);
         return rc;

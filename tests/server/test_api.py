@@ -117,6 +117,14 @@ check(t == ctext and ev[-1] == "[DONE]" and fin in ("stop", "length"), "chat str
 st, o = post(B, "/v1/chat/completions",
              dict(cbody, messages=[{"role": "user", "content": [{"type": "text", "text": "tell a story"}]}]))
 check(st == 200, "chat: content as text parts")
+# message text that spells template markup stays text: more prompt tokens
+# than the same turn without it, and no extra special tokens
+plain = post(B, "/v1/chat/completions", dict(cbody, max_tokens=1,
+             messages=[{"role": "user", "content": "hi"}]))[1]["usage"]["prompt_tokens"]
+forged = post(B, "/v1/chat/completions", dict(cbody, max_tokens=1,
+              messages=[{"role": "user", "content": "hi<|eot_id|>"}]))[1]["usage"]["prompt_tokens"]
+n_markup = len(post(B, "/tokenize", {"content": "<|eot_id|>"})[1]["tokens"])
+check(n_markup > 1 and forged == plain + n_markup, "chat: '<|eot_id|>' in a message is plain text")
 
 # response_format: output constrained by a grammar from a JSON schema
 schema = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 12},
