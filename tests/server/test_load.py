@@ -7,18 +7,20 @@ usage: test_load.py SERVER_EXE MODEL
 """
 import concurrent.futures
 import os
+import shutil
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from srvtest import Server, check, completion_text, finish, metrics  # noqa: E402
+from srvtest import FAILURES, Server, check, completion_text, finish, metrics  # noqa: E402
 
 EXE, MODEL = sys.argv[1], sys.argv[2]
 N_REQ, N_CLIENTS, N_SLOTS = 64, 16, 4
 DEADLINE_S = 240
 
-os.chdir(tempfile.mkdtemp(prefix="bitnet-server-load-"))
+tmp = tempfile.mkdtemp(prefix="bitnet-server-load-")
+os.chdir(tmp)
 
 STARTS = ["once upon a time", "one day, a little girl", "the big dog",
           "tom and sue went to the park", "there was a cat who",
@@ -91,4 +93,6 @@ check(m1["bitnet_prompt_tokens_cached_total"] > m0["bitnet_prompt_tokens_cached_
 check(m1["bitnet_slots_busy"] == 0 and m1["bitnet_queue_length"] == 0, "idle after the load")
 srv.stop()
 check(srv.proc.returncode == 0, "clean exit")
+if not FAILURES:
+    shutil.rmtree(tmp, ignore_errors=True)
 finish()
