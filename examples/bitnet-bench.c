@@ -296,13 +296,14 @@ int main(int argc, char **argv)
             printf("[\n");
             for (int i = 0; i < n_res; i++) {
                 result *r = &res[i];
-                printf("  {\"test\": \"%s\", \"threads\": %d, \"parallel\": %d, \"depth\": %d, "
-                       "\"tokens_per_s\": %.3f, \"samples\": [",
-                       r->test, r->threads, r->parallel, r->depth, r->median);
+                printf("  {\"test\": \"%s\", \"threads\": %d, \"tokens_per_s\": %.3f, \"samples\": [",
+                       r->test, r->threads, r->median);
                 for (int j = 0; j < r->n_samples; j++)
                     printf("%s%.3f", j ? ", " : "", r->samples[j]);
-                printf("], \"load_s\": %.3f, \"peak_rss_mib\": %.1f, \"int8_head\": %s}%s\n",
-                       load_s, rss_mib, int8_head ? "true" : "false", i + 1 < n_res ? "," : "");
+                printf("], \"load_s\": %.3f, \"peak_rss_mib\": %.1f, \"int8_head\": %s, "
+                       "\"parallel\": %d, \"depth\": %d}%s\n",
+                       load_s, rss_mib, int8_head ? "true" : "false", r->parallel, r->depth,
+                       i + 1 < n_res ? "," : "");
             }
             printf("]\n");
         } else {

@@ -91,4 +91,5 @@ void bitnet__kernels_init(bitnet_kernels *k, uint32_t flags)
 #else
     (void)flags;
 #endif
+    bitnet__layer_kernels_init(&k->layer, flags);
 }

@@ -119,6 +119,8 @@ uint32_t bitnet__cpu_detect_raw(void);
 
 /* ---- kernel signatures ------------------------------------------------ */
 
+#include "layer.h"
+
 /* Per-token int8 activation quantisation (format.md §4.4): x[0..k) ->
  * q[0..kpad) (zero padded up to kpad), *scale = fp32(127/max(|x|max,1e-5)),
  * *sum = sum of q. Bit-exact across variants. */
@@ -198,6 +200,8 @@ typedef struct bitnet_kernels {
     const char *name_quant_act, *name_tgemv, *name_tgemm, *name_rmsnorm,
                *name_rope, *name_softmax, *name_dot_f16, *name_axpy_f16,
                *name_head_f16, *name_head_i8;
+    /* the per-layer entries (kernels/layer.h) */
+    bitnet_layer_kernels layer;
 } bitnet_kernels;
 
 /* Fill the table: every _ref first, then better ISAs allowed by `flags`

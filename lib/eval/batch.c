@@ -33,22 +33,23 @@ static int ensure_logits(bitnet_context *c, size_t rows, const char *fname)
     return BITNET_OK;
 }
 
-/* Attention scores of the work context: one row of `len` per thread. */
-static int ensure_scores(bitnet_context *w, size_t len, const char *fname)
+/* Attention scratch of the work context: room for `n_ctx` positions. */
+static int ensure_attn_work(bitnet_context *w, int32_t n_ctx, const char *fname)
 {
-    if (w->scores_len >= len)
+    if (w->attn_ctx >= n_ctx)
         return BITNET_OK;
-    size_t n, bytes;
+    size_t len = (BITNET_ATTN_WORK(w->nh / w->nkv, n_ctx, w->hd) + 15) / 16 * 16, n, bytes;
     if (bitnet__mul_ovf((size_t)w->n_threads, len, &n) ||
         bitnet__mul_ovf(n, sizeof(float), &bytes))
-        return bitnet__error(BITNET_E_NOMEM, "%s: scores too large", fname);
-    float *ns = bitnet__aalloc(bytes, 64);
-    if (!ns)
+        return bitnet__error(BITNET_E_NOMEM, "%s: attention scratch too large", fname);
+    float *nw = bitnet__aalloc(bytes, 64);
+    if (!nw)
         return bitnet__error(BITNET_E_NOMEM, "%s: out of memory", fname);
-    memset(ns, 0, bytes);
-    bitnet__afree(w->scores);
-    w->scores = ns;
-    w->scores_len = len;
+    memset(nw, 0, bytes);
+    bitnet__afree(w->attn_work);
+    w->attn_work = nw;
+    w->attn_work_len = len;
+    w->attn_ctx = n_ctx;
     return BITNET_OK;
 }
 
@@ -56,15 +57,15 @@ int bitnet__eval_run(bitnet_context *work, bitnet_context *const *seqs,
                      const int32_t *const *tokens, const size_t *n_tokens,
                      size_t n_seq, int all_logits, const char *fname)
 {
-    size_t max_ctx = 0;
+    int32_t max_ctx = 0;
     for (size_t i = 0; i < n_seq; i++) {
         int rc = ensure_logits(seqs[i], all_logits ? n_tokens[i] : 1, fname);
         if (rc != BITNET_OK)
             return rc;
-        if ((size_t)seqs[i]->n_ctx > max_ctx)
-            max_ctx = (size_t)seqs[i]->n_ctx;
+        if (seqs[i]->n_ctx > max_ctx)
+            max_ctx = seqs[i]->n_ctx;
     }
-    int rc = ensure_scores(work, max_ctx, fname);
+    int rc = ensure_attn_work(work, max_ctx, fname);
     if (rc != BITNET_OK)
         return rc;
 

@@ -70,8 +70,7 @@ void bitnet_context_free(bitnet_context *c)
     bitnet__afree(c->asum);
     bitnet__afree(c->rcos);
     bitnet__afree(c->rsin);
-    bitnet__afree(c->scores);
-    bitnet__afree(c->q16);
+    bitnet__afree(c->attn_work);
     bitnet__afree(c->xo);
     bitnet__afree(c->hxq);
     bitnet__afree(c->toks);
@@ -217,15 +216,14 @@ int bitnet_context_create(bitnet_context **out, const bitnet_model *model,
         c->rcos = zalloc(nbz * (c->nrot / 2), sizeof(float), &fail);
         c->rsin = zalloc(nbz * (c->nrot / 2), sizeof(float), &fail);
     }
-    c->scores = zalloc((size_t)c->n_threads * n_ctx, sizeof(float), &fail);
-    c->scores_len = (size_t)n_ctx;
+    c->attn_work_len = (BITNET_ATTN_WORK(nh / nkv, n_ctx, hd) + 15) / 16 * 16;
+    c->attn_ctx = n_ctx;
+    c->attn_work = zalloc((size_t)c->n_threads * c->attn_work_len, sizeof(float), &fail);
     c->toks = zalloc((size_t)n_ctx, sizeof(int32_t), &fail);
     c->st_tok = zalloc(nbz, sizeof(int32_t), &fail);
     c->st_pos = zalloc(nbz, sizeof(int32_t), &fail);
     c->st_ctx = zalloc(nbz, sizeof(bitnet_context *), &fail);
     c->st_out = zalloc(nbz, sizeof(float *), &fail);
-    c->q16_stride = ((size_t)hd + 31) / 32 * 32;
-    c->q16 = zalloc((size_t)c->n_threads * c->q16_stride, sizeof(uint16_t), &fail);
     c->xo = zalloc(nbz * D, sizeof(float), &fail);
     if (c->hxq_size)
         c->hxq = zalloc(nbz, c->hxq_size, &fail);

@@ -88,10 +88,10 @@ struct bitnet_context {
     float *as;                /* [nb] activation scales */
     int32_t *asum;            /* [nb] */
     float *rcos, *rsin;       /* [nb][nrot/2] */
-    float *scores;            /* [n_threads][scores_len] */
-    size_t scores_len;        /* >= the n_ctx of every context this one runs */
-    uint16_t *q16;            /* [n_threads][hd_pad] */
-    size_t q16_stride;
+    float *attn_work;         /* [n_threads][attn_work_len] attention scratch */
+    size_t attn_work_len;     /* floats per thread */
+    int32_t attn_ctx;         /* positions attn_work_len has room for (>= the
+                                 n_ctx of every context this one runs) */
     float *xo;                /* [nb][D] final normed hidden */
     uint8_t *hxq;             /* [nb][hxq_size] head activations (non-F16 heads) */
     size_t hxq_size;

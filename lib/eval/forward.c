@@ -9,12 +9,8 @@
  * quantisation, GEMM == per-token GEMV, attention per (token, head)), so the
  * logits are bit-identical for any thread count and any split.
  */
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#if defined(__SSE2__)
-# include <emmintrin.h>
-#endif
 
 #include "eval/context.h"
 
@@ -73,63 +69,13 @@ static void quant_rows(const bitnet_context *c, const float *x, int32_t k,
     c->k.quant_act(x, k, kpad, c->qa + (size_t)t * kpad, &c->as[t], &c->asum[t]);
 }
 
-/* llama NORM rope: pairs (2i, 2i+1). */
-static void rope_norm(float *x, int32_t n_heads, int32_t hd, int32_t nrot,
-                      const float *cs, const float *sn)
-{
-    for (int32_t h = 0; h < n_heads; h++) {
-        float *v = x + (size_t)h * hd;
-        for (int32_t i = 0; i < nrot / 2; i++) {
-            float x0 = v[2 * i], x1 = v[2 * i + 1];
-            v[2 * i] = x0 * cs[i] - x1 * sn[i];
-            v[2 * i + 1] = x0 * sn[i] + x1 * cs[i];
-        }
-    }
-}
-
-/* relu(g)^2 * u, in ggml's order (sqr(relu(g)), then times up); relu(x) is
- * x > 0 ? x : 0 (so -0 and NaN give 0). */
-static void ffn_relu2(float *restrict g, const float *restrict u, int32_t n)
-{
-    int32_t i = 0;
-#if defined(__SSE2__)
-    const __m128 zero = _mm_setzero_ps();
-    for (; i + 4 <= n; i += 4) {
-        __m128 x = _mm_loadu_ps(g + i);
-        __m128 r = _mm_and_ps(_mm_cmpgt_ps(x, zero), x);
-        __m128 r2 = _mm_mul_ps(r, r);
-        _mm_storeu_ps(g + i, _mm_mul_ps(r2, _mm_loadu_ps(u + i)));
-    }
-#endif
-    for (; i < n; i++) {
-        float r = g[i] > 0.0f ? g[i] : 0.0f;
-        float r2 = r * r;
-        g[i] = r2 * u[i];
-    }
-}
-
-/* silu(g) * u, silu(x) = x / (1 + e^-x). */
-static void ffn_silu(float *restrict g, const float *restrict u, int32_t n)
-{
-    for (int32_t i = 0; i < n; i++) {
-        float s = g[i] / (1.0f + expf(-g[i]));
-        g[i] = s * u[i];
-    }
-}
-
-static void add_rows(float *restrict x, const float *restrict y, int32_t n)
-{
-    for (int32_t r = 0; r < n; r++)
-        x[r] = y[r] + x[r];
-}
-
 /* x += tmp over this thread's rows (the rows it just computed). */
 static void residual_add(bitnet_context *c, int32_t nb, int ith, int nth)
 {
     int32_t r0, r1;
     split_rows(c->D, ROW_CHUNK, ith, nth, &r0, &r1);
     for (int32_t t = 0; t < nb; t++)
-        add_rows(c->x + (size_t)t * c->D + r0, c->tmp + (size_t)t * c->D + r0, r1 - r0);
+        c->k.layer.add(c->x + (size_t)t * c->D + r0, c->tmp + (size_t)t * c->D + r0, r1 - r0);
 }
 
 /* ---- the forward step (one parallel region) --------------------------- */
@@ -168,18 +114,13 @@ void bitnet__eval_step(void *arg, int ith, int nth)
     /* embeddings and rope tables */
     for (int32_t t = ith; t < nb; t += nth) {
         bitnet__fmat_row(&m->tok_embd, st->tokens[t], c->x + (size_t)t * D);
-        float theta = (float)st->tpos[t];
-        float *cs = c->rcos + (size_t)t * nr2, *sn = c->rsin + (size_t)t * nr2;
-        for (int32_t i = 0; i < nr2; i++) {
-            cs[i] = cosf(theta);
-            sn[i] = sinf(theta);
-            theta *= c->theta_scale;
-        }
+        if (nr2 > 0)
+            c->k.layer.rope_table((float)st->tpos[t], c->theta_scale, nr2,
+                                  c->rcos + (size_t)t * nr2, c->rsin + (size_t)t * nr2);
     }
     bitnet__threadpool_barrier(tp);
 
-    float *sc = c->scores + (size_t)ith * c->scores_len;
-    uint16_t *q16 = c->q16 + (size_t)ith * c->q16_stride;
+    float *work = c->attn_work + (size_t)ith * c->attn_work_len;
 
     for (int32_t l = 0; l < c->n_layer; l++) {
         const bitnet_layer *L = &m->layers[l];
@@ -207,8 +148,8 @@ void bitnet__eval_step(void *arg, int ith, int nth)
                     c->k.rope(q, nh, hd, c->nrot, cs, sn);
                     c->k.rope(k, nkv, hd, c->nrot, cs, sn);
                 } else {
-                    rope_norm(q, nh, hd, c->nrot, cs, sn);
-                    rope_norm(k, nkv, hd, c->nrot, cs, sn);
+                    c->k.layer.rope_norm(q, nh, hd, c->nrot, cs, sn);
+                    c->k.layer.rope_norm(k, nkv, hd, c->nrot, cs, sn);
                 }
             }
             const bitnet_context *tc = st->tctx[t];
@@ -216,12 +157,8 @@ void bitnet__eval_step(void *arg, int ith, int nth)
             uint16_t *vc = tc->vcache + (size_t)l * tc->kv_layer_stride;
             size_t p = (size_t)st->tpos[t];
             for (int32_t j = 0; j < nkv; j++) {
-                uint16_t *kd = kc + j * tc->kv_head_stride + p * hd;
-                uint16_t *vd = vc + j * tc->kv_head_stride + p * hd;
-                for (int32_t i = 0; i < hd; i++) {
-                    kd[i] = bitnet__fp32_to_fp16(k[j * hd + i]);
-                    vd[i] = bitnet__fp32_to_fp16(v[j * hd + i]);
-                }
+                c->k.layer.to_f16(k + (size_t)j * hd, kc + j * tc->kv_head_stride + p * hd, hd);
+                c->k.layer.to_f16(v + (size_t)j * hd, vc + j * tc->kv_head_stride + p * hd, hd);
             }
         }
         bitnet__threadpool_barrier(tp);
@@ -234,18 +171,10 @@ void bitnet__eval_step(void *arg, int ith, int nth)
             const bitnet_context *tc = st->tctx[t];
             const uint16_t *kc = tc->kcache + (size_t)l * tc->kv_layer_stride;
             const uint16_t *vc = tc->vcache + (size_t)l * tc->kv_layer_stride;
-            const float *q = c->q + (size_t)t * Dq + (size_t)hh * hd;
-            for (int32_t i = 0; i < hd; i++)
-                q16[i] = bitnet__fp32_to_fp16(q[i]);
-            const uint16_t *kb = kc + kvh * tc->kv_head_stride;
-            const uint16_t *vb = vc + kvh * tc->kv_head_stride;
-            for (int32_t s = 0; s < n_kv; s++)
-                sc[s] = c->k.dot_f16(q16, kb + (size_t)s * hd, hd);
-            c->k.softmax(sc, n_kv, c->kq_scale);
-            float *o = c->att + (size_t)t * Dq + (size_t)hh * hd;
-            memset(o, 0, (size_t)hd * sizeof(float));
-            for (int32_t s = 0; s < n_kv; s++)
-                c->k.axpy_f16(o, vb + (size_t)s * hd, sc[s], hd);
+            c->k.layer.attn_f16(c->q + (size_t)t * Dq + (size_t)hh * hd, 1,
+                                kc + kvh * tc->kv_head_stride, vc + kvh * tc->kv_head_stride,
+                                n_kv, hd, c->kq_scale,
+                                c->att + (size_t)t * Dq + (size_t)hh * hd, work);
         }
         bitnet__threadpool_barrier(tp);
 
@@ -280,9 +209,9 @@ void bitnet__eval_step(void *arg, int ith, int nth)
         for (int32_t t = ith; t < nb; t += nth) {
             float *g = c->g + (size_t)t * F;
             if (m->ffn_act == BITNET_FFN_RELU2)
-                ffn_relu2(g, c->u + (size_t)t * F, F);
+                c->k.layer.relu2_mul(g, c->u + (size_t)t * F, F);
             else
-                ffn_silu(g, c->u + (size_t)t * F, F);
+                c->k.layer.silu_mul(g, c->u + (size_t)t * F, F);
             if (L->ffn_sub_norm)
                 c->k.rmsnorm(g, L->ffn_sub_norm, g, F, eps);
             quant_rows(c, g, F, kp, t);

@@ -1,0 +1,36 @@
+/*
+ * The per-layer part of the kernel table (kernels/layer.h): references
+ * first, then each ISA the flags allow.
+ */
+#include "bitnet.h"
+#include "kernels_impl.h"
+#include "kernels_config.h"
+
+#define SET(k, fn, isa) do { (k)->fn = bitnet__##fn##_##isa; \
+                             (k)->name_##fn = #isa; } while (0)
+
+void bitnet__layer_kernels_init(bitnet_layer_kernels *k, uint32_t flags)
+{
+    SET(k, rope_table, ref);
+    SET(k, rope_norm, ref);
+    SET(k, relu2_mul, ref);
+    SET(k, silu_mul, ref);
+    SET(k, add, ref);
+    SET(k, to_f16, ref);
+    SET(k, attn_f16, ref);
+#if defined(__x86_64__) || defined(_M_X64)
+    if (!(flags & BITNET_CPU_AVX2))
+        return;
+# if BITNET_HAVE_AVX2
+    SET(k, rope_norm, avx2);
+    SET(k, relu2_mul, avx2);
+    SET(k, add, avx2);
+    SET(k, to_f16, avx2);
+    SET(k, attn_f16, avx2);
+# endif
+#elif defined(__aarch64__)
+    (void)flags;
+#else
+    (void)flags;
+#endif
+}
