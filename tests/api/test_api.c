@@ -77,7 +77,7 @@ static void test_strerror(void **state)
         BITNET_OK, BITNET_E_INVALID_ARG, BITNET_E_NOMEM, BITNET_E_IO,
         BITNET_E_FORMAT, BITNET_E_UNSUPPORTED, BITNET_E_BUFFER_TOO_SMALL,
         BITNET_E_CONTEXT_FULL, BITNET_E_ABORTED, BITNET_E_INTERNAL,
-        BITNET_E_NOT_FOUND, BITNET_E_STATE,
+        BITNET_E_NOT_FOUND, BITNET_E_STATE, BITNET_E_GRAMMAR,
     };
     size_t n = sizeof(codes) / sizeof(codes[0]);
     for (size_t i = 0; i < n; i++) {
@@ -90,7 +90,7 @@ static void test_strerror(void **state)
         for (size_t j = 0; j < i; j++)
             assert_string_not_equal(s, bitnet_strerror(codes[j]));
     }
-    int unknown[] = { 1, 5, -12, -100, 1000, INT32_MIN, INT32_MAX };
+    int unknown[] = { 1, 5, -13, -100, 1000, INT32_MIN, INT32_MAX };
     for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++)
         assert_string_equal(bitnet_strerror(unknown[i]), "unknown error");
     assert_non_null(bitnet_last_error());
