@@ -409,8 +409,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
         *con_cls = rq;
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && strtoull(cl, NULL, 10) > srv.max_body)
-            rq->too_big = 1;
+        if (cl && strtoull(cl, NULL, 10) > srv.max_body) {
+            /* answer before reading the body; libmicrohttpd then closes
+             * the connection instead of reading it */
+            rq->too_big = rq->started = 1;
+            return handle(c, url, method, rq);
+        }
         return MHD_YES;
     }
     if (*n_data > 0) {

@@ -158,6 +158,13 @@ if shutil.which("curl"):
     p = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", B + "/v1/completions",
                         "-d", "{oops"], capture_output=True, timeout=60)
     check(p.stdout == b"400", "curl: malformed JSON is 400")
+    big = os.path.join(tmp, "big.json")
+    with open(big, "wb") as f:
+        f.write(b'{"prompt": "' + b"a" * 9000 + b'"}')
+    p = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", B + "/v1/completions",
+                        "-H", "Transfer-Encoding: chunked", "--data-binary", "@" + big],
+                       capture_output=True, timeout=60)
+    check(p.stdout == b"413", "curl: chunked body over the size limit is 413")
 else:
     print("note: curl not found; the curl checks were not run")
 
