@@ -24,7 +24,7 @@
 
 enum route {
     R_NONE = -1, R_CHAT, R_COMPLETIONS, R_MODELS, R_HEALTH, R_TOKENIZE,
-    R_DETOKENIZE, R_METRICS
+    R_DETOKENIZE, R_METRICS, R_MODEL
 };
 
 static const struct {
@@ -37,6 +37,7 @@ static const struct {
     [R_TOKENIZE]    = { "/tokenize",            "POST" },
     [R_DETOKENIZE]  = { "/detokenize",          "POST" },
     [R_METRICS]     = { "/metrics",             "GET"  },
+    [R_MODEL]       = { "/v1/models/",          "GET"  },   /* + id */
 };
 #define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
 
@@ -293,7 +294,8 @@ static enum MHD_Result handle(struct MHD_Connection *c, const char *url,
 {
     int route = R_NONE, path_known = 0;
     for (size_t i = 0; i < N_ROUTES; i++)
-        if (strcmp(url, routes[i].path) == 0) {
+        if (i == R_MODEL ? strncmp(url, routes[i].path, strlen(routes[i].path)) == 0
+                         : strcmp(url, routes[i].path) == 0) {
             path_known = 1;
             if (strcmp(method, routes[i].method) == 0 ||
                 (strcmp(method, "HEAD") == 0 && strcmp(routes[i].method, "GET") == 0))
@@ -353,6 +355,15 @@ static enum MHD_Result handle(struct MHD_Connection *c, const char *url,
         return send_text(c, 200, "application/json", strdup("{\"status\":\"ok\"}"));
     case R_MODELS:
         return send_json(c, 200, api_models());
+    case R_MODEL: {
+        json_t *list = api_models();
+        json_t *m = json_incref(json_array_get(json_object_get(list, "data"), 0));
+        json_decref(list);
+        if (strcmp(url + strlen(routes[R_MODEL].path), srv.model_id) == 0)
+            return send_json(c, 200, m);
+        json_decref(m);
+        return send_error(c, 404, "no such model (GET /v1/models lists it)", "model_not_found");
+    }
     case R_METRICS:
         return send_text(c, 200, "text/plain; version=0.0.4", api_metrics_text());
     default:

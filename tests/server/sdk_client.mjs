@@ -14,6 +14,7 @@ function check(cond, what) {
 const models = await client.models.list();
 check(models.data.length === 1 && typeof models.data[0].id === 'string', 'models.list');
 const model = models.data[0].id;
+check((await client.models.retrieve(model)).id === model, 'models.retrieve');
 
 const chatReq = {
   model,

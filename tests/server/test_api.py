@@ -36,6 +36,10 @@ m = json.loads(data)
 check(st == 200 and m["object"] == "list" and m["data"][0]["id"] == os.path.basename(MODEL),
       "GET /v1/models lists the model")
 
+st, h, data = request(B, "GET", "/v1/models/" + m["data"][0]["id"])
+check(st == 200 and json.loads(data)["id"] == m["data"][0]["id"], "GET /v1/models/{id}")
+st, h, data = request(B, "GET", "/v1/models/gpt-17")
+check(st == 404 and json.loads(data)["error"]["code"] == "model_not_found", "GET /v1/models/{unknown} -> 404")
 st, o = post(B, "/tokenize", {"content": "once upon a time"})
 check(st == 200 and all(isinstance(t, int) for t in o["tokens"]) and len(o["tokens"]) > 0,
       "POST /tokenize")
