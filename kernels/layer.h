@@ -47,8 +47,9 @@
 #define decl_attn_f16_fn(name) void (name)(const float *q, int32_t n_q, \
     const uint16_t *k, const uint16_t *v, int32_t n_kv, int32_t hd, \
     float scale, float *out, float *work)
+#define BITNET_ATTN_BLOCK 64   /* keys per online-softmax block */
 #define BITNET_ATTN_WORK(n_q, n_kv, hd) \
-    ((size_t)(n_q) * ((size_t)(n_kv) + (size_t)(hd) + 64) + 64)
+    ((size_t)(n_q) * ((size_t)(n_kv) + (size_t)(hd) + BITNET_ATTN_BLOCK) + 64)
 
 typedef decl_rope_table_fn(*bitnet_rope_table_fn);
 typedef decl_rope_norm_fn(*bitnet_rope_norm_fn);

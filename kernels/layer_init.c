@@ -28,6 +28,11 @@ void bitnet__layer_kernels_init(bitnet_layer_kernels *k, uint32_t flags)
     SET(k, to_f16, avx2);
     SET(k, attn_f16, avx2);
 # endif
+    if (!(flags & BITNET_CPU_AVX512))
+        return;
+# if BITNET_HAVE_AVX512
+    SET(k, attn_f16, avx512);
+# endif
 #elif defined(__aarch64__)
     (void)flags;
 #else

@@ -64,24 +64,58 @@ void bitnet__to_f16_ref(const float *x, uint16_t *y, int32_t n)
         y[i] = bitnet__fp32_to_fp16(x[i]);
 }
 
-/* The query rounded to fp16, one dot product per key (dot_f16), softmax
- * of the scaled scores (softmax), then out = sum_s p_s v_s in key order
- * (axpy_f16 from zero). The SIMD variants keep this order with their own
- * dot_f16/axpy_f16 (docs/kernels.md). */
+/* Blocked attention with an online softmax (docs/kernels.md, "Attention"),
+ * per head: q rounded to fp16 (as ggml's F16 K.Q does), then for each block
+ * of BITNET_ATTN_BLOCK keys the scores s_j = (float)(q . k_j in double) *
+ * scale, the block maximum, the running
+ * maximum m', corr = expf(m - m'), p_j = expf(s_j - m'), l = l*corr + sum p
+ * (in key order), o = o*corr, then o += p_j v_j in key order; at the end
+ * out = o * (1/l). The SIMD variants keep the blocks and the order of the
+ * block steps; inside a block they reassociate and use their own exp. */
 void bitnet__attn_f16_ref(const float *q, int32_t n_q, const uint16_t *k, const uint16_t *v,
                           int32_t n_kv, int32_t hd, float scale, float *out, float *work)
 {
-    float *sc = work;
-    uint16_t *q16 = (uint16_t *)(work + n_kv);
+    float *p = work, *qh = work + BITNET_ATTN_BLOCK;
     for (int32_t h = 0; h < n_q; h++) {
-        const float *qh = q + (size_t)h * (size_t)hd;
         float *o = out + (size_t)h * (size_t)hd;
-        bitnet__to_f16_ref(qh, q16, hd);
-        for (int32_t s = 0; s < n_kv; s++)
-            sc[s] = bitnet__dot_f16_ref(q16, k + (size_t)s * (size_t)hd, hd);
-        bitnet__softmax_ref(sc, n_kv, scale);
+        float m = -INFINITY, l = 0.0f;
+        for (int32_t d = 0; d < hd; d++)
+            qh[d] = bitnet__fp16_to_fp32(bitnet__fp32_to_fp16(q[(size_t)h * (size_t)hd + d]));
         memset(o, 0, (size_t)hd * sizeof(float));
-        for (int32_t s = 0; s < n_kv; s++)
-            bitnet__axpy_f16_ref(o, v + (size_t)s * (size_t)hd, sc[s], hd);
+        for (int32_t b0 = 0; b0 < n_kv; b0 += BITNET_ATTN_BLOCK) {
+            const int32_t nb = n_kv - b0 < BITNET_ATTN_BLOCK ? n_kv - b0 : BITNET_ATTN_BLOCK;
+            float mb = -INFINITY;
+            for (int32_t j = 0; j < nb; j++) {
+                const uint16_t *kj = k + (size_t)(b0 + j) * (size_t)hd;
+                double acc = 0.0;
+                for (int32_t d = 0; d < hd; d++)
+                    acc += (double)qh[d] * (double)bitnet__fp16_to_fp32(kj[d]);
+                const float s = (float)acc * scale;
+                p[j] = s;
+                mb = s > mb ? s : mb;
+            }
+            const float mn = m > mb ? m : mb;
+            const float corr = expf(m - mn);
+            float ls = 0.0f;
+            for (int32_t j = 0; j < nb; j++) {
+                p[j] = expf(p[j] - mn);
+                ls += p[j];
+            }
+            const float lc = l * corr;
+            l = lc + ls;
+            for (int32_t d = 0; d < hd; d++)
+                o[d] *= corr;
+            for (int32_t j = 0; j < nb; j++) {
+                const uint16_t *vj = v + (size_t)(b0 + j) * (size_t)hd;
+                for (int32_t d = 0; d < hd; d++) {
+                    const float t = p[j] * bitnet__fp16_to_fp32(vj[d]);
+                    o[d] = o[d] + t;
+                }
+            }
+            m = mn;
+        }
+        const float inv = 1.0f / l;
+        for (int32_t d = 0; d < hd; d++)
+            o[d] *= inv;
     }
 }

@@ -110,6 +110,12 @@ void bitnet__eval_step(void *arg, int ith, int nth)
     const int32_t hd = c->hd, nh = c->nh, nkv = c->nkv, nr2 = c->nrot / 2;
     const float eps = m->norm_eps;
     const int32_t group = nh / nkv;
+    int32_t parts = 1;
+    while (parts < group && (int64_t)nb * nkv * parts < 4 * (int64_t)nth)
+        parts *= 2;
+    if (parts > group)
+        parts = group;
+    const int32_t per_part = (group + parts - 1) / parts;
 
     /* embeddings and rope tables */
     for (int32_t t = ith; t < nb; t += nth) {
@@ -163,18 +169,25 @@ void bitnet__eval_step(void *arg, int ith, int nth)
         }
         bitnet__threadpool_barrier(tp);
 
-        /* attention: one (token, head) item at a time, interleaved over
-         * threads so the causal lengths balance */
-        for (int32_t it = ith; it < nb * nh; it += nth) {
-            int32_t t = it / nh, hh = it % nh, kvh = hh / group;
-            int32_t n_kv = st->tpos[t] + 1;
+        /* attention: items of (token, KV head, part of its query heads),
+         * interleaved over threads so the causal lengths balance. The
+         * query heads of a KV head share one pass over its K and V; they
+         * are cut into parts only when there are too few items for the
+         * threads. A head's result does not depend on its part (kernel
+         * test), so the logits do not depend on the thread count. */
+        for (int32_t it = ith; it < nb * nkv * parts; it += nth) {
+            int32_t t = it / (nkv * parts), kvh = it / parts % nkv, pt = it % parts;
+            int32_t h0 = kvh * group + pt * per_part;
+            int32_t nq = group - pt * per_part < per_part ? group - pt * per_part : per_part;
+            if (nq <= 0)
+                continue;
             const bitnet_context *tc = st->tctx[t];
             const uint16_t *kc = tc->kcache + (size_t)l * tc->kv_layer_stride;
             const uint16_t *vc = tc->vcache + (size_t)l * tc->kv_layer_stride;
-            c->k.layer.attn_f16(c->q + (size_t)t * Dq + (size_t)hh * hd, 1,
+            c->k.layer.attn_f16(c->q + (size_t)t * Dq + (size_t)h0 * hd, nq,
                                 kc + kvh * tc->kv_head_stride, vc + kvh * tc->kv_head_stride,
-                                n_kv, hd, c->kq_scale,
-                                c->att + (size_t)t * Dq + (size_t)hh * hd, work);
+                                st->tpos[t] + 1, hd, c->kq_scale,
+                                c->att + (size_t)t * Dq + (size_t)h0 * hd, work);
         }
         bitnet__threadpool_barrier(tp);
 

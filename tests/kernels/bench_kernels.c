@@ -1,0 +1,358 @@
+/*
+ * Kernel benchmark: throughput per kernel, ISA level and thread count
+ * against the measured streaming read bandwidth (docs/kernels.md).
+ *
+ *   bench_kernels [--quick] [--seed N]
+ *
+ * The equivalence checks are test_kernels.c.
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "bitnet.h"
+#include "kernels_impl.h"
+#include "kutil.h"
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* A tiny pool: worker i runs job(i) when the generation changes. */
+typedef struct pool pool;
+typedef void (*job_fn)(void *arg, int tid, int nth);
+struct pool {
+    int nth;
+    pthread_t th[8];
+    atomic_int gen, done, quit;
+    job_fn fn;
+    void *arg;
+};
+
+typedef struct { pool *p; int tid; } worker_arg;
+
+static void *worker(void *a)
+{
+    worker_arg *wa = a;
+    pool *p = wa->p;
+    int seen = 0;
+    for (;;) {
+        int g;
+        int spins = 0;
+        while ((g = atomic_load_explicit(&p->gen, memory_order_acquire)) == seen) {
+            if (atomic_load(&p->quit))
+                return NULL;
+            if (++spins > 1000)
+                sched_yield();   /* do not starve other work on a busy machine */
+        }
+        seen = g;
+        p->fn(p->arg, wa->tid, p->nth);
+        atomic_fetch_add_explicit(&p->done, 1, memory_order_acq_rel);
+    }
+}
+
+static worker_arg wargs[8];
+
+static void pool_start(pool *p, int nth)
+{
+    memset(p, 0, sizeof(*p));
+    p->nth = nth;
+    for (int i = 1; i < nth; i++) {
+        wargs[i].p = p;
+        wargs[i].tid = i;
+        pthread_create(&p->th[i], NULL, worker, &wargs[i]);
+    }
+}
+
+static void pool_run(pool *p, job_fn fn, void *arg)
+{
+    p->fn = fn;
+    p->arg = arg;
+    atomic_store(&p->done, 0);
+    atomic_fetch_add_explicit(&p->gen, 1, memory_order_acq_rel);
+    fn(arg, 0, p->nth);
+    int spins = 0;
+    while (atomic_load_explicit(&p->done, memory_order_acquire) != p->nth - 1)
+        if (++spins > 1000)
+            sched_yield();
+}
+
+static void pool_stop(pool *p)
+{
+    atomic_store(&p->quit, 1);
+    for (int i = 1; i < p->nth; i++)
+        pthread_join(p->th[i], NULL);
+}
+
+/* row range of thread tid, in chunks of BITNET_TMAT_ROW_CHUNK */
+static void split(int32_t rows, int tid, int nth, int32_t *r0, int32_t *r1)
+{
+    const int32_t chunks = (rows + BITNET_TMAT_ROW_CHUNK - 1) / BITNET_TMAT_ROW_CHUNK;
+    int32_t c0 = chunks * tid / nth, c1 = chunks * (tid + 1) / nth;
+    *r0 = c0 * BITNET_TMAT_ROW_CHUNK;
+    *r1 = c1 * BITNET_TMAT_ROW_CHUNK < rows ? c1 * BITNET_TMAT_ROW_CHUNK : rows;
+}
+
+typedef struct {
+    const bitnet_kernels *k;
+    const bitnet_tmat *w;       /* current matrix */
+    const int8_t *q;
+    const float *as;
+    int32_t n;
+    float *y;
+    /* head */
+    const uint16_t *h16;
+    const int8_t *h8;
+    const float *hs, *x;
+    int32_t hrows, hk;
+    const uint8_t *buf;
+    size_t buf_bytes;
+    uint64_t sink[8];
+} bench_job;
+
+static void job_gemv(void *a, int tid, int nth)
+{
+    bench_job *j = a;
+    int32_t r0, r1;
+    split(j->w->rows, tid, nth, &r0, &r1);
+    if (r1 > r0)
+        j->k->tgemv(j->w, r0, r1, j->q, 30.0f, j->y + r0);
+}
+
+static void job_gemm(void *a, int tid, int nth)
+{
+    bench_job *j = a;
+    int32_t r0, r1;
+    split(j->w->rows, tid, nth, &r0, &r1);
+    if (r1 > r0)
+        j->k->tgemm(j->w, r0, r1, j->q, j->as, j->n, j->y + r0, j->w->rows);
+}
+
+static void job_head16(void *a, int tid, int nth)
+{
+    bench_job *j = a;
+    int32_t r0, r1;
+    split(j->hrows, tid, nth, &r0, &r1);
+    j->k->head_f16(j->h16, (size_t)j->hk, r0, r1, j->x, j->hk, j->y + r0);
+}
+
+static void job_head8(void *a, int tid, int nth)
+{
+    bench_job *j = a;
+    int32_t r0, r1;
+    split(j->hrows, tid, nth, &r0, &r1);
+    j->k->head_i8(j->h8, (size_t)j->hk, j->hs, r0, r1, j->q, 30.0f, j->hk, j->y + r0);
+}
+
+static void job_read(void *a, int tid, int nth)
+{
+    bench_job *j = a;
+    const size_t n = j->buf_bytes / 8, lo = n * (size_t)tid / (size_t)nth,
+                 hi = n * (size_t)(tid + 1) / (size_t)nth;
+    const uint64_t *p = (const uint64_t *)(const void *)j->buf;
+    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    size_t i = lo;
+    for (; i + 4 <= hi; i += 4) {
+        s0 += p[i]; s1 += p[i + 1]; s2 += p[i + 2]; s3 += p[i + 3];
+    }
+    j->sink[tid] += s0 + s1 + s2 + s3;
+}
+
+static double read_bandwidth(pool *p, int quick)
+{
+    bench_job j;
+    memset(&j, 0, sizeof(j));
+    j.buf_bytes = (size_t)(quick ? 256 : 1024) << 20;
+    uint8_t *buf = xaligned(j.buf_bytes);
+    memset(buf, 1, j.buf_bytes);
+    j.buf = buf;
+    double best = 1e30;
+    for (int it = 0; it < 5; it++) {
+        double t = now();
+        pool_run(p, job_read, &j);
+        t = now() - t;
+        if (t < best) best = t;
+    }
+    free(buf);
+    return (double)j.buf_bytes / best / 1e9;
+}
+
+static void bench(int quick)
+{
+    static const int32_t shapes[][2] = { {2560, 2560}, {640, 2560}, {6912, 2560}, {2560, 6912} };
+    const uint32_t avail = bitnet__cpu_detect();
+    const size_t total_target = (size_t)(quick ? 64 : 512) << 20;  /* > L3: stream from DRAM */
+    float *y = xaligned(sizeof(float) * 128256 * 2);
+    int8_t *qbuf = xaligned(6912 * 128);
+    float as[128];
+    for (int i = 0; i < 128; i++)
+        as[i] = 30.0f + (float)i;
+    for (size_t i = 0; i < 6912 * 128; i++)
+        qbuf[i] = (int8_t)rnd_int(-127, 127);
+
+    for (int nth = 1; nth <= 2; nth++) {
+        pool p;
+        pool_start(&p, nth);
+        const double bw = read_bandwidth(&p, quick);
+        printf("\n== %d thread%s: streaming read bandwidth %.1f GB/s (%s buffer)\n", nth,
+               nth > 1 ? "s" : "", bw, quick ? "256 MiB" : "1 GiB");
+        printf("%-9s %-8s %-12s %10s %7s %6s %7s %8s\n", "kernel", "isa", "shape", "us/call",
+               "GB/s", "%read", "GOP/s", "tok/s");
+        uint32_t levels[8], level = 0;
+        int nlev = 0;
+        levels[nlev++] = 0;
+        for (int i = 0; isa_order[i].name; i++)
+            if (avail & isa_order[i].flag)
+                levels[nlev++] = level |= isa_order[i].flag;
+        for (int lv = 0; lv < nlev; lv++) {
+            const int li = lv - 1;                 /* -1: the C reference */
+            level = levels[lv];
+            bitnet_kernels k;
+            bitnet__kernels_init(&k, level);
+            /* ternary GEMV over the 2B4T shapes, cycling over copies > L3 */
+            for (int s = 0; s < 4; s++) {
+                const int32_t rows = shapes[s][0], cols = shapes[s][1];
+                bitnet_tmat w0 = make_tmat(rows, cols, 0.4f);
+                int ncopy = (int)(total_target / w0.size) + 1;
+                bitnet_tmat *ws = malloc(sizeof(*ws) * (size_t)ncopy);
+                for (int c = 0; c < ncopy; c++) {
+                    ws[c] = w0;
+                    ws[c].data = xaligned(w0.size);
+                    memcpy(ws[c].data, w0.data, w0.size);
+                }
+                bench_job j;
+                memset(&j, 0, sizeof(j));
+                j.k = &k; j.q = qbuf; j.y = y; j.as = as;
+                const int reps = li < 0 ? 1 : quick ? 1 : 3;   /* ref is slow */
+                const int calls = li < 0 ? (ncopy < 16 ? ncopy : 16) : ncopy;
+                double best = 1e30;
+                for (int rep = 0; rep < reps; rep++) {
+                    double t = now();
+                    for (int c = 0; c < calls; c++) {
+                        j.w = &ws[c];
+                        pool_run(&p, job_gemv, &j);
+                    }
+                    t = (now() - t) / calls;
+                    if (t < best) best = t;
+                }
+                char shape[32];
+                snprintf(shape, sizeof(shape), "%dx%d", rows, cols);
+                printf("%-9s %-8s %-12s %10.1f %7.2f %5.0f%% %7.1f %8.0f\n", "tgemv",
+                       k.name_tgemv, shape, best * 1e6, (double)w0.size / best / 1e9,
+                       100.0 * (double)w0.size / best / 1e9 / bw,
+                       2.0 * rows * cols / best / 1e9, 1.0 / best);
+                if (s == 1 && li >= 0) {   /* one 410 KB matrix: cache resident */
+                    j.w = &ws[0];
+                    double tc = 1e30;
+                    for (int rep = 0; rep < 3; rep++) {
+                        double t = now();
+                        for (int c = 0; c < 200; c++)
+                            pool_run(&p, job_gemv, &j);
+                        t = (now() - t) / 200;
+                        if (t < tc) tc = t;
+                    }
+                    printf("%-9s %-8s %-12s %10.1f %7.2f %6s %7.1f %8.0f  (one matrix, in cache)\n",
+                           "tgemv-L2", k.name_tgemv, shape, tc * 1e6, (double)w0.size / tc / 1e9,
+                           "", 2.0 * rows * cols / tc / 1e9, 1.0 / tc);
+                }
+                /* GEMM, 128 tokens, on one copy (compute bound) */
+                if (s == 2 || s == 0) {
+                    j.n = li < 0 ? 8 : 128;
+                    j.w = &ws[0];
+                    float *yy = xaligned(sizeof(float) * (size_t)rows * 128);
+                    j.y = yy;
+                    double tb = 1e30;
+                    for (int rep = 0; rep < (li < 0 ? 1 : 2); rep++) {
+                        double t = now();
+                        pool_run(&p, job_gemm, &j);
+                        t = now() - t;
+                        if (t < tb) tb = t;
+                    }
+                    printf("%-9s %-8s %-12s %10.1f %7s %6s %7.1f %8.0f  (%d tokens: %.1fx the %s GEMV's tok/s)\n",
+                           "tgemm", k.name_tgemm, shape, tb * 1e6, "", "",
+                           2.0 * rows * cols * j.n / tb / 1e9, j.n / tb, j.n,
+                           (j.n / tb) * best, k.name_tgemv);
+                    j.y = y;
+                    free(yy);
+                }
+                for (int c = 0; c < ncopy; c++)
+                    free(ws[c].data);
+                free(ws);
+                free(w0.data);
+            }
+            /* output head 128256 x 2560 */
+            if (li >= 0 || nth == 1) {
+                const int32_t hr = li < 0 ? 8192 : quick ? 32768 : 128256, hk = 2560;
+                bench_job j;
+                memset(&j, 0, sizeof(j));
+                j.k = &k; j.y = y; j.q = qbuf; j.hrows = hr; j.hk = hk;
+                uint16_t *h16 = xaligned(2 * (size_t)hr * hk);
+                for (size_t i = 0; i < (size_t)hr * hk; i++)
+                    h16[i] = (uint16_t)(0x2000 + (i * 2654435761u >> 20) % 0x1000);
+                float *x = xaligned(4 * hk), *hs = xaligned(4 * (size_t)hr);
+                for (int i = 0; i < hk; i++) x[i] = rnd_float(1.0f);
+                for (int i = 0; i < hr; i++) hs[i] = 0.01f;
+                j.h16 = h16; j.x = x; j.hs = hs;
+                double best = 1e30;
+                for (int rep = 0; rep < (li < 0 ? 1 : 3); rep++) {
+                    double t = now();
+                    pool_run(&p, job_head16, &j);
+                    t = now() - t;
+                    if (t < best) best = t;
+                }
+                char shape[32];
+                snprintf(shape, sizeof(shape), "%dx%d", hr, hk);
+                printf("%-9s %-8s %-12s %10.1f %7.2f %5.0f%% %7.1f %8.1f\n", "head_f16", k.name_head_f16,
+                       shape, best * 1e6, 2.0 * hr * hk / best / 1e9,
+                       100.0 * 2.0 * hr * hk / best / 1e9 / bw, 2.0 * hr * hk / best / 1e9, 1.0 / best);
+                free(h16);
+                int8_t *h8 = xaligned((size_t)hr * hk);
+                for (size_t i = 0; i < (size_t)hr * hk; i++)
+                    h8[i] = (int8_t)((i * 2654435761u) >> 25);
+                j.h8 = h8;
+                best = 1e30;
+                for (int rep = 0; rep < (li < 0 ? 1 : 3); rep++) {
+                    double t = now();
+                    pool_run(&p, job_head8, &j);
+                    t = now() - t;
+                    if (t < best) best = t;
+                }
+                printf("%-9s %-8s %-12s %10.1f %7.2f %5.0f%% %7.1f %8.1f\n", "head_i8", k.name_head_i8,
+                       shape, best * 1e6, 1.0 * hr * hk / best / 1e9,
+                       100.0 * hr * hk / best / 1e9 / bw, 2.0 * hr * hk / best / 1e9, 1.0 / best);
+                free(h8); free(x); free(hs);
+            }
+        }
+        pool_stop(&p);
+    }
+    free(y);
+    free(qbuf);
+}
+
+int main(int argc, char **argv)
+{
+    uint64_t seed = 1;
+    int quick = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--seed") && i + 1 < argc)
+            seed = strtoull(argv[++i], NULL, 0);
+        else if (!strcmp(argv[i], "--quick"))
+            quick = 1;
+        else {
+            fprintf(stderr, "usage: %s [--quick] [--seed N]\n", argv[0]);
+            return 2;
+        }
+    }
+    rng_state = seed;
+    bench(quick);
+    return 0;
+}
