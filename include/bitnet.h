@@ -64,7 +64,7 @@ extern "C" {
 /* ------------------------------------------------------------------------ */
 
 #define BITNET_VERSION_MAJOR 0
-#define BITNET_VERSION_MINOR 1
+#define BITNET_VERSION_MINOR 2
 #define BITNET_VERSION_PATCH 0
 /** Release version as (major << 16) | (minor << 8) | patch. */
 #define BITNET_VERSION \
