@@ -36,8 +36,9 @@
  *
  * Numerics
  * --------
- *  Results never depend on the thread count or on how a sequence of tokens
- *  is split into eval calls: same tokens in, same logits out, bit for bit.
+ *  Results never depend on the thread count, on how a sequence of tokens
+ *  is split into eval calls, or on the other sequences evaluated with it by
+ *  bitnet_context_eval_multi(): same tokens in, same logits out, bit for bit.
  */
 #ifndef BITNET_H
 #define BITNET_H

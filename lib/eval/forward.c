@@ -6,8 +6,11 @@
  * the context's thread pool, with barriers between the stages of a layer.
  * Every output element is computed by exactly one thread, by the same code
  * whatever the thread count or batch split (per-token activation
- * quantisation, GEMM == per-token GEMV, attention per (token, head)), so the
- * logits are bit-identical for any thread count and any split.
+ * quantisation, GEMM == per-token GEMV, attention per (token, head) whatever
+ * heads share a kernel call), so the logits are bit-identical for any thread
+ * count and any split. The tokens of a step may belong to several contexts
+ * (batch.c): each carries its own KV cache and position. All arithmetic is
+ * in kernels/ (kernels.h, layer.h).
  */
 #include <stdlib.h>
 #include <string.h>

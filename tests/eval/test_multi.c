@@ -3,8 +3,8 @@
  * (bitnet_context_keep_prefix) and forks (bitnet_context_copy), public API
  * only. The logits of every sequence are compared with memcmp against the
  * same sequence evaluated alone, for 1..16 sequences, 1/2/3 threads and
- * random splits into calls and steps, on synthetic models (F16, Q8_0 and
- * int8 heads) and the bundled model.
+ * random splits into calls and steps, on synthetic models (F16, Q8_0, Q4_0,
+ * Q6_K and int8 heads) and the bundled model.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,7 +22,7 @@
 #define MAX_SEQ 16
 #define MAX_LEN 20
 
-enum { M_F16, M_Q8, M_OTHER, M_BUNDLED, N_MODELS };
+enum { M_F16, M_Q8, M_Q4, M_Q6, M_OTHER, M_BUNDLED, N_MODELS };
 
 static char paths[N_MODELS][256];
 static bitnet_model *models[N_MODELS];
@@ -34,7 +34,7 @@ static uint32_t rnd(uint32_t n)
     return (uint32_t)(rng >> 33) % n;
 }
 
-static int synth(int i, int32_t etype, uint64_t seed)
+static int synth(int i, int32_t etype, uint64_t seed, int32_t n_embd)
 {
     const char *tmp = getenv("TMPDIR");
     snprintf(paths[i], sizeof(paths[i]), "%s/bitnet-multi-%ld-%d.gguf",
@@ -45,7 +45,7 @@ static int synth(int i, int32_t etype, uint64_t seed)
     sp.weight_type = BITNET_TYPE_I2_S;
     sp.embd_type = etype;
     sp.seed = seed;
-    sp.n_embd = 128;
+    sp.n_embd = n_embd;
     sp.n_ff = 256;
     sp.n_layer = 2;
     sp.n_head = 4;
@@ -62,8 +62,9 @@ static int synth(int i, int32_t etype, uint64_t seed)
 static int setup(void **state)
 {
     (void)state;
-    if (synth(M_F16, BITNET_TYPE_F16, 21) || synth(M_Q8, BITNET_TYPE_Q8_0, 22) ||
-        synth(M_OTHER, BITNET_TYPE_F16, 23))
+    if (synth(M_F16, BITNET_TYPE_F16, 21, 128) || synth(M_Q8, BITNET_TYPE_Q8_0, 22, 128) ||
+        synth(M_Q4, BITNET_TYPE_Q4_0, 24, 128) || synth(M_Q6, BITNET_TYPE_Q6_K, 25, 256) ||
+        synth(M_OTHER, BITNET_TYPE_F16, 23, 128))
         return -1;
     paths[M_BUNDLED][0] = 0;
     if (bitnet_model_load_file(&models[M_BUNDLED], MODEL_DIR "/tinystories-bitnet.gguf",
@@ -218,6 +219,14 @@ static void test_multi_q8_0_head(void **state)
     (void)state;
     static const int counts[] = { 1, 2, 5, 16 };
     check_model(models[M_Q8], 0, counts, 4);
+}
+
+static void test_multi_q4_0_q6_k_heads(void **state)
+{
+    (void)state;
+    static const int counts[] = { 1, 4, 16 };
+    check_model(models[M_Q4], 0, counts, 3);
+    check_model(models[M_Q6], 0, counts, 3);
 }
 
 static void test_multi_int8_head(void **state)
@@ -407,6 +416,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_multi_f16_head),
         cmocka_unit_test(test_multi_q8_0_head),
+        cmocka_unit_test(test_multi_q4_0_q6_k_heads),
         cmocka_unit_test(test_multi_int8_head),
         cmocka_unit_test(test_multi_bundled),
         cmocka_unit_test(test_multi_errors),

@@ -1,8 +1,12 @@
 /*
  * Attention benchmark (kernels/layer.h attn_f16): one decode token of the
  * 2B4T shape (20 query heads, 5 KV heads of 128) over N cached positions,
- * per ISA level, single thread; the rate of K/V bytes read is compared with
- * the streaming read rate of a buffer of the same size.
+ * per ISA level, single thread, against the loop the forward pass had before
+ * attn_f16 (one dot_f16 call per key, softmax, one axpy_f16 per key); the
+ * rate of K/V bytes read is compared with the streaming read rate of a
+ * buffer of the same size. Times are the thread's CPU time
+ * (CLOCK_THREAD_CPUTIME_ID), so that a busy shared host does not count
+ * the time this thread waited for a core.
  *
  *   bench_layer [N ...]     (default 512 4096)
  */
@@ -19,7 +23,7 @@
 static double now(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
@@ -55,7 +59,40 @@ static void run(int32_t n_kv)
     printf("\nn_kv %d: %d layers x %d KV heads x %d query heads, K+V %.1f MB; "
            "streaming read %.1f GB/s\n", (int)n_kv, LAYERS, NKV, GROUPQ, bytes / 1e6,
            bytes / best_read / 1e9);
-    printf("%-8s %-22s %10s %8s %7s\n", "isa", "grouping", "ms/token", "GB/s", "%read");
+    printf("%-8s %-22s %10s %8s %7s\n", "isa", "grouping", "ms/layer", "GB/s", "%read");
+
+    /* the per-key loop of the old forward pass, with the best dot/axpy */
+    {
+        bitnet_kernels kt;
+        bitnet__kernels_init(&kt, bitnet__cpu_detect());
+        float *sc = xaligned(4 * (size_t)n_kv);
+        uint16_t q16[HD];
+        double best = 1e30;
+        for (int it = 0; it < 3; it++) {
+            double t = now();
+            for (int l = 0; l < LAYERS; l++)
+                for (int h = 0; h < NKV; h++)
+                    for (int g = 0; g < GROUPQ; g++) {
+                        const float *qh = q + (size_t)(h * GROUPQ + g) * HD;
+                        const uint16_t *kb = k + (size_t)l * per + (size_t)h * n_kv * HD;
+                        const uint16_t *vb = v + (size_t)l * per + (size_t)h * n_kv * HD;
+                        float *oh = o + (size_t)(h * GROUPQ + g) * HD;
+                        for (int i = 0; i < HD; i++)
+                            q16[i] = bitnet__fp32_to_fp16(qh[i]);
+                        for (int32_t s = 0; s < n_kv; s++)
+                            sc[s] = kt.dot_f16(q16, kb + (size_t)s * HD, HD);
+                        kt.softmax(sc, n_kv, 0.0884f);
+                        memset(oh, 0, HD * sizeof(float));
+                        for (int32_t s = 0; s < n_kv; s++)
+                            kt.axpy_f16(oh, vb + (size_t)s * HD, sc[s], HD);
+                    }
+            t = now() - t;
+            if (t < best) best = t;
+        }
+        printf("%-8s %-22s %10.3f %8.1f %6.0f%%\n", kt.name_dot_f16, "per-key loop (before)",
+               best * 1e3 / LAYERS, bytes / best / 1e9, 100.0 * best_read / best);
+        free(sc);
+    }
 
     uint32_t level = 0;
     for (int li = -1; li < 0 || isa_order[li].name; li++) {

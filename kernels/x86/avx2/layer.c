@@ -135,8 +135,8 @@ static inline __m128 reduce4(__m256 a0, __m256 a1, __m256 a2, __m256 a3)
  * inlining), 8 dims per step. Each head's arithmetic does not depend on its
  * group: its lanes of reduce4 and its softmax and V sums are its own. */
 static inline __attribute__((always_inline))
-void attn_group(const float *q, const int32_t gh, const uint16_t *k, const uint16_t *v,
-                int32_t n_kv, int32_t hd, float scale, float *o, float *p)
+void attn_group(const float *q, int32_t ldq, const int32_t gh, const uint16_t *k,
+                const uint16_t *v, int32_t n_kv, int32_t hd, float scale, float *o, float *p)
 {
     const int32_t nc = (hd + 7) / 8;
     const __m256i lastm = tail_mask(hd - 8 * (nc - 1));
@@ -152,13 +152,12 @@ void attn_group(const float *q, const int32_t gh, const uint16_t *k, const uint1
             const uint16_t *kj = k + (size_t)(b0 + j) * (size_t)hd;
             __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
             for (int32_t c = 0; c < nc; c++) {
-                const __m256i mk = c + 1 < nc ? _mm256_set1_epi32(-1) : lastm;
                 const __m256 kv = load_h8(kj + 8 * c, hd - 8 * c);
                 const float *qc = q + 8 * c;
-                a0 = _mm256_fmadd_ps(_mm256_maskload_ps(qc, mk), kv, a0);
-                if (gh > 1) a1 = _mm256_fmadd_ps(_mm256_maskload_ps(qc + hd, mk), kv, a1);
-                if (gh > 2) a2 = _mm256_fmadd_ps(_mm256_maskload_ps(qc + 2 * hd, mk), kv, a2);
-                if (gh > 3) a3 = _mm256_fmadd_ps(_mm256_maskload_ps(qc + 3 * hd, mk), kv, a3);
+                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(qc), kv, a0);
+                if (gh > 1) a1 = _mm256_fmadd_ps(_mm256_loadu_ps(qc + ldq), kv, a1);
+                if (gh > 2) a2 = _mm256_fmadd_ps(_mm256_loadu_ps(qc + 2 * ldq), kv, a2);
+                if (gh > 3) a3 = _mm256_fmadd_ps(_mm256_loadu_ps(qc + 3 * ldq), kv, a3);
             }
             float sj[4];
             _mm_storeu_ps(sj, _mm_mul_ps(reduce4(a0, a1, a2, a3), _mm_set1_ps(scale)));
@@ -224,17 +223,22 @@ void bitnet__attn_f16_avx2(const float *q, int32_t n_q, const uint16_t *k, const
 {
     for (int32_t h = 0; h < n_q; h += GROUP) {
         const int32_t gh = n_q - h < GROUP ? n_q - h : GROUP;
-        /* q rounded to fp16 (docs/kernels.md), after the scores' scratch */
+        /* q rounded to fp16 (docs/kernels.md), after the scores' scratch,
+         * rows padded with zeros to a multiple of 8 */
+        const int32_t ldq = (hd + 7) / 8 * 8;
         float *qr = work + (size_t)gh * BITNET_ATTN_BLOCK;
-        const float *qh = q + (size_t)h * hd;
-        for (int32_t i = 0; i < gh * hd; i++)
-            qr[i] = bitnet__fp16_to_fp32(bitnet__fp32_to_fp16(qh[i]));
+        for (int32_t r = 0; r < gh; r++) {
+            const float *qh = q + (size_t)(h + r) * hd;
+            for (int32_t i = 0; i < ldq; i++)
+                qr[(size_t)r * ldq + i] =
+                    i < hd ? bitnet__fp16_to_fp32(bitnet__fp32_to_fp16(qh[i])) : 0.0f;
+        }
         float *oh = out + (size_t)h * hd;
         switch (gh) {
-        case 4: attn_group(qr, 4, k, v, n_kv, hd, scale, oh, work); break;
-        case 3: attn_group(qr, 3, k, v, n_kv, hd, scale, oh, work); break;
-        case 2: attn_group(qr, 2, k, v, n_kv, hd, scale, oh, work); break;
-        default: attn_group(qr, 1, k, v, n_kv, hd, scale, oh, work); break;
+        case 4: attn_group(qr, ldq, 4, k, v, n_kv, hd, scale, oh, work); break;
+        case 3: attn_group(qr, ldq, 3, k, v, n_kv, hd, scale, oh, work); break;
+        case 2: attn_group(qr, ldq, 2, k, v, n_kv, hd, scale, oh, work); break;
+        default: attn_group(qr, ldq, 1, k, v, n_kv, hd, scale, oh, work); break;
         }
     }
 }
