@@ -7,12 +7,11 @@
  * final barrier, so when run() returns every participant is done with fn.
  * Workers outside a run's count just wait for the next generation.
  *
- * Waiting (for a new generation, or at a barrier) degrades in three steps:
- * spin briefly (a partner on another core arrives within microseconds),
- * then yield the core (a partner that was descheduled onto this very core
- * gets it back), then sleep on a futex (Linux; elsewhere keep yielding).
- * Spinning longer than that only steals time from the partner when the
- * machine has fewer free cores than threads.
+ * Waiting (for a new generation, or at a barrier) spins for a bounded
+ * time (a partner on another core arrives within microseconds), then
+ * sleeps on a futex (Linux; elsewhere it yields). Spinning longer only
+ * steals time from the partner when the machine has fewer free cores than
+ * threads.
  * The sleep protocol: a waiter registers in a sleeper count and re-checks
  * the word before sleeping (the futex re-checks it atomically too); the
  * waker changes the word, then wakes if anyone is registered. With
@@ -42,18 +41,16 @@
 #include "base/internal.h"
 #include "base/threadpool.h"
 
-/* How long a waiter spins, and how many times it then yields, before it
- * sleeps. The spin covers the usual imbalance between threads at a barrier
- * of a decode step (and, between runs, the sampling of a token). The few
- * yields let a partner that is runnable on this very core go first. Then
- * the waiter sleeps: on a machine whose cores are taken by other
- * processes, longer spinning or yielding only delays the partner and ages
- * the waiter in the scheduler's eyes, while a thread woken from sleep is
- * scheduled promptly (measured: a 200 us yield phase made 2B4T decode on
- * two threads under load 1.3-1.9x slower, docs/performance.md). */
+/* How long a waiter spins before it sleeps: long enough to cover the usual
+ * imbalance between threads at a barrier of a decode step (between runs:
+ * the sampling of a token), short enough not to burn a core that a
+ * descheduled partner could use. No sched_yield phase: on a machine whose
+ * cores are taken by other processes a yield hands the core to them for a
+ * whole time slice, and measured, even two yields before sleeping made
+ * 2B4T decode on two threads slower (docs/performance.md), while a thread
+ * woken from a futex is scheduled promptly. */
 #define IDLE_SPIN_NS 1000000
 #define BARRIER_SPIN_NS 100000
-#define MAX_YIELDS 2
 
 /* The generation word: run counter above GEN_SHIFT bits, the run's thread
  * count below (at most 256 threads). */
@@ -112,8 +109,7 @@ static int64_t now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Wait until *word != old: spin for up to spin_ns, yield up to
- * MAX_YIELDS times, then sleep. */
+/* Wait until *word != old: spin for up to spin_ns, then sleep. */
 static void wait_change(atomic_uint *word, unsigned old, atomic_int *sleepers,
                         int64_t spin_ns)
 {
@@ -129,11 +125,6 @@ static void wait_change(atomic_uint *word, unsigned old, atomic_int *sleepers,
             else if (t - start > spin_ns)
                 break;
         }
-    }
-    for (int y = 0; y < MAX_YIELDS; y++) {
-        sched_yield();
-        if (atomic_load_explicit(word, memory_order_acquire) != old)
-            return;
     }
     atomic_fetch_add(sleepers, 1);
     while (atomic_load(word) == old)

@@ -5,7 +5,7 @@
  * threads (ith 0 is the calling thread) and returns when all have returned.
  * Inside fn, bitnet__threadpool_barrier() synchronises the nth threads, so a
  * whole forward step can run as one region with barriers between stages.
- * Waiting threads spin briefly, then yield, then sleep on a futex; no thread
+ * Waiting threads spin briefly, then sleep on a futex; no thread
  * is created after bitnet__threadpool_create().
  *
  * A region may use fewer threads than the pool has
