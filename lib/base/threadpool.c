@@ -7,12 +7,11 @@
  * final barrier, so when run() returns every participant is done with fn.
  * Workers outside a run's count just wait for the next generation.
  *
- * Waiting (for a new generation, or at a barrier) degrades in three steps:
- * spin briefly (a partner on another core arrives within microseconds),
- * then yield the core (a partner that was descheduled onto this very core
- * gets it back), then sleep on a futex (Linux; elsewhere keep yielding).
- * Spinning longer than that only steals time from the partner when the
- * machine has fewer free cores than threads.
+ * Waiting (for a new generation, or at a barrier) spins for a bounded
+ * time (a partner on another core arrives within microseconds), then
+ * sleeps on a futex (Linux; elsewhere it yields). Spinning longer only
+ * steals time from the partner when the machine has fewer free cores than
+ * threads.
  * The sleep protocol: a waiter registers in a sleeper count and re-checks
  * the word before sleeping (the futex re-checks it atomically too); the
  * waker changes the word, then wakes if anyone is registered. With
@@ -42,16 +41,16 @@
 #include "base/internal.h"
 #include "base/threadpool.h"
 
-/* How long a waiter spins, then yields, before it sleeps. The spin covers
- * the usual imbalance between threads at a barrier of a decode step; the
- * yield phase covers a partner that lost its core for a moment; after that
- * the partner is not running and sleeping costs less than polling. Between
- * runs (workers waiting for the next generation) the budgets are larger:
- * sampling one token takes some tens of microseconds. */
-#define IDLE_SPIN_NS 200000
-#define IDLE_YIELD_NS 1000000
+/* How long a waiter spins before it sleeps: long enough to cover the usual
+ * imbalance between threads at a barrier of a decode step (between runs:
+ * the sampling of a token), short enough not to burn a core that a
+ * descheduled partner could use. No sched_yield phase: on a machine whose
+ * cores are taken by other processes a yield hands the core to them for a
+ * whole time slice, and measured, even two yields before sleeping made
+ * 2B4T decode on two threads slower (docs/performance.md), while a thread
+ * woken from a futex is scheduled promptly. */
+#define IDLE_SPIN_NS 1000000
 #define BARRIER_SPIN_NS 100000
-#define BARRIER_YIELD_NS 200000
 
 /* The generation word: run counter above GEN_SHIFT bits, the run's thread
  * count below (at most 256 threads). */
@@ -110,10 +109,9 @@ static int64_t now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Wait until *word != old: spin for up to spin_ns, yield for up to
- * yield_ns more, then sleep. */
+/* Wait until *word != old: spin for up to spin_ns, then sleep. */
 static void wait_change(atomic_uint *word, unsigned old, atomic_int *sleepers,
-                        int64_t spin_ns, int64_t yield_ns)
+                        int64_t spin_ns)
 {
     int64_t start = 0;
     for (unsigned i = 1;; i++) {
@@ -127,13 +125,6 @@ static void wait_change(atomic_uint *word, unsigned old, atomic_int *sleepers,
             else if (t - start > spin_ns)
                 break;
         }
-    }
-    for (;;) {
-        if (atomic_load_explicit(word, memory_order_acquire) != old)
-            return;
-        sched_yield();
-        if (now_ns() - start > spin_ns + yield_ns)
-            break;
     }
     atomic_fetch_add(sleepers, 1);
     while (atomic_load(word) == old)
@@ -158,8 +149,7 @@ static void *worker_main(void *p)
     for (;;) {
         /* a worker left out of the last run is likely left out of the next
          * one too (same size of work): it goes straight to sleep */
-        wait_change(&tp->gen, seen, &tp->gen_sleepers, was_in ? IDLE_SPIN_NS : 0,
-                    was_in ? IDLE_YIELD_NS : 0);
+        wait_change(&tp->gen, seen, &tp->gen_sleepers, was_in ? IDLE_SPIN_NS : 0);
         seen = atomic_load(&tp->gen);
         if (atomic_load(&tp->stop))
             break;
@@ -280,8 +270,7 @@ void bitnet__threadpool_barrier(bitnet_threadpool *tp)
         wake_changed(&tp->bar_phase, &tp->bar_sleepers);
         return;
     }
-    wait_change(&tp->bar_phase, phase, &tp->bar_sleepers, BARRIER_SPIN_NS,
-                BARRIER_YIELD_NS);
+    wait_change(&tp->bar_phase, phase, &tp->bar_sleepers, BARRIER_SPIN_NS);
 }
 
 /* ---- how many threads a region should use ------------------------------ */
@@ -322,6 +311,7 @@ int bitnet__threads_for_work(int max_threads, double work_per_stage)
 
 #define TUNER_FIRST 8u
 #define TUNER_MAX 512u
+#define TUNER_MARGIN 0.9
 
 void bitnet__tuner_init(bitnet_thread_tuner *t)
 {
@@ -329,6 +319,7 @@ void bitnet__tuner_init(bitnet_thread_tuner *t)
     t->since = 0;
     t->interval = TUNER_FIRST;
     t->trying = 0;
+    t->use_one = 0;
 }
 
 int bitnet__tuner_choose(bitnet_thread_tuner *t, int n_wanted)
@@ -341,12 +332,11 @@ int bitnet__tuner_choose(bitnet_thread_tuner *t, int n_wanted)
         return n_wanted < 1 ? 1 : n_wanted;
     if (t->cost[0] == 0)
         return n_wanted;                   /* measure the default first */
-    int best_one = t->cost[1] > 0 && t->cost[1] < t->cost[0];
     if (t->cost[1] == 0 || ++t->since >= t->interval) {
         t->trying = 1;                     /* try the other choice */
-        return best_one ? n_wanted : 1;
+        return t->use_one ? n_wanted : 1;
     }
-    return best_one ? 1 : n_wanted;
+    return t->use_one ? 1 : n_wanted;
 }
 
 void bitnet__tuner_record(bitnet_thread_tuner *t, int n_used, double seconds,
@@ -359,12 +349,15 @@ void bitnet__tuner_record(bitnet_thread_tuner *t, int n_used, double seconds,
     if (c <= 0)
         c = 1e-300;                        /* "measured, and very fast" */
     if (t->trying) {
-        /* a try replaces the old figure, which may be from another load */
+        /* A try replaces the old figure, which may be from another load.
+         * It takes over only when clearly faster: one step's time is noisy
+         * on a busy machine, and flapping costs the slower choice's time. */
         t->cost[k] = c;
         t->since = 0;
-        if (t->cost[k] < t->cost[!k])
-            t->interval = TUNER_FIRST;     /* it won: it is used from now on */
-        else if (t->interval < TUNER_MAX)
+        if (t->cost[k] < TUNER_MARGIN * t->cost[!k]) {
+            t->use_one = k;                /* it won: it is used from now on */
+            t->interval = TUNER_FIRST;
+        } else if (t->interval < TUNER_MAX)
             t->interval *= 2;
         t->trying = 0;
         return;

@@ -5,7 +5,7 @@
  * threads (ith 0 is the calling thread) and returns when all have returned.
  * Inside fn, bitnet__threadpool_barrier() synchronises the nth threads, so a
  * whole forward step can run as one region with barriers between stages.
- * Waiting threads spin briefly, then yield, then sleep on a futex; no thread
+ * Waiting threads spin briefly, then sleep on a futex; no thread
  * is created after bitnet__threadpool_create().
  *
  * A region may use fewer threads than the pool has
@@ -57,7 +57,8 @@ int bitnet__threads_for_work(int max_threads, double work_per_stage);
  * cores, a region on several threads can be slower than on one even with
  * plenty of work (every barrier waits for a descheduled thread). A tuner
  * keeps the time per unit of work of both choices for one kind of step:
- * it uses the faster, and tries the other now and then (one thread on the
+ * it uses the one whose last try was at least 10 % faster than the other's
+ * figure, and tries the other now and then (one thread on the
  * second step, then the other choice after 8 steps, twice as long each
  * time the try loses, up to 512 steps), so it follows the machine's load.
  * The count never changes results. Not thread-safe (one per context and
@@ -68,6 +69,7 @@ typedef struct bitnet_thread_tuner {
     unsigned since;          /* steps since the last try */
     unsigned interval;       /* steps between tries */
     int trying;              /* the chosen option is a try */
+    int use_one;             /* the choice in use: 1 thread */
 } bitnet_thread_tuner;
 
 void bitnet__tuner_init(bitnet_thread_tuner *t);
