@@ -17,7 +17,6 @@
 
 #define ROW_CHUNK BITNET_TMAT_ROW_CHUNK
 #define HEAD_CHUNK 64          /* head rows per thread-split unit */
-#define HEAD_BLOCK 256         /* head rows streamed per token loop (cache reuse) */
 #define MAX_THREADS 256
 
 #define STATE_MAGIC 0x54534e42u   /* "BNST" little-endian */
@@ -26,7 +25,6 @@
 
 enum { LOGITS_NONE = 0, LOGITS_LAST, LOGITS_ALL };
 
-enum head_kind { HEAD_F16 = 0, HEAD_I8, HEAD_FMAT };
 
 /* One step: nb tokens at positions p0 .. p0+nb-1. */
 typedef struct step {
@@ -54,7 +52,6 @@ struct bitnet_context {
     /* shapes */
     int32_t D, Dq, Dkv, F, hd, nh, nkv, nrot, n_vocab, n_layer;
     float theta_scale, kq_scale;
-    int head_kind;
 
     /* KV cache, [n_layer][n_head_kv][n_ctx][head_dim] fp16 */
     uint16_t *kcache, *vcache;
@@ -77,9 +74,8 @@ struct bitnet_context {
     uint16_t *q16;            /* [n_threads][hd_pad] */
     size_t q16_stride;
     float *xo;                /* [nb][D] final normed hidden */
-    uint8_t *hxq;             /* [nb][hxq_size] head activations (non-F16 heads) */
-    size_t hxq_size;
-    const bitnet_head_i8 *hi8;
+    uint8_t *hxq;             /* [nb][head->xq_size] head activations */
+    const bitnet_head *head;  /* the model's head, or its int8 copy */
 
     /* logits: the current rows and a buffer the next eval writes into */
     float *logits[2];

@@ -134,26 +134,6 @@ static void residual_add(bitnet_context *c, int32_t nb, int ith, int nth)
 
 /* ---- the forward step (one parallel region) --------------------------- */
 
-static void head_rows(const bitnet_context *c, int32_t t, int32_t r0, int32_t r1, float *y)
-{
-    const struct bitnet_model *m = c->model;
-    switch (c->head_kind) {
-    case HEAD_F16:
-        c->k.head_f16((const uint16_t *)m->output.data, m->output.row_bytes / 2,
-                      r0, r1, c->xo + (size_t)t * c->D, c->D, y + r0);
-        break;
-    case HEAD_I8:
-        c->k.head_i8(c->hi8->w, c->hi8->ldw, c->hi8->scale, r0, r1,
-                     (const int8_t *)c->hxq + (size_t)t * c->hxq_size, c->as[t],
-                     (int32_t)c->hi8->ldw, y + r0);
-        break;
-    default:
-        bitnet__fmat_dot_rows(&m->output, r0, r1,
-                              c->hxq + (size_t)t * c->hxq_size, y + r0);
-        break;
-    }
-}
-
 void bitnet__eval_step(void *arg, int ith, int nth)
 {
     bitnet_context *c = arg;
@@ -303,21 +283,15 @@ void bitnet__eval_step(void *arg, int ith, int nth)
     for (int32_t t = t0 + ith; t < nb; t += nth) {
         float *xo = c->xo + (size_t)t * D;
         c->k.rmsnorm(c->x + (size_t)t * D, m->output_norm, xo, D, eps);
-        if (c->head_kind == HEAD_I8) {
-            c->k.quant_act(xo, D, (int32_t)c->hi8->ldw,
-                           (int8_t *)c->hxq + (size_t)t * c->hxq_size,
-                           &c->as[t], &c->asum[t]);
-        } else if (c->head_kind == HEAD_FMAT) {
-            bitnet__fmat_quantize_x(&m->output, xo, c->hxq + (size_t)t * c->hxq_size);
-        }
+        bitnet__head_prepare(&c->k, c->head, xo, c->hxq + (size_t)t * c->head->xq_size);
     }
     bitnet__threadpool_barrier(tp);
 
+    /* every token's logits for this thread's rows in one call: the head
+     * kernels read each row once for all tokens (kernels/kernels.h) */
     int32_t r0, r1;
     split_rows(c->n_vocab, HEAD_CHUNK, ith, nth, &r0, &r1);
-    for (int32_t b0 = r0; b0 < r1; b0 += HEAD_BLOCK) {
-        int32_t b1 = b0 + HEAD_BLOCK < r1 ? b0 + HEAD_BLOCK : r1;
-        for (int32_t t = t0; t < nb; t++)
-            head_rows(c, t, b0, b1, st->lout + (size_t)(t - t0) * c->n_vocab);
-    }
+    if (r1 > r0)
+        bitnet__head_rows(&c->k, c->head, r0, r1, c->hxq + (size_t)t0 * c->head->xq_size,
+                          nb - t0, st->lout + r0, (size_t)c->n_vocab);
 }

@@ -244,38 +244,6 @@ static void check_tgemm(const bitnet_kernels *k, const bitnet_kernels *ref)
     result("tgemm", k->name_tgemm, ok, what);
 }
 
-static void check_head_i8(const bitnet_kernels *k, const bitnet_kernels *ref)
-{
-    int ok = 1;
-    char what[160] = "";
-    for (int c = 0; c < N_CASES && ok; c++) {
-        const int32_t rows = rnd_int(1, 40), kk = rnd_int(1, 1100);
-        const size_t ldw = (size_t)kk + (size_t)rnd_int(0, 9);
-        int8_t *w = malloc(ldw * (size_t)rows + 1);
-        int8_t *wm = w + (c & 1);
-        for (size_t i = 0; i < ldw * (size_t)rows; i++)
-            wm[i] = (int8_t)rnd_int(-128, 127);
-        float *ws = malloc(sizeof(float) * (size_t)rows);
-        for (int32_t i = 0; i < rows; i++)
-            ws[i] = 0.01f + rnd_float(0.005f);
-        int8_t *q = malloc((size_t)kk + 3);
-        int8_t *qm = q + (c % 3);
-        for (int32_t i = 0; i < kk; i++)
-            qm[i] = (int8_t)((c % 5 == 0) ? -128 : rnd_int(-128, 127));
-        int32_t r0 = rnd_int(0, rows - 1), r1 = rnd_int(r0 + 1, rows);
-        cbuf y0 = cbuf_new(sizeof(float) * (size_t)(r1 - r0), 0);
-        cbuf y1 = cbuf_new(sizeof(float) * (size_t)(r1 - r0), 4);
-        ref->head_i8(wm, ldw, ws, r0, r1, qm, 50.0f, kk, (float *)y0.p);
-        k->head_i8(wm, ldw, ws, r0, r1, qm, 50.0f, kk, (float *)y1.p);
-        if (memcmp(y0.p, y1.p, y0.bytes) || !cbuf_canary_ok(&y1)) {
-            ok = 0;
-            snprintf(what, sizeof(what), "%dx%d: differ", rows, kk);
-        }
-        free(w); free(ws); free(q); free(y0.base); free(y1.base);
-    }
-    result("head_i8", k->name_head_i8, ok, what);
-}
-
 static uint16_t rnd_h(float amp) { return bitnet__fp32_to_fp16(rnd_float(amp)); }
 
 /* |a - b| <= n * 2^-24 * mag + 2^-24 |b| + tiny: the documented bound for
@@ -338,44 +306,7 @@ static void check_axpy_f16(const bitnet_kernels *k, const bitnet_kernels *ref)
     result("axpy_f16", k->name_axpy_f16, ok, what);
 }
 
-static void check_head_f16(const bitnet_kernels *k, const bitnet_kernels *ref)
-{
-    int ok = 1;
-    char what[160] = "";
-    for (int c = 0; c < N_CASES && ok; c++) {
-        const int32_t rows = rnd_int(1, 40), kk = rnd_int(1, 700);
-        const size_t ldw = (size_t)kk + (size_t)rnd_int(0, 9);
-        uint16_t *w = malloc(2 * (ldw * (size_t)rows + 1)), *wm = w + (c & 1);
-        for (size_t i = 0; i < ldw * (size_t)rows; i++)
-            wm[i] = rnd_h(0.1f);
-        float *x = malloc(sizeof(float) * (size_t)(kk + 1)), *xm = x + ((c >> 1) & 1);
-        for (int32_t i = 0; i < kk; i++)
-            xm[i] = rnd_float(3.0f);
-        int32_t r0 = rnd_int(0, rows - 1), r1 = rnd_int(r0 + 1, rows);
-        cbuf y0 = cbuf_new(sizeof(float) * (size_t)(r1 - r0), 0);
-        cbuf y1 = cbuf_new(sizeof(float) * (size_t)(r1 - r0), 4 * (size_t)(c % 3));
-        ref->head_f16(wm, ldw, r0, r1, xm, kk, (float *)y0.p);
-        k->head_f16(wm, ldw, r0, r1, xm, kk, (float *)y1.p);
-        if (!cbuf_canary_ok(&y1)) {
-            ok = 0;
-            snprintf(what, sizeof(what), "%dx%d: canary overwritten", rows, kk);
-        }
-        for (int32_t r = r0; r < r1 && ok; r++) {
-            double mag = 0;
-            for (int32_t j = 0; j < kk; j++)
-                mag += fabs((double)bitnet__fp16_to_fp32(wm[(size_t)r * ldw + (size_t)j]) * xm[j]);
-            float a, b;
-            memcpy(&a, y1.p + 4 * (size_t)(r - r0), 4);
-            memcpy(&b, y0.p + 4 * (size_t)(r - r0), 4);
-            if (!within_sum_bound(a, b, kk, mag)) {
-                ok = 0;
-                snprintf(what, sizeof(what), "%dx%d row %d: %.9g vs ref %.9g", rows, kk, r, a, b);
-            }
-        }
-        free(w); free(x); free(y0.base); free(y1.base);
-    }
-    result("head_f16", k->name_head_f16, ok, what);
-}
+#include "check_heads.c"
 
 /* RMSNorm: the double sum is reassociated; documented bound 2^-21 relative. */
 static void check_rmsnorm(const bitnet_kernels *k, const bitnet_kernels *ref)
@@ -524,10 +455,13 @@ static void run_tests(void)
         if (CHANGED(axpy_f16)) check_axpy_f16(&k, &ref);
         if (CHANGED(head_f16)) check_head_f16(&k, &ref);
         if (CHANGED(head_i8)) check_head_i8(&k, &ref);
+        if (CHANGED(head_q8_0)) check_head_fmt(&k, &ref, BITNET_HF_Q8_0);
+        if (CHANGED(head_q4_0)) check_head_fmt(&k, &ref, BITNET_HF_Q4_0);
+        if (CHANGED(head_q6_k)) check_head_fmt(&k, &ref, BITNET_HF_Q6_K);
         printf("level %-8s (flags 0x%" PRIx32 "): %d entries checked; tgemv=%s tgemm=%s "
-               "quant_act=%s head_f16=%s head_i8=%s\n", cur_level, level,
+               "quant_act=%s head_f16=%s head_i8=%s head_q8_0=%s head_q6_k=%s\n", cur_level, level,
                n_pass + n_fail - before, k.name_tgemv, k.name_tgemm, k.name_quant_act,
-               k.name_head_f16, k.name_head_i8);
+               k.name_head_f16, k.name_head_i8, k.name_head_q8_0, k.name_head_q6_k);
     }
 #ifdef BITNET_SIMDE_EMU
     /* The AVX-VNNI and AVX-512 sources built over SIMDe (simde_shim.h), on
@@ -538,7 +472,7 @@ static void run_tests(void)
         decl_tgemv_fn(bitnet__tgemv_avx512_emu);
         decl_tgemm_fn(bitnet__tgemm_avx512_emu);
         decl_head_i8_fn(bitnet__head_i8_avx512_emu);
-        decl_head_f16_fn(bitnet__head_f16_avx512_emu);
+        decl_head_fn(bitnet__head_f16_avx512_emu);
         bitnet_kernels k;
         bitnet__kernels_init(&k, BITNET_CPU_AVX2);
         k.tgemv = bitnet__tgemv_avxvnni_emu;
@@ -584,6 +518,15 @@ static void run_tests(void)
     /* the reference against a naive formula, so that the reference itself
      * is pinned to format.md §4.5 */
     cur_level = "ref";
+    check_head_accuracy(&ref);
+    {   /* the reference heads: n tokens == one at a time */
+        bitnet_kernels r2 = ref;
+        check_head_fmt(&r2, &ref, BITNET_HF_Q8_0);
+        check_head_fmt(&r2, &ref, BITNET_HF_Q4_0);
+        check_head_fmt(&r2, &ref, BITNET_HF_Q6_K);
+        check_head_fmt(&r2, &ref, BITNET_HF_F16);
+        check_head_i8(&r2, &ref);
+    }
     {
         bitnet_tmat w = make_tmat(23, 333, 0.3f);
         int8_t *q = xaligned((size_t)w.cols_padded);
@@ -702,6 +645,7 @@ typedef struct {
     const int8_t *h8;
     const float *hs, *x;
     int32_t hrows, hk;
+    const bitnet_head *hq;
     const uint8_t *buf;
     size_t buf_bytes;
     uint64_t sink[8];
@@ -730,7 +674,8 @@ static void job_head16(void *a, int tid, int nth)
     bench_job *j = a;
     int32_t r0, r1;
     split(j->hrows, tid, nth, &r0, &r1);
-    j->k->head_f16(j->h16, (size_t)j->hk, r0, r1, j->x, j->hk, j->y + r0);
+    j->k->head_f16((const uint8_t *)j->h16, 2 * (size_t)j->hk, r0, r1, j->x, 0, 1, j->hk,
+                   j->y + r0, 0);
 }
 
 static void job_head8(void *a, int tid, int nth)
@@ -738,7 +683,16 @@ static void job_head8(void *a, int tid, int nth)
     bench_job *j = a;
     int32_t r0, r1;
     split(j->hrows, tid, nth, &r0, &r1);
-    j->k->head_i8(j->h8, (size_t)j->hk, j->hs, r0, r1, j->q, 30.0f, j->hk, j->y + r0);
+    j->k->head_i8(j->h8, (size_t)j->hk, j->hs, r0, r1, j->q, 0, 1, j->hk, j->y + r0, 0);
+}
+
+/* a quantised head (j->hq, format j->hfmt), one token */
+static void job_headq(void *a, int tid, int nth)
+{
+    bench_job *j = a;
+    int32_t r0, r1;
+    split(j->hrows, tid, nth, &r0, &r1);
+    bitnet__head_rows(j->k, j->hq, r0, r1, j->q, 1, j->y + r0, 0);
 }
 
 static void job_read(void *a, int tid, int nth)
@@ -918,6 +872,45 @@ static void bench(int quick)
                        shape, best * 1e6, 1.0 * hr * hk / best / 1e9,
                        100.0 * hr * hk / best / 1e9 / bw, 2.0 * hr * hk / best / 1e9, 1.0 / best);
                 free(h8); free(x); free(hs);
+                static const int qfmts[] = { BITNET_HF_Q8_0, BITNET_HF_Q6_K };
+                for (int f = 0; f < 2; f++) {
+                    bitnet_head h;
+                    memset(&h, 0, sizeof(h));
+                    h.fmt = qfmts[f]; h.rows = hr; h.cols = hk;
+                    h.row_bytes = bitnet__head_row_bytes(h.fmt, hk);
+                    uint8_t *hw = xaligned(h.row_bytes * (size_t)hr);
+                    for (size_t i = 0; i < h.row_bytes * (size_t)hr; i++)
+                        hw[i] = (uint8_t)((i * 2654435761u) >> 24);
+                    for (int32_t r = 0; r < hr; r++) {   /* finite block scales */
+                        const size_t bs = f == 0 ? 34 : 210, off = f == 0 ? 0 : 208;
+                        for (size_t b = 0; b < h.row_bytes / bs; b++) {
+                            const uint16_t d = 0x1c00;
+                            memcpy(hw + (size_t)r * h.row_bytes + b * bs + off, &d, 2);
+                        }
+                    }
+                    h.w = hw;
+                    bitnet__head_init(&h);
+                    uint8_t *xq = xaligned(h.xq_size);
+                    float *xf = xaligned(4 * (size_t)hk);
+                    for (int i = 0; i < hk; i++) xf[i] = rnd_float(1.0f);
+                    bitnet__head_prepare(&k, &h, xf, xq);
+                    j.hq = &h; j.q = (const int8_t *)xq;
+                    best = 1e30;
+                    for (int rep = 0; rep < (li < 0 ? 1 : 3); rep++) {
+                        double t = now();
+                        pool_run(&p, job_headq, &j);
+                        t = now() - t;
+                        if (t < best) best = t;
+                    }
+                    const double bytes = (double)h.row_bytes * hr;
+                    printf("%-9s %-8s %-12s %10.1f %7.2f %5.0f%% %7.1f %8.1f\n",
+                           f == 0 ? "head_q8_0" : "head_q6_k",
+                           f == 0 ? k.name_head_q8_0 : k.name_head_q6_k, shape, best * 1e6,
+                           bytes / best / 1e9, 100.0 * bytes / best / 1e9 / bw,
+                           2.0 * hr * hk / best / 1e9, 1.0 / best);
+                    j.q = qbuf;
+                    free(hw); free(xq); free(xf);
+                }
             }
         }
         pool_stop(&p);

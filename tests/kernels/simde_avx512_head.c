@@ -1,0 +1,2 @@
+#include "simde_shim.h"
+#include "x86/avx512/head.c"
