@@ -2,7 +2,7 @@
  * bitnet-bench: prompt-processing and generation speed, like llama-bench.
  *
  *   bitnet-bench -m MODEL [-p 128] [-n 64] [-t 1,2] [-r 3] [--json]
- *                [--int8-head]
+ *                [--head auto|f16|int8|q8_0|q6_k] [--int8-head]
  *
  * pp<P>: one eval call of P tokens on an empty context (P / seconds).
  * tg<N>: N evals of one token each on an empty context (N / seconds).
@@ -31,14 +31,16 @@ static double now(void)
 static void usage(FILE *f)
 {
     fprintf(f,
-        "usage: bitnet-bench -m MODEL [-p 128] [-n 64] [-t 1,2] [-r 3] [--json] [--int8-head]\n"
+        "usage: bitnet-bench -m MODEL [-p 128] [-n 64] [-t 1,2] [-r 3] [--json] [--head H]\n"
         "  -m, --model F      GGUF model file\n"
         "  -p, --n-prompt L   prompt lengths (comma list; 0 skips; default 128)\n"
         "  -n, --n-gen L      generated token counts (comma list; 0 skips; default 64)\n"
         "  -t, --threads L    thread counts (comma list; default: number of CPUs)\n"
         "  -r, --repetitions N  timed runs per test (default 3); the median is reported\n"
         "  --json             print a JSON array instead of a table\n"
-        "  --int8-head        use the int8 copy of the output head\n");
+        "  --head H           output head format: auto (the file's, default), f16, int8,\n"
+        "                     q8_0, q6_k (converted at load when the file's differs)\n"
+        "  --int8-head        same as --head int8\n");
 }
 
 static int fail(const char *what, const char *detail)
@@ -103,7 +105,8 @@ int main(int argc, char **argv)
     int pps[MAX_LIST] = { 128 }, n_pp = 1;
     int tgs[MAX_LIST] = { 64 }, n_tg = 1;
     int ths[MAX_LIST] = { 0 }, n_th = 0;
-    int reps = 3, json = 0, int8_head = 0;
+    int reps = 3, json = 0, head = BITNET_HEAD_AUTO;
+    static const char *const head_names[] = { "auto", "f16", "int8", "q8_0", "q6_k" };
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -131,7 +134,16 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "--json")) {
             json = 1;
         } else if (!strcmp(a, "--int8-head")) {
-            int8_head = 1;
+            head = BITNET_HEAD_INT8;
+        } else if (!strcmp(a, "--head")) {
+            if (!has_val) return fail("missing value for", a);
+            const char *v = argv[++i];
+            head = -1;
+            for (int h = 0; h < 5; h++)
+                if (!strcmp(v, head_names[h]))
+                    head = h;
+            if (head < 0)
+                return fail("bad value for --head (auto, f16, int8, q8_0, q6_k)", v);
         } else {
             return fail("unknown argument (see --help)", a);
         }
@@ -148,8 +160,7 @@ int main(int argc, char **argv)
     bitnet_model *model = NULL;
     bitnet_model_params mp;
     bitnet_model_params_init(&mp);
-    if (int8_head)
-        mp.flags |= BITNET_MODEL_INT8_HEAD;
+    mp.head_type = head;
     if (bitnet_model_load_file(&model, model_path, &mp) != BITNET_OK)
         return fail("cannot load model", bitnet_last_error());
     double load_s = now() - t0;
@@ -180,8 +191,6 @@ int main(int argc, char **argv)
         cp.n_threads = ths[ti];
         cp.n_ctx = max_len;
         cp.n_batch = max_len;
-        if (int8_head)
-            cp.flags |= BITNET_CONTEXT_INT8_HEAD;
         bitnet_context *ctx = NULL;
         if (bitnet_context_create(&ctx, model, &cp) != BITNET_OK) {
             status = fail("cannot create context", bitnet_last_error());
@@ -233,15 +242,18 @@ int main(int argc, char **argv)
                        r->test, r->threads, r->median);
                 for (int j = 0; j < r->n_samples; j++)
                     printf("%s%.3f", j ? ", " : "", r->samples[j]);
-                printf("], \"load_s\": %.3f, \"peak_rss_mib\": %.1f, \"int8_head\": %s}%s\n",
-                       load_s, rss_mib, int8_head ? "true" : "false", i + 1 < n_res ? "," : "");
+                printf("], \"load_s\": %.3f, \"peak_rss_mib\": %.1f, \"head\": \"%s\", "
+                       "\"int8_head\": %s}%s\n", load_s, rss_mib, head_names[head],
+                       head == BITNET_HEAD_INT8 ? "true" : "false", i + 1 < n_res ? "," : "");
             }
             printf("]\n");
         } else {
-            printf("model: %s (%s, %d layers, n_embd %d, n_vocab %d)%s\n", model_path,
+            printf("model: %s (%s, %d layers, n_embd %d, n_vocab %d)%s%s%s\n", model_path,
                    bitnet_model_arch(model), (int)bitnet_model_n_layer(model),
                    (int)bitnet_model_n_embd(model), (int)n_vocab,
-                   int8_head ? ", int8 head" : "");
+                   head == BITNET_HEAD_AUTO ? "" : ", ",
+                   head == BITNET_HEAD_AUTO ? "" : head_names[head],
+                   head == BITNET_HEAD_AUTO ? "" : " head");
             printf("load time: %.3f s, peak RSS: %.1f MiB\n\n", load_s, rss_mib);
             printf("| %-8s | %7s | %12s | %s\n", "test", "threads", "t/s (median)", "samples");
             printf("| -------- | ------- | ------------ | -------\n");
