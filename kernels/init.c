@@ -42,6 +42,8 @@ static void init_x86(bitnet_kernels *k, uint32_t flags)
     SET(k, tgemm, avx512);
     SET(k, head_f16, avx512);
     SET(k, head_i8, avx512);
+    SET(k, head_q8_0, avx512);
+    SET(k, head_q6_k, avx512);
 #endif
     if (!(flags & BITNET_CPU_AMX))
         return;

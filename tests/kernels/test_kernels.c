@@ -728,6 +728,51 @@ static double read_bandwidth(pool *p, int quick)
     return (double)j.buf_bytes / best / 1e9;
 }
 
+/* Heads on 96 cache-resident rows of 2560 (one thread, best of many short
+ * runs): the compute cost per weight byte, which must stay well below the
+ * DRAM time per byte for a head to run at the read bandwidth. */
+static void bench_heads_l2(const bitnet_kernels *k)
+{
+    static const int fmts[] = { BITNET_HF_F16, BITNET_HF_I8, BITNET_HF_Q8_0, BITNET_HF_Q6_K };
+    const int32_t rows = 96, cols = 2560;
+    float *x = xaligned(4 * (size_t)cols), *y = xaligned(4 * (size_t)rows);
+    for (int32_t j = 0; j < cols; j++) x[j] = rnd_float(1.0f);
+    for (int f = 0; f < 4; f++) {
+        bitnet_head h;
+        memset(&h, 0, sizeof(h));
+        h.fmt = fmts[f]; h.rows = rows; h.cols = cols;
+        h.row_bytes = bitnet__head_row_bytes(h.fmt, cols);
+        uint8_t *w = xaligned(h.row_bytes * (size_t)rows);
+        float *sc = xaligned(4 * (size_t)rows), *row = xaligned(4 * (size_t)cols);
+        for (int32_t r = 0; r < rows; r++) {
+            for (int32_t j = 0; j < cols; j++) row[j] = rnd_float(0.05f);
+            if (h.fmt == BITNET_HF_I8)
+                sc[r] = bitnet__head_quant_row_i8(row, cols, (int8_t *)w + (size_t)r * h.row_bytes);
+            else
+                bitnet__head_quant_row(h.fmt, row, cols, w + (size_t)r * h.row_bytes);
+        }
+        h.w = w;
+        h.scale = sc;
+        bitnet__head_init(&h);
+        uint8_t *xq = xaligned(h.xq_size);
+        bitnet__head_prepare(k, &h, x, xq);
+        double best = 1e30;
+        for (int rep = 0; rep < 300; rep++) {
+            double t = now();
+            bitnet__head_rows(k, &h, 0, rows, xq, 1, y, 0);
+            t = now() - t;
+            if (t < best) best = t;
+        }
+        const double bytes = (double)h.row_bytes * rows;
+        printf("%-9s %-8s %-12s %10.1f %7.2f %6s %7.1f %8s  (96 rows in cache, best of 300)\n",
+               f == 0 ? "headL2f16" : f == 1 ? "headL2i8" : f == 2 ? "headL2q8" : "headL2q6k",
+               bitnet__head_kernel_name(k, h.fmt), "96x2560", best * 1e6, bytes / best / 1e9, "",
+               2.0 * rows * cols / best / 1e9, "");
+        free(w); free(sc); free(row); free(xq);
+    }
+    free(x); free(y);
+}
+
 static void bench(int quick)
 {
     static const int32_t shapes[][2] = { {2560, 2560}, {640, 2560}, {6912, 2560}, {2560, 6912} };
@@ -832,6 +877,8 @@ static void bench(int quick)
                 free(w0.data);
             }
             /* output head 128256 x 2560 */
+            if (li >= 0 && nth == 1)
+                bench_heads_l2(&k);
             if (li >= 0 || nth == 1) {
                 const int32_t hr = li < 0 ? 8192 : quick ? 32768 : 128256, hk = 2560;
                 bench_job j;
