@@ -243,8 +243,11 @@ static void check_head_accuracy(const bitnet_kernels *ref)
                 bitnet__head_dequant_row(fmt, dst, cols, back);
                 double amax = 0, err = 0;
                 for (int32_t j = 0; j < cols; j++) {
-                    amax = fmax(amax, fabs(src[j]));
-                    err = fmax(err, fabs(back[j] - src[j]));
+                    /* plain comparisons: gcc 12 (aarch64) fails on an fmax
+                     * reduction here (internal compiler error) */
+                    const double a = fabs(src[j]), e = fabs(back[j] - src[j]);
+                    if (a > amax) amax = a;
+                    if (e > err) err = e;
                 }
                 const double lim = fmt == BITNET_HF_Q6_K ? amax / 31.0 * 0.6 + 1e-6 :
                                    fmt == BITNET_HF_Q8_0 ? amax / 127.0 * 0.51 + 1e-6 :
@@ -272,8 +275,8 @@ static void check_head_accuracy(const bitnet_kernels *ref)
                 double e = 0;
                 for (int32_t j = 0; j < cols; j++)
                     e += (double)wf[(size_t)r * cols + j] * x[j];
-                mag = fmax(mag, fabs(e));
-                err = fmax(err, fabs(e - y[r]));
+                if (fabs(e) > mag) mag = fabs(e);
+                if (fabs(e - y[r]) > err) err = fabs(e - y[r]);
             }
             tol_rel = fmt == BITNET_HF_F32 ? 1e-6 : fmt == BITNET_HF_F16 ? 2e-3 :
                       fmt == BITNET_HF_BF16 ? 1e-2 : 0.03;
