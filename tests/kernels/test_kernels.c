@@ -728,6 +728,35 @@ static double read_bandwidth(pool *p, int quick)
     return (double)j.buf_bytes / best / 1e9;
 }
 
+/* GEMV and GEMM on one cache-resident 256x2560 matrix, one thread, best of
+ * many runs: compute cost, stable on a busy machine. The GEMV line is also
+ * what a GEMM without token blocking costs per token. */
+static void bench_tgemm_l2(const bitnet_kernels *k, const int8_t *qbuf, const float *as)
+{
+    bitnet_tmat w = make_tmat(256, 2560, 0.4f);
+    float *y = xaligned(sizeof(float) * 256 * 128);
+    static const int32_t ns[] = { 1, 2, 8, 16, 128 };
+    for (int i = 0; i < 5; i++) {
+        const int32_t n = ns[i];
+        double best = 1e30;
+        for (int rep = 0; rep < (n >= 16 ? 40 : 200); rep++) {
+            double t = now();
+            if (n == 1)
+                k->tgemv(&w, 0, 256, qbuf, as[0], y);
+            else
+                k->tgemm(&w, 0, 256, qbuf, as, n, y, 256);
+            t = now() - t;
+            if (t < best) best = t;
+        }
+        printf("%-9s %-8s %-12s %10.1f %7s %6s %7.1f %8.0f  (%d token%s, in cache, best of runs)\n",
+               n == 1 ? "tgemvL2" : "tgemmL2", n == 1 ? k->name_tgemv : k->name_tgemm,
+               "256x2560", best * 1e6, "", "", 2.0 * 256 * 2560 * n / best / 1e9, n / best,
+               n, n > 1 ? "s" : "");
+    }
+    free(y);
+    free(w.data);
+}
+
 /* Heads on 96 cache-resident rows of 2560 (one thread, best of many short
  * runs): the compute cost per weight byte, which must stay well below the
  * DRAM time per byte for a head to run at the read bandwidth. */
@@ -877,8 +906,10 @@ static void bench(int quick)
                 free(w0.data);
             }
             /* output head 128256 x 2560 */
-            if (li >= 0 && nth == 1)
+            if (li >= 0 && nth == 1) {
+                bench_tgemm_l2(&k, qbuf, as);
                 bench_heads_l2(&k);
+            }
             if (li >= 0 || nth == 1) {
                 const int32_t hr = li < 0 ? 8192 : quick ? 32768 : 128256, hk = 2560;
                 bench_job j;

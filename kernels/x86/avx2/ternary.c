@@ -142,6 +142,13 @@ void bitnet__tgemm_avx2(const bitnet_tmat *w, int32_t r0, int32_t r1,
         return;
     const int32_t nb = w->cols_padded / 128;
     const size_t kp = (size_t)w->cols_padded;
+    if (n <= 2) {
+        /* a 4-token tile would compute duplicates: the GEMV per token
+         * (same integers, same epilogue) is faster here */
+        for (int32_t i = 0; i < n; i++)
+            bitnet__tgemv_avx2(w, r0, r1, q + (size_t)i * kp, act_scale[i], y + (size_t)i * (size_t)ldy);
+        return;
+    }
     int32_t sums[BITNET_X86_GEMM_TILE];
     for (int32_t i0 = 0; i0 < n; i0 += BITNET_X86_GEMM_TILE) {
         const int32_t nt = n - i0 < BITNET_X86_GEMM_TILE ? n - i0 : BITNET_X86_GEMM_TILE;

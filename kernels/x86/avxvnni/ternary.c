@@ -78,6 +78,13 @@ static ALWAYS_INLINE void row_tile(const uint8_t *p, const int8_t *const *qp, in
 static void group_tile(const uint8_t *p, const int8_t *const *qp, int32_t nb,
                        int32_t *sums, int nt)
 {
+    if (nt <= 2) {
+        /* too few independent vpdpbusd chains in row_tile: the GEMV's
+         * four-row dot (same integers) is faster for one or two tokens */
+        for (int t = 0; t < nt; t++)
+            _mm_storeu_si128((__m128i *)(sums + 4 * t), group_dot(p, qp[t], nb));
+        return;
+    }
     for (int r = 0; r < 4; r++) {
         switch (nt) {
         case 1: row_tile(p + 32 * r, qp, nb, sums + r, 1); break;
