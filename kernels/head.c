@@ -171,29 +171,51 @@ static int32_t clampi(int32_t v, int32_t lo, int32_t hi)
     return v < lo ? lo : v > hi ? hi : v;
 }
 
-/* Q6_K: per group of 16 a scale amax/31, the group scales as int8 steps of
- * d = max scale / 127 (fp16), values round(x / (d * sc)) in [-32, 31]. */
+/* Squared error of 16 values quantised with step e to [-32, 31]. */
+static float q6_err(const float *x, float e)
+{
+    float err = 0.0f;
+    for (int j = 0; j < 16; j++) {
+        const float q = (float)clampi((int32_t)nearbyintf(x[j] / e), -32, 31);
+        const float d = x[j] - q * e;
+        err += d * d;
+    }
+    return err;
+}
+
+/* Q6_K: per group of 16 a signed step that maps the value of largest
+ * magnitude near -32 (the asymmetric end of [-32, 31]), the best of a few
+ * candidates by squared error; the steps as int8 multiples of the block's
+ * d = fp16(max |step| / 127); values round(x / (d sc)) in [-32, 31]. */
 static void quant_q6_k_block(const float *x, uint8_t *blk)
 {
+    static const float cand[] = { 32.0f, 31.5f, 31.0f, 30.5f, 30.0f, 29.0f };
     float gs[16], smax = 0.0f;
     for (int g = 0; g < 16; g++) {
-        float amax = 0.0f;
-        for (int j = 0; j < 16; j++) {
-            float a = fabsf(x[16 * g + j]);
-            if (a > amax) amax = a;
+        const float *v = x + 16 * g;
+        float amax = 0.0f, mx = 0.0f;
+        for (int j = 0; j < 16; j++)
+            if (fabsf(v[j]) > amax) { amax = fabsf(v[j]); mx = v[j]; }
+        gs[g] = 0.0f;
+        if (amax > 0.0f) {
+            float best = INFINITY;
+            for (size_t c = 0; c < sizeof(cand) / sizeof(cand[0]); c++) {
+                const float e = mx / -cand[c];
+                const float err = q6_err(v, e);
+                if (err < best) { best = err; gs[g] = e; }
+            }
         }
-        gs[g] = amax / 31.0f;
-        if (gs[g] > smax) smax = gs[g];
+        if (fabsf(gs[g]) > smax) smax = fabsf(gs[g]);
     }
     const uint16_t dh = bitnet__fp32_to_fp16(smax / 127.0f);
     const float d = bitnet__fp16_to_fp32(dh);
     int8_t sc[16];
     uint8_t q[256];
     for (int g = 0; g < 16; g++) {
-        sc[g] = d > 0.0f ? (int8_t)clampi((int32_t)nearbyintf(gs[g] / d), 0, 127) : 0;
+        sc[g] = d > 0.0f ? (int8_t)clampi((int32_t)nearbyintf(gs[g] / d), -127, 127) : 0;
         const float e = d * (float)sc[g];
         for (int j = 0; j < 16; j++) {
-            int32_t v = e > 0.0f ? (int32_t)nearbyintf(x[16 * g + j] / e) : 0;
+            int32_t v = e != 0.0f ? (int32_t)nearbyintf(x[16 * g + j] / e) : 0;
             q[16 * g + j] = (uint8_t)(clampi(v, -32, 31) + 32);
         }
     }
