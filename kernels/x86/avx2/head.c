@@ -53,15 +53,6 @@ static inline __m256i hsum8x8(const __m256i *v)
                             _mm256_permute2x128_si256(u0, u1, 0x31));
 }
 
-/* Eight fp16 values at p, p + stride, ... as floats. */
-static inline __m256 load_d8(const uint8_t *p, size_t stride)
-{
-    uint16_t h[8];
-    for (int i = 0; i < 8; i++)
-        memcpy(&h[i], p + (size_t)i * stride, 2);
-    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)h));
-}
-
 /* The 16 float lanes (lo: blocks b % 16 < 8, hi: the others) folded in the
  * reference order: i + 8, then + 4, + 2, + 1. */
 static inline float fold16(__m256 lo, __m256 hi)
