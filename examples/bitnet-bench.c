@@ -1,8 +1,8 @@
 /*
  * bitnet-bench: prompt-processing and generation speed, like llama-bench.
  *
- *   bitnet-bench -m MODEL [-p 128] [-n 64] [-t 1,2] [-r 3] [-d 0]
- *                [--parallel 1,8] [--json] [--int8-head]
+ *   bitnet-bench [-m MODEL] [-p 128] [-n 64] [-t 1,2] [-r 3] [-d 0]
+ *                [--parallel 1,8] [--json] [--head auto|f16|int8|q8_0|q6_k] [--int8-head]
  *
  * pp<P>: one eval call of P tokens on an empty context (P / seconds).
  * tg<N>: N evals of one token each on an empty context (N / seconds).
@@ -33,7 +33,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
         "usage: bitnet-bench [-m MODEL] [-p 128] [-n 64] [-t 1,2] [-r 3] [-d 0] [--parallel 1]\n"
-        "                    [--json] [--int8-head]\n"
+        "                    [--json] [--head H] [--int8-head]\n"
         "  -m, --model F      GGUF model file (default: the bundled model)\n"
         "  -p, --n-prompt L   prompt lengths (comma list; 0 skips; default 128)\n"
         "  -n, --n-gen L      generated token counts (comma list; 0 skips; default 64)\n"
@@ -43,7 +43,9 @@ static void usage(FILE *f)
         "                     default 0)\n"
         "  --parallel L       sequences evaluated together (comma list; default 1)\n"
         "  --json             print a JSON array instead of a table\n"
-        "  --int8-head        use the int8 copy of the output head\n");
+        "  --head H           output head format: auto (the file's, default), f16, int8,\n"
+        "                     q8_0, q6_k (converted at load when the file's differs)\n"
+        "  --int8-head        same as --head int8\n");
 }
 
 static int fail(const char *what, const char *detail)
@@ -130,7 +132,7 @@ static double run_once(bitnet_context **ctx, int n_seq, const int32_t *toks, int
  * the threads (its pool runs every step), the others with one; each holds
  * `depth` tokens of its own (copied from the first where they agree). */
 static int make_contexts(bitnet_model *model, bitnet_context **ctx, int n_seq, int threads,
-                         int depth, int max_len, int int8_head, const int32_t *dtoks)
+                         int depth, int max_len, const int32_t *dtoks)
 {
     for (int i = 0; i < n_seq; i++) {
         bitnet_context_params cp;
@@ -138,8 +140,6 @@ static int make_contexts(bitnet_model *model, bitnet_context **ctx, int n_seq, i
         cp.n_threads = i == 0 ? threads : 1;
         cp.n_ctx = depth + max_len;
         cp.n_batch = max_len;
-        if (int8_head)
-            cp.flags |= BITNET_CONTEXT_INT8_HEAD;
         if (bitnet_context_create(&ctx[i], model, &cp) != BITNET_OK)
             return fail("cannot create context", bitnet_last_error());
     }
@@ -163,7 +163,8 @@ int main(int argc, char **argv)
     int ths[MAX_LIST] = { 0 }, n_th = 0;
     int pars[MAX_LIST] = { 1 }, n_par = 1;
     int deps[MAX_LIST] = { 0 }, n_dep = 1;
-    int reps = 3, json = 0, int8_head = 0;
+    int reps = 3, json = 0, head = BITNET_HEAD_AUTO;
+    static const char *const head_names[] = { "auto", "f16", "int8", "q8_0", "q6_k" };
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -199,7 +200,16 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "--json")) {
             json = 1;
         } else if (!strcmp(a, "--int8-head")) {
-            int8_head = 1;
+            head = BITNET_HEAD_INT8;
+        } else if (!strcmp(a, "--head")) {
+            if (!has_val) return fail("missing value for", a);
+            const char *v = argv[++i];
+            head = -1;
+            for (int h = 0; h < 5; h++)
+                if (!strcmp(v, head_names[h]))
+                    head = h;
+            if (head < 0)
+                return bad_value(a, v, "auto, f16, int8, q8_0 or q6_k");
         } else {
             return fail("unknown argument (see --help)", a);
         }
@@ -215,8 +225,7 @@ int main(int argc, char **argv)
     bitnet_model *model = NULL;
     bitnet_model_params mp;
     bitnet_model_params_init(&mp);
-    if (int8_head)
-        mp.flags |= BITNET_MODEL_INT8_HEAD;
+    mp.head_type = head;
     if (bitnet_model_load_file(&model, model_path, &mp) != BITNET_OK)
         return ex_fail("bitnet-bench", "cannot load '%s': %s", model_path, bitnet_last_error());
     double load_s = ex_now() - t0;
@@ -249,7 +258,7 @@ int main(int argc, char **argv)
     int n_res = 0, status = 0;
     for (int g = 0; g < n_th * n_par * n_dep && !status; g++) {
         int nt = ths[g / (n_par * n_dep)], np = pars[g / n_dep % n_par], depth = deps[g % n_dep];
-        status = make_contexts(model, ctx, np, nt, depth, max_len, int8_head,
+        status = make_contexts(model, ctx, np, nt, depth, max_len,
                                toks + (size_t)max_par * (size_t)max_len);
         for (int k = 0; k < n_pp + n_tg && !status; k++) {
             int pp = k < n_pp ? pps[k] : 0;
@@ -302,17 +311,20 @@ int main(int argc, char **argv)
                        r->test, r->threads, r->median);
                 for (int j = 0; j < r->n_samples; j++)
                     printf("%s%.3f", j ? ", " : "", r->samples[j]);
-                printf("], \"load_s\": %.3f, \"peak_rss_mib\": %.1f, \"int8_head\": %s, "
-                       "\"parallel\": %d, \"depth\": %d}%s\n",
-                       load_s, rss_mib, int8_head ? "true" : "false", r->parallel, r->depth,
+                printf("], \"load_s\": %.3f, \"peak_rss_mib\": %.1f, \"head\": \"%s\", "
+                       "\"int8_head\": %s, \"parallel\": %d, \"depth\": %d}%s\n",
+                       load_s, rss_mib, head_names[head],
+                       head == BITNET_HEAD_INT8 ? "true" : "false", r->parallel, r->depth,
                        i + 1 < n_res ? "," : "");
             }
             printf("]\n");
         } else {
-            printf("model: %s (%s, %d layers, n_embd %d, n_vocab %d)%s\n", model_path,
+            printf("model: %s (%s, %d layers, n_embd %d, n_vocab %d)%s%s%s\n", model_path,
                    bitnet_model_arch(model), (int)bitnet_model_n_layer(model),
                    (int)bitnet_model_n_embd(model), (int)n_vocab,
-                   int8_head ? ", int8 head" : "");
+                   head == BITNET_HEAD_AUTO ? "" : ", ",
+                   head == BITNET_HEAD_AUTO ? "" : head_names[head],
+                   head == BITNET_HEAD_AUTO ? "" : " head");
             printf("load time: %.3f s, peak RSS: %.1f MiB\n\n", load_s, rss_mib);
             printf("| %-8s | %7s | %8s | %6s | %12s | %s\n", "test", "threads", "parallel",
                    "depth", "t/s (median)", "samples");

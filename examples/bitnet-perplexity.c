@@ -31,7 +31,7 @@ static const char *prog = "bitnet-perplexity";
 static void usage(FILE *f)
 {
     fprintf(f,
-"usage: bitnet-perplexity [-m MODEL] -f TEXT [-c CTX] [-t N]\n"
+"usage: bitnet-perplexity [-m MODEL] -f TEXT [-c CTX] [-t N] [--head H]\n"
 "\n"
 "Perplexity over non-overlapping windows of CTX tokens, scoring the second\n"
 "half of each window (as llama-perplexity does).\n"
@@ -41,6 +41,8 @@ static void usage(FILE *f)
 "  -c, --ctx-size N     window length in tokens (default 512, or the model's\n"
 "                       training context when smaller); at least 8\n"
 "  -t, --threads N      threads; 0 = all CPUs (0)\n"
+"  --head H             output head: auto (the file's, default), f16, int8,\n"
+"                       q8_0, q6_k (converted at load when the file's differs)\n"
 "  -h, --help           show this help\n");
 }
 
@@ -61,6 +63,8 @@ int main(int argc, char **argv)
 {
     const char *model_path = NULL, *text_path = NULL;
     long n_ctx = 0, n_threads = 0;
+    int head = BITNET_HEAD_AUTO;
+    static const char *const head_names[] = { "auto", "f16", "int8", "q8_0", "q6_k" };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -81,6 +85,14 @@ int main(int argc, char **argv)
             NEED_ARG();
             if (ex_opt_long(prog, a, v, 0, 256, &n_threads))
                 return 1;
+        } else if (IS("--head")) {
+            NEED_ARG();
+            head = -1;
+            for (int h = 0; h < 5; h++)
+                if (strcmp(v, head_names[h]) == 0)
+                    head = h;
+            if (head < 0)
+                return ex_fail(prog, "invalid value '%s' for %s (auto, f16, int8, q8_0, q6_k)", v, a);
         } else {
             return ex_fail(prog, "unknown option '%s' (see --help)", a);
         }
@@ -103,7 +115,10 @@ int main(int argc, char **argv)
     int32_t *toks = NULL;
     int tty = isatty(2);
 
-    if (bitnet_model_load_file(&model, model_path, NULL) != BITNET_OK) {
+    bitnet_model_params mp;
+    bitnet_model_params_init(&mp);
+    mp.head_type = head;
+    if (bitnet_model_load_file(&model, model_path, &mp) != BITNET_OK) {
         ex_fail(prog, "cannot load '%s': %s", model_path, bitnet_last_error());
         goto out;
     }

@@ -212,6 +212,22 @@ enum {
     BITNET_PRETOK_GPT2    = 3  /**< the GPT-2 regex                          */
 };
 
+/** Output head formats for bitnet_model_params.head_type. The head (n_vocab
+ *  x n_embd) is the largest single read per generated token; a smaller
+ *  format reads fewer bytes and costs a little accuracy (docs/kernels.md
+ *  lists the perplexity cost of each on the bundled model). */
+enum bitnet_head_type {
+    BITNET_HEAD_AUTO = 0,  /**< the file's head as it is (F16, F32, BF16,
+                                Q8_0, Q4_0 or Q6_K): the default          */
+    BITNET_HEAD_F16  = 1,  /**< F16 (converted at load if the file's differs) */
+    BITNET_HEAD_INT8 = 2,  /**< int8 with one scale per row, converted at
+                                load (as BITNET_CONTEXT_INT8_HEAD)        */
+    BITNET_HEAD_Q8_0 = 3,  /**< Q8_0 (file's, or converted at load; n_embd
+                                a multiple of 32)                         */
+    BITNET_HEAD_Q6_K = 4   /**< Q6_K (file's, or converted at load; n_embd
+                                a multiple of 256)                        */
+};
+
 typedef struct bitnet_model_params {
     uint32_t struct_size;      /**< set by bitnet_model_params_init          */
     uint32_t flags;            /**< BITNET_MODEL_*; default 0                */
@@ -221,6 +237,10 @@ typedef struct bitnet_model_params {
     int32_t pre_tokenizer;     /**< BITNET_PRETOK_*; default AUTO            */
     bitnet_progress_fn progress_fn; /**< NULL: none                          */
     void *progress_user;       /**< passed to progress_fn                    */
+    int32_t head_type;         /**< BITNET_HEAD_*; default AUTO. Other values:
+                                    BITNET_E_INVALID_ARG from the load; a
+                                    format n_embd does not fit:
+                                    BITNET_E_UNSUPPORTED                   */
 } bitnet_model_params;
 
 /** Fill the first `size` bytes of *p with defaults and set struct_size.

@@ -23,6 +23,9 @@ static void init_x86(bitnet_kernels *k, uint32_t flags)
     SET(k, axpy_f16, avx2);
     SET(k, head_f16, avx2);
     SET(k, head_i8, avx2);
+    SET(k, head_q8_0, avx2);
+    SET(k, head_q4_0, avx2);
+    SET(k, head_q6_k, avx2);
 #endif
     /* AVX-VNNI (256-bit) is not implied by AVX-512 VNNI nor the reverse:
      * no early return here. */
@@ -39,6 +42,8 @@ static void init_x86(bitnet_kernels *k, uint32_t flags)
     SET(k, tgemm, avx512);
     SET(k, head_f16, avx512);
     SET(k, head_i8, avx512);
+    SET(k, head_q8_0, avx512);
+    SET(k, head_q6_k, avx512);
 #endif
     if (!(flags & BITNET_CPU_AMX))
         return;
@@ -83,7 +88,14 @@ void bitnet__kernels_init(bitnet_kernels *k, uint32_t flags)
     SET(k, dot_f16, ref);
     SET(k, axpy_f16, ref);
     SET(k, head_f16, ref);
+    SET(k, head_f32, ref);
+    SET(k, head_bf16, ref);
+    SET(k, head_q8_0, ref);
+    SET(k, head_q4_0, ref);
+    SET(k, head_q6_k, ref);
     SET(k, head_i8, ref);
+    SET(k, quant_q8_0, ref);
+    SET(k, quant_q8_k, ref);
 #if defined(__x86_64__) || defined(_M_X64)
     init_x86(k, flags);
 #elif defined(__aarch64__)

@@ -162,17 +162,33 @@ uint32_t bitnet__cpu_detect_raw(void);
 #define decl_axpy_f16_fn(name) void (name)(float *y, const uint16_t *v, \
     float p, int32_t n)
 
-/* F16 output head: y[r - r0] = sum_j fp32(W[r][j]) * x[j] for rows
- * [r0, r1); W row-major with row stride ldw elements. */
-#define decl_head_f16_fn(name) void (name)(const uint16_t *w, size_t ldw, \
-    int32_t r0, int32_t r1, const float *x, int32_t k, float *y)
+/* Output heads (docs/kernels.md, "Output heads"): rows [r0, r1) of the
+ * head matrix times n tokens' activations. Token i's activations are at
+ * xq + i*ldx bytes, in the form bitnet__head_prepare writes for the format;
+ * its logits go to y[i*ldy + (r - r0)]. The value of (row, token) depends
+ * on neither n nor [r0, r1): a GEMM row equals the GEMV row, bit for bit.
+ * Weights are rows of row_bytes bytes (k columns) in the file format:
+ *   head_f16/f32/bf16: float activations, sum in double (reference) or
+ *     reassociated within the documented bound (SIMD);
+ *   head_q8_0/q4_0 (Q8_0 activation blocks), head_q6_k (Q8_K-like
+ *     activation blocks): exact integer block sums, block products in float
+ *     summed in 16 lanes, equal to the reference bit for bit. */
+#define decl_head_fn(name) void (name)(const uint8_t *w, size_t row_bytes, \
+    int32_t r0, int32_t r1, const void *xq, size_t ldx, int32_t n, \
+    int32_t k, float *y, size_t ldy)
 
 /* Int8 output head: W int8 row-major (stride ldw), per-row scales ws;
- * x quantised once per token with quant_act (q, xs = act scale);
- * y[r - r0] = (float)(sum_j W[r][j]*q[j]) * ws[r] / xs. Integers exact. */
+ * each token's xq holds its quant_act scale xs (a float at offset 0) and
+ * its int8 activations at offset BITNET_HEAD_I8_QOFF;
+ * y = (float)(sum_j W[r][j]*q[j]) * ws[r] / xs. Integers exact. */
 #define decl_head_i8_fn(name) void (name)(const int8_t *w, size_t ldw, \
-    const float *ws, int32_t r0, int32_t r1, const int8_t *q, float xs, \
-    int32_t k, float *y)
+    const float *ws, int32_t r0, int32_t r1, const void *xq, size_t ldx, \
+    int32_t n, int32_t k, float *y, size_t ldy)
+#define BITNET_HEAD_I8_QOFF 64
+
+/* Activation quantisers of the quantised heads, once per token (k a
+ * multiple of 32, resp. 256). Bit-exact, reference only. */
+#define decl_quant_head_fn(name) void (name)(const float *x, int32_t k, void *xq)
 
 typedef decl_quant_act_fn(*bitnet_quant_act_fn);
 typedef decl_tgemv_fn(*bitnet_tgemv_fn);
@@ -182,8 +198,9 @@ typedef decl_rope_fn(*bitnet_rope_fn);
 typedef decl_softmax_fn(*bitnet_softmax_fn);
 typedef decl_dot_f16_fn(*bitnet_dot_f16_fn);
 typedef decl_axpy_f16_fn(*bitnet_axpy_f16_fn);
-typedef decl_head_f16_fn(*bitnet_head_f16_fn);
+typedef decl_head_fn(*bitnet_head_fn);
 typedef decl_head_i8_fn(*bitnet_head_i8_fn);
+typedef decl_quant_head_fn(*bitnet_quant_head_fn);
 
 typedef struct bitnet_kernels {
     bitnet_quant_act_fn quant_act;
@@ -194,12 +211,16 @@ typedef struct bitnet_kernels {
     bitnet_softmax_fn softmax;
     bitnet_dot_f16_fn dot_f16;
     bitnet_axpy_f16_fn axpy_f16;
-    bitnet_head_f16_fn head_f16;
+    /* output heads (owner of this block: the matrix kernels) */
+    bitnet_head_fn head_f16, head_f32, head_bf16, head_q8_0, head_q4_0, head_q6_k;
     bitnet_head_i8_fn head_i8;
+    bitnet_quant_head_fn quant_q8_0, quant_q8_k;
     /* names of the chosen variant per entry, for bitnet_system_info */
     const char *name_quant_act, *name_tgemv, *name_tgemm, *name_rmsnorm,
-               *name_rope, *name_softmax, *name_dot_f16, *name_axpy_f16,
-               *name_head_f16, *name_head_i8;
+               *name_rope, *name_softmax, *name_dot_f16, *name_axpy_f16;
+    const char *name_head_f16, *name_head_f32, *name_head_bf16, *name_head_q8_0,
+               *name_head_q4_0, *name_head_q6_k, *name_head_i8, *name_quant_q8_0,
+               *name_quant_q8_k;
     /* the per-layer entries (kernels/layer.h) */
     bitnet_layer_kernels layer;
 } bitnet_kernels;
@@ -207,5 +228,49 @@ typedef struct bitnet_kernels {
 /* Fill the table: every _ref first, then better ISAs allowed by `flags`
  * (BITNET_CPU_* bits; pass bitnet__cpu_detect() & mask). */
 void bitnet__kernels_init(bitnet_kernels *k, uint32_t flags);
+
+/* ---- output heads: formats, descriptors, dispatch (kernels/head.c) ---- */
+
+/* Formats of an output head in memory. The file formats keep their GGUF
+ * block layouts (format.md); I8 is the per-row scaled int8 copy. */
+enum bitnet_head_fmt {
+    BITNET_HF_F32 = 0, BITNET_HF_F16, BITNET_HF_BF16, BITNET_HF_I8,
+    BITNET_HF_Q8_0, BITNET_HF_Q4_0, BITNET_HF_Q6_K
+};
+
+/* An output head ready for the kernels: pointers and sizes only. */
+typedef struct bitnet_head {
+    int fmt;                  /* enum bitnet_head_fmt */
+    int32_t rows, cols;       /* n_vocab x n_embd */
+    const uint8_t *w;         /* row r at w + r * row_bytes */
+    size_t row_bytes;         /* I8: ldw (cols padded to BITNET_KPAD) */
+    const float *scale;       /* I8: per-row scales; else NULL */
+    size_t xq_size;           /* bytes of one token's prepared activations
+                                 (a multiple of 64) */
+} bitnet_head;
+
+/* Fill h->xq_size for h's format and size. 0, or -1 when cols does not fit
+ * the format (Q8_0/Q4_0: multiple of 32, Q6_K: of 256). */
+int bitnet__head_init(bitnet_head *h);
+/* Once per token: x[cols] -> xq (h->xq_size bytes, 64-byte aligned). */
+void bitnet__head_prepare(const bitnet_kernels *k, const bitnet_head *h,
+                          const float *x, void *xq);
+/* Rows [r0, r1) for n tokens (token i at xq + i * h->xq_size), logits at
+ * y[i * ldy + (r - r0)]. */
+void bitnet__head_rows(const bitnet_kernels *k, const bitnet_head *h,
+                       int32_t r0, int32_t r1, const void *xq, int32_t n,
+                       float *y, size_t ldy);
+
+/* The variant name of the kernel a head of format fmt runs on, for logs. */
+const char *bitnet__head_kernel_name(const bitnet_kernels *k, int fmt);
+/* Row bytes of a cols-wide row in a file format (0 if cols does not fit). */
+size_t bitnet__head_row_bytes(int fmt, int32_t cols);
+/* Dequantise one row of any head/embedding format except I8 to floats. */
+void bitnet__head_dequant_row(int fmt, const uint8_t *row, int32_t cols, float *out);
+/* Quantise one float row into a weight format (F16, Q8_0, Q6_K; cols
+ * fitting the format) for heads converted at load. */
+void bitnet__head_quant_row(int fmt, const float *x, int32_t cols, uint8_t *out);
+/* Int8 row with per-row scale: q[0..cols) and the scale (amax / 127). */
+float bitnet__head_quant_row_i8(const float *x, int32_t cols, int8_t *q);
 
 #endif /* BITNET_KERNELS_H */

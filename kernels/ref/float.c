@@ -77,15 +77,3 @@ void bitnet__axpy_f16_ref(float *y, const uint16_t *v, float p, int32_t n)
         y[i] = y[i] + t;
     }
 }
-
-void bitnet__head_f16_ref(const uint16_t *w, size_t ldw, int32_t r0,
-                          int32_t r1, const float *x, int32_t k, float *y)
-{
-    for (int32_t r = r0; r < r1; r++) {
-        const uint16_t *wr = w + (size_t)r * ldw;
-        double acc = 0.0;
-        for (int32_t j = 0; j < k; j++)
-            acc += (double)bitnet__fp16_to_fp32(wr[j]) * (double)x[j];
-        y[r - r0] = (float)acc;
-    }
-}

@@ -1,7 +1,7 @@
 /*
  * Reference (plain C) integer kernels: activation quantisation, ternary
- * GEMV/GEMM, int8 head. These define the numerics; every variant must give
- * exactly the same integers and floats.
+ * GEMV/GEMM (the output heads are in ref/head.c). These define the
+ * numerics; every variant must give exactly the same integers and floats.
  */
 #include <math.h>
 #include <string.h>
@@ -65,18 +65,4 @@ void bitnet__tgemm_ref(const bitnet_tmat *w, int32_t r0, int32_t r1,
     for (int32_t i = 0; i < n; i++)
         bitnet__tgemv_ref(w, r0, r1, q + (size_t)i * (size_t)w->cols_padded,
                           act_scale[i], y + (size_t)i * (size_t)ldy);
-}
-
-void bitnet__head_i8_ref(const int8_t *w, size_t ldw, const float *ws,
-                         int32_t r0, int32_t r1, const int8_t *q, float xs,
-                         int32_t k, float *y)
-{
-    for (int32_t r = r0; r < r1; r++) {
-        const int8_t *wr = w + (size_t)r * ldw;
-        int32_t t = 0;
-        for (int32_t j = 0; j < k; j++)
-            t += wr[j] * q[j];
-        float v = (float)t * ws[r];
-        y[r - r0] = v / xs;
-    }
 }

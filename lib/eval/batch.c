@@ -140,7 +140,7 @@ int bitnet_context_eval_multi(bitnet_context *const *ctxs, const int32_t *const 
                                  "%s: ctxs[%zu] is on another model than ctxs[0]", fn, i);
         /* One pass runs every token through ctxs[0]'s kernels and head:
          * contexts that would compute differently alone cannot share it. */
-        if (memcmp(&c->k, &ctxs[0]->k, sizeof(c->k)) != 0 || c->head_kind != ctxs[0]->head_kind)
+        if (memcmp(&c->k, &ctxs[0]->k, sizeof(c->k)) != 0 || c->head != ctxs[0]->head)
             return bitnet__error(BITNET_E_INVALID_ARG,
                                  "%s: ctxs[%zu] differs from ctxs[0] in cpu_mask or head flags",
                                  fn, i);

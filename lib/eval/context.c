@@ -171,19 +171,13 @@ int bitnet_context_create(bitnet_context **out, const bitnet_model *model,
     bitnet__kernels_init(&c->k, bitnet__cpu_detect() & p.cpu_mask);
 
     int rc;
+    c->head = &m->head;
     if (p.flags & BITNET_CONTEXT_INT8_HEAD) {
-        rc = bitnet__model_head_i8(m, &c->hi8);
+        rc = bitnet__model_head_i8(m, &c->head);
         if (rc != BITNET_OK) {
             bitnet_context_free(c);
             return rc;
         }
-        c->head_kind = HEAD_I8;
-        c->hxq_size = c->hi8->ldw;
-    } else if (m->output.type == BITNET_TYPE_F16) {
-        c->head_kind = HEAD_F16;
-    } else {
-        c->head_kind = HEAD_FMAT;
-        c->hxq_size = (bitnet__fmat_xq_size(&m->output) + 63) / 64 * 64;
     }
 
     int fail = 0;
@@ -225,8 +219,7 @@ int bitnet_context_create(bitnet_context **out, const bitnet_model *model,
     c->st_ctx = zalloc(nbz, sizeof(bitnet_context *), &fail);
     c->st_out = zalloc(nbz, sizeof(float *), &fail);
     c->xo = zalloc(nbz * D, sizeof(float), &fail);
-    if (c->hxq_size)
-        c->hxq = zalloc(nbz, c->hxq_size, &fail);
+    c->hxq = zalloc(nbz, c->head->xq_size, &fail);
     c->logits[0] = zalloc((size_t)c->n_vocab, sizeof(float), &fail);
     c->logits[1] = zalloc((size_t)c->n_vocab, sizeof(float), &fail);
     c->logits_cap[0] = c->logits_cap[1] = 1;
@@ -244,8 +237,7 @@ int bitnet_context_create(bitnet_context **out, const bitnet_model *model,
     bitnet__log(&c->log, BITNET_LOG_INFO,
                 "context: n_ctx %d, n_batch %d, %d threads, tgemv %s, tgemm %s, head %s",
                 (int)n_ctx, (int)n_batch, c->n_threads, c->k.name_tgemv, c->k.name_tgemm,
-                c->head_kind == HEAD_F16 ? c->k.name_head_f16 :
-                c->head_kind == HEAD_I8 ? c->k.name_head_i8 : "fmat");
+                bitnet__head_kernel_name(&c->k, c->head->fmt));
     *out = c;
     return BITNET_OK;
 }

@@ -27,7 +27,6 @@
 
 enum { LOGITS_NONE = 0, LOGITS_LAST, LOGITS_ALL };
 
-enum head_kind { HEAD_F16 = 0, HEAD_I8, HEAD_FMAT };
 
 struct bitnet_context;
 
@@ -70,7 +69,6 @@ struct bitnet_context {
     /* shapes */
     int32_t D, Dq, Dkv, F, hd, nh, nkv, nrot, n_vocab, n_layer;
     float theta_scale, kq_scale;
-    int head_kind;
 
     /* KV cache, [n_layer][n_head_kv][n_ctx][head_dim] fp16 */
     uint16_t *kcache, *vcache;
@@ -94,9 +92,8 @@ struct bitnet_context {
     int32_t attn_ctx;         /* positions attn_work_len has room for (>= the
                                  n_ctx of every context this one runs) */
     float *xo;                /* [nb][D] final normed hidden */
-    uint8_t *hxq;             /* [nb][hxq_size] head activations (non-F16 heads) */
-    size_t hxq_size;
-    const bitnet_head_i8 *hi8;
+    uint8_t *hxq;             /* [nb][head->xq_size] head activations */
+    const bitnet_head *head;  /* the model's head, or its int8 copy */
 
     /* logits: the current rows and a buffer the next eval writes into */
     float *logits[2];

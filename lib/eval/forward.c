@@ -83,26 +83,6 @@ static void residual_add(bitnet_context *c, int32_t nb, int ith, int nth)
 
 /* ---- the forward step (one parallel region) --------------------------- */
 
-static void head_rows(const bitnet_context *c, int32_t t, int32_t r0, int32_t r1, float *y)
-{
-    const struct bitnet_model *m = c->model;
-    switch (c->head_kind) {
-    case HEAD_F16:
-        c->k.head_f16((const uint16_t *)m->output.data, m->output.row_bytes / 2,
-                      r0, r1, c->xo + (size_t)t * c->D, c->D, y + r0);
-        break;
-    case HEAD_I8:
-        c->k.head_i8(c->hi8->w, c->hi8->ldw, c->hi8->scale, r0, r1,
-                     (const int8_t *)c->hxq + (size_t)t * c->hxq_size, c->as[t],
-                     (int32_t)c->hi8->ldw, y + r0);
-        break;
-    default:
-        bitnet__fmat_dot_rows(&m->output, r0, r1,
-                              c->hxq + (size_t)t * c->hxq_size, y + r0);
-        break;
-    }
-}
-
 void bitnet__eval_step(void *arg, int ith, int nth)
 {
     bitnet_context *c = arg;
@@ -259,22 +239,33 @@ void bitnet__eval_step(void *arg, int ith, int nth)
             continue;
         float *xo = c->xo + (size_t)t * D;
         c->k.rmsnorm(c->x + (size_t)t * D, m->output_norm, xo, D, eps);
-        if (c->head_kind == HEAD_I8) {
-            c->k.quant_act(xo, D, (int32_t)c->hi8->ldw,
-                           (int8_t *)c->hxq + (size_t)t * c->hxq_size,
-                           &c->as[t], &c->asum[t]);
-        } else if (c->head_kind == HEAD_FMAT) {
-            bitnet__fmat_quantize_x(&m->output, xo, c->hxq + (size_t)t * c->hxq_size);
-        }
+        bitnet__head_prepare(&c->k, c->head, xo, c->hxq + (size_t)t * c->head->xq_size);
     }
     bitnet__threadpool_barrier(tp);
 
+    /* every token's logits for this thread's rows in one call: the head
+     * kernels read each row once for all tokens (kernels/kernels.h) */
     int32_t r0, r1;
     split_rows(c->n_vocab, HEAD_CHUNK, ith, nth, &r0, &r1);
+    /* Row blocks of HEAD_BLOCK stay in L2 while every kept token reads
+     * them. Tokens whose logits rows follow each other in memory (a
+     * sequence's all-logits rows) go to the head kernel in one call, which
+     * reads each row once for all of them; the kernels give every token the
+     * same result whatever the number of tokens in a call (kernels.h). */
+    const size_t xqs = c->head->xq_size, ldy = (size_t)c->n_vocab;
     for (int32_t b0 = r0; b0 < r1; b0 += HEAD_BLOCK) {
         int32_t b1 = b0 + HEAD_BLOCK < r1 ? b0 + HEAD_BLOCK : r1;
-        for (int32_t t = 0; t < nb; t++)
-            if (st->tout[t])
-                head_rows(c, t, b0, b1, st->tout[t]);
+        for (int32_t t = 0; t < nb; ) {
+            if (!st->tout[t]) {
+                t++;
+                continue;
+            }
+            int32_t n = 1;
+            while (t + n < nb && st->tout[t + n] == st->tout[t] + (size_t)n * ldy)
+                n++;
+            bitnet__head_rows(&c->k, c->head, b0, b1, c->hxq + (size_t)t * xqs, n,
+                              st->tout[t] + b0, ldy);
+            t += n;
+        }
     }
 }

@@ -447,11 +447,7 @@ void bitnet_model_free(bitnet_model *m)
     bitnet__afree(m->output_norm);
     bitnet__afree(m->fmat_owned[0]);
     bitnet__afree(m->fmat_owned[1]);
-    if (m->head_i8) {
-        bitnet__afree(m->head_i8->w);
-        bitnet__afree(m->head_i8->scale);
-        free(m->head_i8);
-    }
+    bitnet__model_head_free(m);
     bitnet__vocab_free(m->vocab);
     bitnet__source_free(m->src);
     free(m->arch_name);
@@ -585,10 +581,12 @@ static int load(bitnet_model **out, bitnet_source *src, const bitnet_model_param
     rc = load_weights(&L);
     if (rc) goto fail;
     if (L.p.flags & BITNET_MODEL_INT8_HEAD) {
-        const bitnet_head_i8 *h;
+        const bitnet_head *h;
         rc = bitnet__model_head_i8(m, &h);
         if (rc) goto fail;
     }
+    rc = bitnet__model_head_setup(m, L.p.head_type);
+    if (rc) goto fail;
     m->fingerprint = fingerprint(m, src);
     free(L.scratch);
     {

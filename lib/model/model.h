@@ -43,14 +43,6 @@ typedef struct bitnet_layer {
     bitnet_tmat wq, wk, wv, wo, wgate, wup, wdown;
 } bitnet_layer;
 
-/* Optional int8 copy of the output head (per-row scale), built at load with
- * BITNET_MODEL_INT8_HEAD or lazily on first use (under head_lock). */
-typedef struct bitnet_head_i8 {
-    int8_t *w;                /* rows x ldw, ldw = cols padded to BITNET_KPAD */
-    float *scale;             /* [rows] */
-    size_t ldw;
-} bitnet_head_i8;
-
 struct bitnet_model {
     char *arch_name;
     int arch;                 /* enum bitnet_arch */
@@ -66,8 +58,10 @@ struct bitnet_model {
     bitnet_fmat tok_embd;     /* embedding lookup */
     bitnet_fmat output;       /* output head (== tok_embd when tied) */
 
+    bitnet_head head;         /* the output head chosen at load (head.c) */
+    uint8_t *head_owned;      /* its data when converted at load */
     pthread_mutex_t head_lock;
-    bitnet_head_i8 *head_i8;  /* NULL until built */
+    bitnet_head *head_i8;     /* int8 copy (owned), NULL until built */
 
     struct bitnet_vocab *vocab;
     bitnet_source *src;       /* owns the file; tensors and metadata stay
@@ -90,22 +84,17 @@ struct bitnet_model {
 int bitnet__model_load_source(struct bitnet_model **out, bitnet_source *src,
                               const bitnet_model_params *params);
 
+/* Output head (lib/model/head.c). Setup at load: head_type is a
+ * BITNET_HEAD_* value (BITNET_E_INVALID_ARG otherwise); fills m->head. */
+int bitnet__model_head_setup(struct bitnet_model *m, int32_t head_type);
+void bitnet__model_head_free(struct bitnet_model *m);
 /* Build (once, thread-safe) the int8 head copy. BITNET_OK or BITNET_E_NOMEM. */
-int bitnet__model_head_i8(const struct bitnet_model *m, const bitnet_head_i8 **out);
+int bitnet__model_head_i8(const struct bitnet_model *m, const bitnet_head **out);
+/* enum bitnet_head_fmt of a ggml type id, -1 if not a head type. */
+int bitnet__head_fmt_of_type(uint32_t ggml_type);
 
 /* Dequantise row `row` of an embedding/head matrix to floats. */
 void bitnet__fmat_row(const bitnet_fmat *m, int32_t row, float *out);
-
-/* Output head for the non-F16 types (F16 goes through the kernel table's
- * head_f16). Once per token: quantise the hidden state x[cols] into xq
- * (bitnet__fmat_xq_size bytes; any alignment): Q8_0 blocks for Q8_0/Q4_0
- * heads, Q8_K blocks for Q6_K heads, plain floats for F32/F16/BF16. Then
- * y[r - r0] = row r . x for rows [r0, r1), computed like llama.cpp:
- * sum over blocks of (integer block dot) * (d_w * d_x). */
-size_t bitnet__fmat_xq_size(const bitnet_fmat *m);
-void bitnet__fmat_quantize_x(const bitnet_fmat *m, const float *x, void *xq);
-void bitnet__fmat_dot_rows(const bitnet_fmat *m, int32_t r0, int32_t r1,
-                           const void *xq, float *y);
 
 /* Decode a linear-weight tensor (I2_S, TQ2_0, TQ1_0, F32, F16, BF16) of
  * rows x cols = ne1 x ne0 into ternary t[rows*cols] (row-major) and one

@@ -966,6 +966,39 @@ static void test_tq_scales(void **state)
 /* ---------------------------------------------------------------------- */
 /* quantised heads of synthetic files                                     */
 
+/* The model's head (as the file has it, or converted at load by
+ * head_type) against float dot products of the file's rows, through the
+ * reference kernels. The kernels themselves are tested in tests/kernels. */
+static double head_max_err(const bitnet_model *m, const bitnet_head *h, double *mag)
+{
+    bitnet_kernels ref;
+    bitnet__kernels_init(&ref, 0);
+    const bitnet_fmat *o = &m->output;
+    float *row = malloc(sizeof(float) * (size_t)o->cols);
+    float *x = malloc(sizeof(float) * (size_t)o->cols);
+    float *y = malloc(sizeof(float) * (size_t)o->rows);
+    void *xq = bitnet__aalloc(h->xq_size, 64);
+    for (int32_t j = 0; j < o->cols; j++) x[j] = sinf((float)j * 0.7f + 0.3f);
+    bitnet__head_prepare(&ref, h, x, xq);
+    bitnet__head_rows(&ref, h, 3, o->rows, xq, 1, y, 0);
+    double err = 0, rms = 0;
+    *mag = 0;
+    for (int32_t r = 3; r < o->rows; r++) {
+        bitnet__fmat_row(o, r, row);
+        double e = 0;
+        for (int32_t j = 0; j < o->cols; j++) {
+            e += (double)row[j] * x[j];
+            rms += (double)row[j] * row[j];
+        }
+        err = fmax(err, fabs(e - y[r - 3]));
+        *mag = fmax(*mag, fabs(e));
+    }
+    /* the embedding is N(0, 0.02^2): rows are not all zero */
+    assert_true(sqrt(rms / ((double)(o->rows - 3) * o->cols)) > 0.01);
+    free(row); free(x); free(y); bitnet__afree(xq);
+    return err;
+}
+
 static void test_synth_embd(void **state)
 {
     (void)state;
@@ -980,43 +1013,98 @@ static void test_synth_embd(void **state)
         bitnet_model *m = bt_synth_load(&sp, "embd");
         assert_int_equal((int)m->tok_embd.type, types[i]);
         assert_int_equal(m->tok_embd.rows, 270);
-        const bitnet_fmat *h = &m->output;
-        float *row = malloc(sizeof(float) * (size_t)h->cols);
-        float *x = malloc(sizeof(float) * (size_t)h->cols);
-        for (int32_t j = 0; j < h->cols; j++) x[j] = sinf((float)j * 0.7f + 0.3f);
-        void *xq = malloc(bitnet__fmat_xq_size(h));
-        bitnet__fmat_quantize_x(h, x, xq);
-        float y[270];
-        bitnet__fmat_dot_rows(h, 3, 270, xq, y);
-        double err = 0, mag = 0, rms = 0;
-        for (int32_t r = 3; r < 270; r++) {
-            bitnet__fmat_row(h, r, row);
-            double ref = 0;
-            for (int32_t j = 0; j < h->cols; j++) {
-                ref += (double)row[j] * x[j];
-                rms += (double)row[j] * row[j];
-            }
-            err = fmax(err, fabs(ref - y[r - 3]));
-            mag = fmax(mag, fabs(ref));
-        }
-        /* the embedding is N(0, 0.02^2): rows are not all zero */
-        assert_true(sqrt(rms / (267.0 * h->cols)) > 0.01);
+        /* the default head is the file's */
+        assert_int_equal(m->head.fmt, bitnet__head_fmt_of_type((uint32_t)types[i]));
+        assert_ptr_equal(m->head.w, m->output.data);
+        double mag, err = head_max_err(m, &m->head, &mag);
         /* float heads are exact up to float rounding; quantised x costs
          * well under 2 % of the largest logit */
         double tol = (types[i] == BITNET_TYPE_Q8_0 || types[i] == BITNET_TYPE_Q4_0 ||
                       types[i] == BITNET_TYPE_Q6_K) ? 0.02 * mag : 1e-4 * mag;
         if (err > tol) fail_msg("type %d: max err %g (max |y| %g)", types[i], err, mag);
         /* int8 head: per-row scale, close to the rows */
-        const bitnet_head_i8 *hi;
+        const bitnet_head *hi;
+        float *row = malloc(sizeof(float) * (size_t)m->output.cols);
         assert_int_equal(bitnet__model_head_i8(m, &hi), 0);
-        assert_int_equal(hi->ldw % BITNET_KPAD, 0);
-        bitnet__fmat_row(h, 5, row);
-        for (int32_t j = 0; j < h->cols; j++)
-            assert_true(fabsf((float)hi->w[5 * hi->ldw + (size_t)j] * hi->scale[5] - row[j])
-                        <= 0.5001f * hi->scale[5]);
-        free(row); free(x); free(xq);
+        assert_int_equal(hi->fmt, BITNET_HF_I8);
+        assert_int_equal(hi->row_bytes % BITNET_KPAD, 0);
+        bitnet__fmat_row(&m->output, 5, row);
+        const int8_t *w5 = (const int8_t *)hi->w + 5 * hi->row_bytes;
+        for (int32_t j = 0; j < m->output.cols; j++)
+            assert_true(fabsf((float)w5[j] * hi->scale[5] - row[j]) <= 0.5001f * hi->scale[5]);
+        err = head_max_err(m, hi, &mag);
+        if (err > 0.02 * mag) fail_msg("type %d, int8 head: max err %g (max |y| %g)", types[i], err, mag);
+        free(row);
         bitnet_model_free(m);
     }
+}
+
+/* bitnet_model_params.head_type: each choice from an F16 file, and from a
+ * Q6_K file (taken as it is, or converted); bad values refused. */
+static void test_head_type(void **state)
+{
+    (void)state;
+    bitnet_synth_params sp;
+    bitnet_synth_params_init(&sp);
+    sp.n_layer = 1;
+    sp.n_vocab = 300;
+    sp.n_embd = 256;
+    sp.n_ff = 256;
+    static const int32_t ftypes[] = { BITNET_TYPE_F16, BITNET_TYPE_Q6_K };
+    for (int f = 0; f < 2; f++) {
+        sp.embd_type = ftypes[f];
+        char path[256];
+        snprintf(path, sizeof(path), "%s", tmpfile_name("headtype"));
+        assert_int_equal(bitnet_synth_write(path, &sp), 0);
+        static const int32_t ht[] = { BITNET_HEAD_AUTO, BITNET_HEAD_F16, BITNET_HEAD_INT8,
+                                      BITNET_HEAD_Q8_0, BITNET_HEAD_Q6_K };
+        static const int fmts[] = { -1, BITNET_HF_F16, BITNET_HF_I8, BITNET_HF_Q8_0, BITNET_HF_Q6_K };
+        for (int i = 0; i < 5; i++) {
+            bitnet_model_params p;
+            bitnet_model_params_init(&p);
+            p.head_type = ht[i];
+            bitnet_model *m;
+            assert_int_equal(bitnet_model_load_file(&m, path, &p), 0);
+            const int want = i == 0 ? bitnet__head_fmt_of_type((uint32_t)ftypes[f]) : fmts[i];
+            assert_int_equal(m->head.fmt, want);
+            /* the file's own format is used in place, never copied */
+            if (want == bitnet__head_fmt_of_type((uint32_t)ftypes[f]))
+                assert_ptr_equal(m->head.w, m->output.data);
+            double mag, err = head_max_err(m, &m->head, &mag);
+            const double tol = want == BITNET_HF_F16 ? 2e-3 : 0.03;
+            if (err > tol * mag)
+                fail_msg("file %d head_type %d: max err %g (max |y| %g)", ftypes[f], ht[i], err, mag);
+            bitnet_model_free(m);
+        }
+        bitnet_model_params p;
+        bitnet_model_params_init(&p);
+        bitnet_model *m = (bitnet_model *)1;
+        p.head_type = 5;
+        assert_int_equal(bitnet_model_load_file(&m, path, &p), BITNET_E_INVALID_ARG);
+        assert_null(m);
+        assert_non_null(strstr(bitnet_last_error(), "head_type"));
+        p.head_type = -1;
+        assert_int_equal(bitnet_model_load_file(&m, path, &p), BITNET_E_INVALID_ARG);
+        unlink(path);
+    }
+    /* n_embd not a multiple of 256: Q6_K refused with a message, Q8_0 fine */
+    sp.embd_type = BITNET_TYPE_F16;
+    sp.n_embd = 384;
+    sp.n_head = 6; sp.n_head_kv = 3;
+    char path[256];
+    snprintf(path, sizeof(path), "%s", tmpfile_name("headtype2"));
+    assert_int_equal(bitnet_synth_write(path, &sp), 0);
+    bitnet_model_params p;
+    bitnet_model_params_init(&p);
+    bitnet_model *m;
+    p.head_type = BITNET_HEAD_Q6_K;
+    assert_int_equal(bitnet_model_load_file(&m, path, &p), BITNET_E_UNSUPPORTED);
+    assert_non_null(strstr(bitnet_last_error(), "Q6_K"));
+    p.head_type = BITNET_HEAD_Q8_0;
+    assert_int_equal(bitnet_model_load_file(&m, path, &p), 0);
+    assert_int_equal(m->head.fmt, BITNET_HF_Q8_0);
+    bitnet_model_free(m);
+    unlink(path);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1192,6 +1280,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_absmean),
         cmocka_unit_test(test_tq_scales),
         cmocka_unit_test(test_synth_embd),
+        cmocka_unit_test(test_head_type),
         cmocka_unit_test(test_load_modes),
         bt_shared_test(test_shared_models),
     };

@@ -114,6 +114,7 @@ typedef struct {
     const int8_t *h8;
     const float *hs, *x;
     int32_t hrows, hk;
+    const bitnet_head *hq;
     const uint8_t *buf;
     size_t buf_bytes;
     uint64_t sink[8];
@@ -142,7 +143,8 @@ static void job_head16(void *a, int tid, int nth)
     bench_job *j = a;
     int32_t r0, r1;
     split(j->hrows, tid, nth, &r0, &r1);
-    j->k->head_f16(j->h16, (size_t)j->hk, r0, r1, j->x, j->hk, j->y + r0);
+    j->k->head_f16((const uint8_t *)j->h16, 2 * (size_t)j->hk, r0, r1, j->x, 0, 1, j->hk,
+                   j->y + r0, 0);
 }
 
 static void job_head8(void *a, int tid, int nth)
@@ -150,7 +152,16 @@ static void job_head8(void *a, int tid, int nth)
     bench_job *j = a;
     int32_t r0, r1;
     split(j->hrows, tid, nth, &r0, &r1);
-    j->k->head_i8(j->h8, (size_t)j->hk, j->hs, r0, r1, j->q, 30.0f, j->hk, j->y + r0);
+    j->k->head_i8(j->h8, (size_t)j->hk, j->hs, r0, r1, j->q, 0, 1, j->hk, j->y + r0, 0);
+}
+
+/* a quantised head (j->hq, format j->hfmt), one token */
+static void job_headq(void *a, int tid, int nth)
+{
+    bench_job *j = a;
+    int32_t r0, r1;
+    split(j->hrows, tid, nth, &r0, &r1);
+    bitnet__head_rows(j->k, j->hq, r0, r1, j->q, 1, j->y + r0, 0);
 }
 
 static void job_read(void *a, int tid, int nth)
@@ -184,6 +195,80 @@ static double read_bandwidth(pool *p, int quick)
     }
     free(buf);
     return (double)j.buf_bytes / best / 1e9;
+}
+
+/* GEMV and GEMM on one cache-resident 256x2560 matrix, one thread, best of
+ * many runs: compute cost, stable on a busy machine. The GEMV line is also
+ * what a GEMM without token blocking costs per token. */
+static void bench_tgemm_l2(const bitnet_kernels *k, const int8_t *qbuf, const float *as)
+{
+    bitnet_tmat w = make_tmat(256, 2560, 0.4f);
+    float *y = xaligned(sizeof(float) * 256 * 128);
+    static const int32_t ns[] = { 1, 2, 8, 16, 128 };
+    for (int i = 0; i < 5; i++) {
+        const int32_t n = ns[i];
+        double best = 1e30;
+        for (int rep = 0; rep < (n >= 16 ? 40 : 200); rep++) {
+            double t = now();
+            if (n == 1)
+                k->tgemv(&w, 0, 256, qbuf, as[0], y);
+            else
+                k->tgemm(&w, 0, 256, qbuf, as, n, y, 256);
+            t = now() - t;
+            if (t < best) best = t;
+        }
+        printf("%-9s %-8s %-12s %10.1f %7s %6s %7.1f %8.0f  (%d token%s, in cache, best of runs)\n",
+               n == 1 ? "tgemvL2" : "tgemmL2", n == 1 ? k->name_tgemv : k->name_tgemm,
+               "256x2560", best * 1e6, "", "", 2.0 * 256 * 2560 * n / best / 1e9, n / best,
+               n, n > 1 ? "s" : "");
+    }
+    free(y);
+    free(w.data);
+}
+
+/* Heads on 96 cache-resident rows of 2560 (one thread, best of many short
+ * runs): the compute cost per weight byte, which must stay well below the
+ * DRAM time per byte for a head to run at the read bandwidth. */
+static void bench_heads_l2(const bitnet_kernels *k)
+{
+    static const int fmts[] = { BITNET_HF_F16, BITNET_HF_I8, BITNET_HF_Q8_0, BITNET_HF_Q6_K };
+    const int32_t rows = 96, cols = 2560;
+    float *x = xaligned(4 * (size_t)cols), *y = xaligned(4 * (size_t)rows);
+    for (int32_t j = 0; j < cols; j++) x[j] = rnd_float(1.0f);
+    for (int f = 0; f < 4; f++) {
+        bitnet_head h;
+        memset(&h, 0, sizeof(h));
+        h.fmt = fmts[f]; h.rows = rows; h.cols = cols;
+        h.row_bytes = bitnet__head_row_bytes(h.fmt, cols);
+        uint8_t *w = xaligned(h.row_bytes * (size_t)rows);
+        float *sc = xaligned(4 * (size_t)rows), *row = xaligned(4 * (size_t)cols);
+        for (int32_t r = 0; r < rows; r++) {
+            for (int32_t j = 0; j < cols; j++) row[j] = rnd_float(0.05f);
+            if (h.fmt == BITNET_HF_I8)
+                sc[r] = bitnet__head_quant_row_i8(row, cols, (int8_t *)w + (size_t)r * h.row_bytes);
+            else
+                bitnet__head_quant_row(h.fmt, row, cols, w + (size_t)r * h.row_bytes);
+        }
+        h.w = w;
+        h.scale = sc;
+        bitnet__head_init(&h);
+        uint8_t *xq = xaligned(h.xq_size);
+        bitnet__head_prepare(k, &h, x, xq);
+        double best = 1e30;
+        for (int rep = 0; rep < 300; rep++) {
+            double t = now();
+            bitnet__head_rows(k, &h, 0, rows, xq, 1, y, 0);
+            t = now() - t;
+            if (t < best) best = t;
+        }
+        const double bytes = (double)h.row_bytes * rows;
+        printf("%-9s %-8s %-12s %10.1f %7.2f %6s %7.1f %8s  (96 rows in cache, best of 300)\n",
+               f == 0 ? "headL2f16" : f == 1 ? "headL2i8" : f == 2 ? "headL2q8" : "headL2q6k",
+               bitnet__head_kernel_name(k, h.fmt), "96x2560", best * 1e6, bytes / best / 1e9, "",
+               2.0 * rows * cols / best / 1e9, "");
+        free(w); free(sc); free(row); free(xq);
+    }
+    free(x); free(y);
 }
 
 static void bench(int quick)
@@ -290,6 +375,10 @@ static void bench(int quick)
                 free(w0.data);
             }
             /* output head 128256 x 2560 */
+            if (li >= 0 && nth == 1) {
+                bench_tgemm_l2(&k, qbuf, as);
+                bench_heads_l2(&k);
+            }
             if (li >= 0 || nth == 1) {
                 const int32_t hr = li < 0 ? 8192 : quick ? 32768 : 128256, hk = 2560;
                 bench_job j;
@@ -330,6 +419,45 @@ static void bench(int quick)
                        shape, best * 1e6, 1.0 * hr * hk / best / 1e9,
                        100.0 * hr * hk / best / 1e9 / bw, 2.0 * hr * hk / best / 1e9, 1.0 / best);
                 free(h8); free(x); free(hs);
+                static const int qfmts[] = { BITNET_HF_Q8_0, BITNET_HF_Q6_K };
+                for (int f = 0; f < 2; f++) {
+                    bitnet_head h;
+                    memset(&h, 0, sizeof(h));
+                    h.fmt = qfmts[f]; h.rows = hr; h.cols = hk;
+                    h.row_bytes = bitnet__head_row_bytes(h.fmt, hk);
+                    uint8_t *hw = xaligned(h.row_bytes * (size_t)hr);
+                    for (size_t i = 0; i < h.row_bytes * (size_t)hr; i++)
+                        hw[i] = (uint8_t)((i * 2654435761u) >> 24);
+                    for (int32_t r = 0; r < hr; r++) {   /* finite block scales */
+                        const size_t bs = f == 0 ? 34 : 210, off = f == 0 ? 0 : 208;
+                        for (size_t b = 0; b < h.row_bytes / bs; b++) {
+                            const uint16_t d = 0x1c00;
+                            memcpy(hw + (size_t)r * h.row_bytes + b * bs + off, &d, 2);
+                        }
+                    }
+                    h.w = hw;
+                    bitnet__head_init(&h);
+                    uint8_t *xq = xaligned(h.xq_size);
+                    float *xf = xaligned(4 * (size_t)hk);
+                    for (int i = 0; i < hk; i++) xf[i] = rnd_float(1.0f);
+                    bitnet__head_prepare(&k, &h, xf, xq);
+                    j.hq = &h; j.q = (const int8_t *)xq;
+                    best = 1e30;
+                    for (int rep = 0; rep < (li < 0 ? 1 : 3); rep++) {
+                        double t = now();
+                        pool_run(&p, job_headq, &j);
+                        t = now() - t;
+                        if (t < best) best = t;
+                    }
+                    const double bytes = (double)h.row_bytes * hr;
+                    printf("%-9s %-8s %-12s %10.1f %7.2f %5.0f%% %7.1f %8.1f\n",
+                           f == 0 ? "head_q8_0" : "head_q6_k",
+                           f == 0 ? k.name_head_q8_0 : k.name_head_q6_k, shape, best * 1e6,
+                           bytes / best / 1e9, 100.0 * bytes / best / 1e9 / bw,
+                           2.0 * hr * hk / best / 1e9, 1.0 / best);
+                    j.q = qbuf;
+                    free(hw); free(xq); free(xf);
+                }
             }
         }
         pool_stop(&p);

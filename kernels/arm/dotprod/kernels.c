@@ -32,9 +32,8 @@ static inline int32x4_t group_dot(const uint8_t *p, const int8_t *q, int32_t nb)
 
 BITNET_ARM_TDRIVERS(dotprod)
 
-void bitnet__head_i8_dotprod(const int8_t *w, size_t ldw, const float *ws,
-                             int32_t r0, int32_t r1, const int8_t *q, float xs,
-                             int32_t k, float *y)
+static void i8_rows(const int8_t *w, size_t ldw, const float *ws, int32_t r0,
+                    int32_t r1, const int8_t *q, float xs, int32_t k, float *y)
 {
     for (int32_t r = r0; r < r1; r++) {
         const int8_t *wr = w + (size_t)r * ldw;
@@ -51,3 +50,5 @@ void bitnet__head_i8_dotprod(const int8_t *w, size_t ldw, const float *ws,
         y[r - r0] = v / xs;
     }
 }
+
+BITNET_HEAD_I8_DRIVER(bitnet__head_i8_dotprod, i8_rows)

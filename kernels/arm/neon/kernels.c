@@ -76,9 +76,8 @@ void bitnet__quant_act_neon(const float *x, int32_t k, int32_t kpad, int8_t *q,
     *sum = total;
 }
 
-void bitnet__head_i8_neon(const int8_t *w, size_t ldw, const float *ws,
-                          int32_t r0, int32_t r1, const int8_t *q, float xs,
-                          int32_t k, float *y)
+static void i8_rows(const int8_t *w, size_t ldw, const float *ws, int32_t r0,
+                    int32_t r1, const int8_t *q, float xs, int32_t k, float *y)
 {
     for (int32_t r = r0; r < r1; r++) {
         const int8_t *wr = w + (size_t)r * ldw;
@@ -127,9 +126,15 @@ void bitnet__axpy_f16_neon(float *y, const uint16_t *v, float p, int32_t n)
     }
 }
 
-void bitnet__head_f16_neon(const uint16_t *w, size_t ldw, int32_t r0,
-                           int32_t r1, const float *x, int32_t k, float *y)
+/* Per row: two accumulators over 8-column steps, then a scalar tail, in
+ * the two-row and the one-row loop alike (a row's value does not depend on
+ * its neighbours: the multi-token driver relies on it). */
+static void f16_rows(const uint8_t *wb, size_t row_bytes, int32_t r0, int32_t r1,
+                     const void *xq, int32_t k, float *y)
 {
+    const uint16_t *w = (const uint16_t *)(const void *)wb;
+    const size_t ldw = row_bytes / 2;
+    const float *x = xq;
     int32_t r = r0;
     for (; r + 2 <= r1; r += 2) {
         const uint16_t *a = w + (size_t)r * ldw, *b = a + ldw;
@@ -152,13 +157,18 @@ void bitnet__head_f16_neon(const uint16_t *w, size_t ldw, int32_t r0,
     }
     for (; r < r1; r++) {
         const uint16_t *a = w + (size_t)r * ldw;
-        float32x4_t a0 = vdupq_n_f32(0.0f);
+        float32x4_t a0 = vdupq_n_f32(0.0f), a1 = a0;
         int32_t j = 0;
-        for (; j + 4 <= k; j += 4)
+        for (; j + 8 <= k; j += 8) {
             a0 = vfmaq_f32(a0, load_h4(a + j), vld1q_f32(x + j));
-        float sa = vaddvq_f32(a0);
+            a1 = vfmaq_f32(a1, load_h4(a + j + 4), vld1q_f32(x + j + 4));
+        }
+        float sa = vaddvq_f32(vaddq_f32(a0, a1));
         for (; j < k; j++)
             sa += bitnet__fp16_to_fp32(a[j]) * x[j];
         y[r - r0] = sa;
     }
 }
+
+BITNET_HEAD_DRIVER(bitnet__head_f16_neon, f16_rows)
+BITNET_HEAD_I8_DRIVER(bitnet__head_i8_neon, i8_rows)

@@ -89,9 +89,12 @@ void bitnet__axpy_f16_avx2(float *y, const uint16_t *v, float p, int32_t n)
 #define HEAD_PREFETCH 1024
 #endif
 
-void bitnet__head_f16_avx2(const uint16_t *w, size_t ldw, int32_t r0,
-                           int32_t r1, const float *x, int32_t k, float *y)
+static void f16_rows(const uint8_t *wb, size_t row_bytes, int32_t r0, int32_t r1,
+                     const void *xq, int32_t k, float *y)
 {
+    const uint16_t *w = (const uint16_t *)(const void *)wb;
+    const size_t ldw = row_bytes / 2;
+    const float *x = xq;
     int32_t r = r0;
     for (; r + 4 <= r1; r += 4) {
         const uint16_t *a = w + (size_t)r * ldw, *b = a + ldw, *c = b + ldw, *d = c + ldw;
@@ -160,3 +163,5 @@ void bitnet__head_f16_avx2(const uint16_t *w, size_t ldw, int32_t r0,
         y[r - r0] = sa;
     }
 }
+
+BITNET_HEAD_DRIVER(bitnet__head_f16_avx2, f16_rows)

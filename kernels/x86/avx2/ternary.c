@@ -142,6 +142,13 @@ void bitnet__tgemm_avx2(const bitnet_tmat *w, int32_t r0, int32_t r1,
         return;
     const int32_t nb = w->cols_padded / 128;
     const size_t kp = (size_t)w->cols_padded;
+    if (n <= 2) {
+        /* a 4-token tile would compute duplicates: the GEMV per token
+         * (same integers, same epilogue) is faster here */
+        for (int32_t i = 0; i < n; i++)
+            bitnet__tgemv_avx2(w, r0, r1, q + (size_t)i * kp, act_scale[i], y + (size_t)i * (size_t)ldy);
+        return;
+    }
     int32_t sums[BITNET_X86_GEMM_TILE];
     for (int32_t i0 = 0; i0 < n; i0 += BITNET_X86_GEMM_TILE) {
         const int32_t nt = n - i0 < BITNET_X86_GEMM_TILE ? n - i0 : BITNET_X86_GEMM_TILE;
@@ -225,30 +232,4 @@ void bitnet__quant_act_avx2(const float *x, int32_t k, int32_t kpad, int8_t *q,
         memset(q + k, 0, (size_t)(kpad - k));
     *scale = s;
     *sum = total;
-}
-
-/* int8 x int8 head: both sign-extended to int16 and vpmaddwd (exact for
- * every int8 input, including -128). */
-void bitnet__head_i8_avx2(const int8_t *w, size_t ldw, const float *ws,
-                          int32_t r0, int32_t r1, const int8_t *q, float xs,
-                          int32_t k, float *y)
-{
-    for (int32_t r = r0; r < r1; r++) {
-        const int8_t *wr = w + (size_t)r * ldw;
-        __m256i acc0 = _mm256_setzero_si256(), acc1 = acc0;
-        int32_t j = 0;
-        for (; j + 32 <= k; j += 32) {
-            __m256i w0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(wr + j)));
-            __m256i w1 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(wr + j + 16)));
-            __m256i x0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(q + j)));
-            __m256i x1 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(q + j + 16)));
-            acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(w0, x0));
-            acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(w1, x1));
-        }
-        int32_t t = bitnet__x86_hsum_epi32(_mm256_add_epi32(acc0, acc1));
-        for (; j < k; j++)
-            t += wr[j] * q[j];
-        float v = (float)t * ws[r];
-        y[r - r0] = v / xs;
-    }
 }
