@@ -79,6 +79,12 @@ int bitnet__json_parse(json_t **out, const char *text, size_t len,
                              "levels", what, BITNET_JSON_MAX_DEPTH);
     json_error_t err;
     json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
+    if (!j && strstr(err.text, "too big integer"))
+        /* e.g. model_max_length 1e30 written as an integer: read numbers
+         * as reals (whole reals are accepted where integers are expected;
+         * safetensors offsets and shapes stay strict) */
+        j = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY |
+                       JSON_DECODE_INT_AS_REAL, &err);
     if (!j)
         return bitnet__error(BITNET_E_FORMAT, "%s: invalid JSON at line %d "
                              "column %d: %.120s", what, err.line, err.column,

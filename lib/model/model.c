@@ -15,6 +15,7 @@
 #include "base/internal.h"
 #include "model/model.h"
 #include "text/vocab.h"
+#include "format/hf.h"
 
 #define NAME_FMT "%.*s"
 #define NAME_ARG(s) (int)((s).len > 96 ? 96 : (s).len), (s).ptr
@@ -763,7 +764,11 @@ static int load_norm(loader *L, float **dst, const char *name, int64_t n,
     *dst = bitnet__aalloc((size_t)n * sizeof(float), 64);
     if (!*dst)
         return bitnet__error(BITNET_E_NOMEM, "tensor '%s': out of memory", name);
-    to_float(t->type, t->data, (size_t)n, *dst);
+    bitnet_gguf_tensor tv;
+    rc = bitnet__gguf_tensor_acquire(L->g, t, &tv);
+    if (!rc) to_float(t->type, tv.data, (size_t)n, *dst);
+    bitnet__gguf_tensor_release(L->g, t);
+    if (rc) return rc;
     return progress(L, t->nbytes);
 }
 
@@ -783,7 +788,10 @@ static int load_linear(loader *L, bitnet_tmat *w, const char *name,
                              "F32, F16, BF16)", name,
                              bitnet__ggml_type_name(t->type));
     }
-    rc = tmat_load(L->m, w, t, &L->scratch, &L->scratch_cap);
+    bitnet_gguf_tensor tv;
+    rc = bitnet__gguf_tensor_acquire(L->g, t, &tv);
+    if (!rc) rc = tmat_load(L->m, w, &tv, &L->scratch, &L->scratch_cap);
+    bitnet__gguf_tensor_release(L->g, t);
     if (rc) return rc;
     L->n_types[t->type & 63]++;
     /* optional per-tensor scale of the "bitnet" architecture:
@@ -869,7 +877,9 @@ static uint64_t fingerprint(const bitnet_model *m, const bitnet_gguf *g)
         h = fnv(h, t->name.ptr, (size_t)t->name.len);
         h = fnv(h, &t->type, 4);
         h = fnv(h, t->ne, sizeof(t->ne));
-        if (t->nbytes <= 4096) {
+        if (!t->data) {
+            /* produced on demand (a checkpoint's packed weights) */
+        } else if (t->nbytes <= 4096) {
             h = fnv(h, t->data, (size_t)t->nbytes);
         } else {
             size_t n = (size_t)t->nbytes;
@@ -1077,7 +1087,8 @@ static const char *type_counts(const loader *L, char *buf, size_t cap)
 
 /* Takes ownership of *view (closed on failure). */
 static int load(bitnet_model **out, const uint8_t *data, size_t size,
-                bitnet_file_view *view, const bitnet_model_params *params)
+                bitnet_file_view *view, const bitnet_model_params *params,
+                bitnet_gguf *built)
 {
     double t0 = bitnet__now();
     loader L;
@@ -1088,17 +1099,20 @@ static int load(bitnet_model **out, const uint8_t *data, size_t size,
                                       "bitnet_model_params");
         if (rc) {
             if (view) bitnet__file_close(view);
+            bitnet__gguf_free(built);
             return rc;
         }
     }
     bitnet_model *m = calloc(1, sizeof(*m));
     if (!m) {
         if (view) bitnet__file_close(view);
+        bitnet__gguf_free(built);
         return bitnet__error(BITNET_E_NOMEM, "out of memory");
     }
     if (pthread_mutex_init(&m->head_lock, NULL) != 0) {
         free(m);
         if (view) bitnet__file_close(view);
+        bitnet__gguf_free(built);
         return bitnet__error(BITNET_E_NOMEM, "cannot create a mutex");
     }
     if (view) m->file = *view;
@@ -1109,7 +1123,9 @@ static int load(bitnet_model **out, const uint8_t *data, size_t size,
     L.m = m;
     const int vocab_only = (L.p.flags & BITNET_MODEL_VOCAB_ONLY) != 0;
 
-    int rc = bitnet__gguf_parse(&m->gguf, data, size);
+    int rc = BITNET_OK;
+    if (built) m->gguf = built;
+    else rc = bitnet__gguf_parse(&m->gguf, data, size);
     if (rc) goto fail;
     L.g = m->gguf;
 
@@ -1233,10 +1249,26 @@ int bitnet_model_load_file(bitnet_model **out, const char *path,
         if (rc) return rc;
         flags = p.flags;
     }
+    if (bitnet__hf_is_checkpoint(path)) {
+        /* a Hugging Face checkpoint: read as a GGUF built in memory */
+        bitnet_gguf *g;
+        bitnet_logger lg = { NULL, NULL, 0 };
+        if (params) {
+            bitnet_model_params p;
+            bitnet_model_params_init(&p);
+            bitnet__params_merge(&p, sizeof(p), params, "bitnet_model_params");
+            lg.fn = p.log_fn;
+            lg.user = p.log_user;
+            lg.level = p.log_level;
+        }
+        int rc = bitnet__hf_open(&g, path, (flags & BITNET_MODEL_NO_MMAP) != 0, &lg);
+        if (rc) return rc;
+        return load(out, NULL, 0, NULL, params, g);
+    }
     bitnet_file_view v;
     int rc = bitnet__file_open(&v, path, (flags & BITNET_MODEL_NO_MMAP) != 0);
     if (rc) return rc;
-    return load(out, v.data, v.size, &v, params);
+    return load(out, v.data, v.size, &v, params, NULL);
 }
 
 int bitnet_model_load_buffer(bitnet_model **out, const void *data, size_t size,
@@ -1247,7 +1279,7 @@ int bitnet_model_load_buffer(bitnet_model **out, const void *data, size_t size,
     if (!out || (!data && size))
         return bitnet__error(BITNET_E_INVALID_ARG, "bitnet_model_load_buffer: "
                              "out and data must not be NULL");
-    return load(out, data, size, NULL, params);
+    return load(out, data, size, NULL, params, NULL);
 }
 
 const char *bitnet_model_arch(const bitnet_model *model)
