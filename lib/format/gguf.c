@@ -22,77 +22,6 @@
 #define NAME_FMT "%.*s"
 #define NAME_ARG(s) (int)((s).len > 96 ? 96 : (s).len), (s).ptr
 
-/* ---- tensor types ---------------------------------------------------- */
-
-typedef struct type_info {
-    const char *name;
-    uint32_t blck;       /* elements per block */
-    uint32_t size;       /* bytes per block */
-} type_info;
-
-static const type_info *type_get(uint32_t t)
-{
-    static const type_info tab[] = {
-        [GGML_T_F32] = { "f32", 1, 4 },
-        [GGML_T_F16] = { "f16", 1, 2 },
-        [GGML_T_Q4_0] = { "q4_0", 32, 18 },
-        [GGML_T_Q4_1] = { "q4_1", 32, 20 },
-        [GGML_T_Q5_0] = { "q5_0", 32, 22 },
-        [GGML_T_Q5_1] = { "q5_1", 32, 24 },
-        [GGML_T_Q8_0] = { "q8_0", 32, 34 },
-        [GGML_T_Q8_1] = { "q8_1", 32, 36 },
-        [GGML_T_Q2_K] = { "q2_k", 256, 84 },
-        [GGML_T_Q3_K] = { "q3_k", 256, 110 },
-        [GGML_T_Q4_K] = { "q4_k", 256, 144 },
-        [GGML_T_Q5_K] = { "q5_k", 256, 176 },
-        [GGML_T_Q6_K] = { "q6_k", 256, 210 },
-        [GGML_T_Q8_K] = { "q8_k", 256, 292 },
-        [GGML_T_I8] = { "i8", 1, 1 },
-        [GGML_T_I16] = { "i16", 1, 2 },
-        [GGML_T_I32] = { "i32", 1, 4 },
-        [GGML_T_I64] = { "i64", 1, 8 },
-        [GGML_T_F64] = { "f64", 1, 8 },
-        [GGML_T_BF16] = { "bf16", 1, 2 },
-        [GGML_T_TQ1_0] = { "tq1_0", 256, 54 },
-        [GGML_T_TQ2_0] = { "tq2_0", 256, 66 },
-        [GGML_T_I2_S] = { "i2_s", 128, 32 },   /* + 32 trailing bytes */
-    };
-    if (t >= sizeof(tab) / sizeof(tab[0]) || !tab[t].name)
-        return NULL;
-    return &tab[t];
-}
-
-const char *bitnet__ggml_type_name(uint32_t type)
-{
-    const type_info *ti = type_get(type);
-    if (ti) return ti->name;
-    if (type == 39) return "39 (TL2 in bitnet.cpp, MXFP4 in llama.cpp)";
-    return "unknown";
-}
-
-uint64_t bitnet__ggml_nbytes(uint32_t type, uint64_t ne0, uint64_t rows)
-{
-    const type_info *ti = type_get(type);
-    if (!ti || ne0 == 0 || rows == 0)
-        return 0;
-    if (ne0 > UINT64_MAX / rows)
-        return 0;
-    uint64_t n = ne0 * rows;
-    if (type == GGML_T_I2_S) {
-        /* 128-element blocks over the flattened tensor, 2 bits each, then
-         * the f32 scale padded to 32 bytes (format.md §4.3) */
-        if (n % 128 != 0)
-            return 0;
-        return n / 4 + 32;
-    }
-    if (ne0 % ti->blck != 0)
-        return 0;
-    uint64_t blocks = n / ti->blck;
-    if (blocks > UINT64_MAX / ti->size)
-        return 0;
-    return blocks * ti->size;
-}
-
 /* ---- cursor ---------------------------------------------------------- */
 
 typedef struct cursor {
@@ -130,24 +59,6 @@ static int rd_str(cursor *c, bitnet_gguf_str *s)
     s->len = len;
     c->off += (size_t)len;
     return 0;
-}
-
-static size_t vtype_size(uint32_t t)
-{
-    switch (t) {
-    case GGUF_VT_U8: case GGUF_VT_I8: case GGUF_VT_BOOL: return 1;
-    case GGUF_VT_U16: case GGUF_VT_I16: return 2;
-    case GGUF_VT_U32: case GGUF_VT_I32: case GGUF_VT_F32: return 4;
-    case GGUF_VT_U64: case GGUF_VT_I64: case GGUF_VT_F64: return 8;
-    default: return 0;
-    }
-}
-
-static const char *vtype_name(uint32_t t)
-{
-    static const char *names[] = { "u8", "i8", "u16", "i16", "u32", "i32",
-        "f32", "bool", "string", "array", "u64", "i64", "f64" };
-    return t < GGUF_VT_COUNT ? names[t] : "unknown";
 }
 
 /* ---- hashing --------------------------------------------------------- */
@@ -338,7 +249,7 @@ static int parse_kv(cursor *c, bitnet_gguf_kv *kv, uint64_t idx)
                                          "file", NAME_ARG(kv->key), i);
             }
         } else {
-            size_t es = vtype_size(et);
+            size_t es = bitnet__vtype_size(et);
             if (!es)
                 return bitnet__error(BITNET_E_FORMAT, "key '" NAME_FMT "': "
                                      "unknown array element type %u",
@@ -350,7 +261,7 @@ static int parse_kv(cursor *c, bitnet_gguf_kv *kv, uint64_t idx)
             c->off += (size_t)n * es;
         }
     } else {
-        size_t es = vtype_size(kv->type);
+        size_t es = bitnet__vtype_size(kv->type);
         if (!es)
             return bitnet__error(BITNET_E_FORMAT, "key '" NAME_FMT "': unknown "
                                  "value type %u", NAME_ARG(kv->key), kv->type);
@@ -403,7 +314,7 @@ static int parse_tensor(cursor *c, bitnet_gguf_tensor *t, uint64_t idx)
                              "type 39 is ambiguous (TL2 in bitnet.cpp files, "
                              "MXFP4 in llama.cpp files) and neither is "
                              "supported", NAME_ARG(t->name));
-    if (!type_get(t->type))
+    if (!bitnet__ggml_type_known(t->type))
         return bitnet__error(BITNET_E_UNSUPPORTED, "tensor '" NAME_FMT "': "
                              "unsupported tensor type %u", NAME_ARG(t->name),
                              t->type);
@@ -598,35 +509,12 @@ const bitnet_gguf_tensor *bitnet__gguf_tensor(const bitnet_gguf *g, const char *
     return i < 0 ? NULL : &g->tensors[i];
 }
 
-/* Scalar of integer type t at p -> int64 (0 ok, -1 not an integer, -2 does
- * not fit). */
-static int scalar_i64(uint32_t t, const uint8_t *p, int64_t *v)
-{
-    switch (t) {
-    case GGUF_VT_U8: case GGUF_VT_BOOL: *v = p[0]; return 0;
-    case GGUF_VT_I8: *v = (int8_t)p[0]; return 0;
-    case GGUF_VT_U16: { uint16_t x; memcpy(&x, p, 2); *v = x; return 0; }
-    case GGUF_VT_I16: { int16_t x; memcpy(&x, p, 2); *v = x; return 0; }
-    case GGUF_VT_U32: { uint32_t x; memcpy(&x, p, 4); *v = x; return 0; }
-    case GGUF_VT_I32: { int32_t x; memcpy(&x, p, 4); *v = x; return 0; }
-    case GGUF_VT_I64: { int64_t x; memcpy(&x, p, 8); *v = x; return 0; }
-    case GGUF_VT_U64: {
-        uint64_t x;
-        memcpy(&x, p, 8);
-        if (x > (uint64_t)INT64_MAX) return -2;
-        *v = (int64_t)x;
-        return 0;
-    }
-    default: return -1;
-    }
-}
-
 static int scalar_f64(uint32_t t, const uint8_t *p, double *v)
 {
     if (t == GGUF_VT_F32) { float f; memcpy(&f, p, 4); *v = f; return 0; }
     if (t == GGUF_VT_F64) { double d; memcpy(&d, p, 8); *v = d; return 0; }
     int64_t i;
-    if (scalar_i64(t, p, &i)) return -1;
+    if (bitnet__value_scalar_i64(t, p, &i)) return -1;
     *v = (double)i;
     return 0;
 }
@@ -635,10 +523,10 @@ int bitnet__gguf_get_int(const bitnet_gguf *g, const char *key, int64_t *v)
 {
     const bitnet_gguf_kv *kv = bitnet__gguf_find(g, key);
     if (!kv) return BITNET_E_NOT_FOUND;
-    int r = scalar_i64(kv->type, kv->value, v);
+    int r = bitnet__value_scalar_i64(kv->type, kv->value, v);
     if (r == -1)
         return bitnet__error(BITNET_E_FORMAT, "key '%s': expected an integer, "
-                             "found %s", key, vtype_name(kv->type));
+                             "found %s", key, bitnet__vtype_name(kv->type));
     if (r == -2)
         return bitnet__error(BITNET_E_FORMAT, "key '%s': value out of range", key);
     return BITNET_OK;
@@ -659,7 +547,7 @@ int bitnet__gguf_get_f32(const bitnet_gguf *g, const char *key, float *v)
         return BITNET_OK;
     }
     return bitnet__error(BITNET_E_FORMAT, "key '%s': expected a float, found %s",
-                         key, vtype_name(kv->type));
+                         key, bitnet__vtype_name(kv->type));
 }
 
 int bitnet__gguf_get_bool(const bitnet_gguf *g, const char *key, int *v)
@@ -667,9 +555,9 @@ int bitnet__gguf_get_bool(const bitnet_gguf *g, const char *key, int *v)
     const bitnet_gguf_kv *kv = bitnet__gguf_find(g, key);
     if (!kv) return BITNET_E_NOT_FOUND;
     int64_t i;
-    if (scalar_i64(kv->type, kv->value, &i) != 0)
+    if (bitnet__value_scalar_i64(kv->type, kv->value, &i) != 0)
         return bitnet__error(BITNET_E_FORMAT, "key '%s': expected a bool, "
-                             "found %s", key, vtype_name(kv->type));
+                             "found %s", key, bitnet__vtype_name(kv->type));
     *v = i != 0;
     return BITNET_OK;
 }
@@ -680,7 +568,7 @@ int bitnet__gguf_get_str(const bitnet_gguf *g, const char *key, bitnet_gguf_str 
     if (!kv) return BITNET_E_NOT_FOUND;
     if (kv->type != GGUF_VT_STR)
         return bitnet__error(BITNET_E_FORMAT, "key '%s': expected a string, "
-                             "found %s", key, vtype_name(kv->type));
+                             "found %s", key, bitnet__vtype_name(kv->type));
     uint64_t len;
     memcpy(&len, kv->value, 8);
     v->ptr = (const char *)kv->value + 8;
@@ -749,7 +637,7 @@ int bitnet__gguf_arr_f64(const bitnet_gguf_kv *kv, uint64_t i, double *v)
 {
     int rc = arr_check(kv, i);
     if (rc) return rc;
-    size_t es = vtype_size(kv->arr_type);
+    size_t es = bitnet__vtype_size(kv->arr_type);
     if (!es || scalar_f64(kv->arr_type, kv->value + i * es, v) != 0)
         return bitnet__error(BITNET_E_FORMAT, "key '" NAME_FMT "': not a "
                              "numeric array", NAME_ARG(kv->key));
@@ -760,8 +648,8 @@ int bitnet__gguf_arr_i64(const bitnet_gguf_kv *kv, uint64_t i, int64_t *v)
 {
     int rc = arr_check(kv, i);
     if (rc) return rc;
-    size_t es = vtype_size(kv->arr_type);
-    int r = es ? scalar_i64(kv->arr_type, kv->value + i * es, v) : -1;
+    size_t es = bitnet__vtype_size(kv->arr_type);
+    int r = es ? bitnet__value_scalar_i64(kv->arr_type, kv->value + i * es, v) : -1;
     if (r == -1)
         return bitnet__error(BITNET_E_FORMAT, "key '" NAME_FMT "': not an "
                              "integer array", NAME_ARG(kv->key));
@@ -773,78 +661,8 @@ int bitnet__gguf_arr_i64(const bitnet_gguf_kv *kv, uint64_t i, int64_t *v)
 
 /* ---- rendering ------------------------------------------------------- */
 
-typedef struct sbuf {
-    char *buf;
-    size_t cap, n;
-} sbuf;
-
-static void sb_put(sbuf *b, const char *s, size_t n)
-{
-    if (b->n < b->cap) {
-        size_t room = b->cap - b->n;
-        memcpy(b->buf + b->n, s, n < room ? n : room);
-    }
-    b->n += n;
-}
-
-static void sb_scalar(sbuf *b, uint32_t t, const uint8_t *p)
-{
-    char tmp[64];
-    int n = 0;
-    if (t == GGUF_VT_BOOL) {
-        n = snprintf(tmp, sizeof(tmp), "%s", p[0] ? "true" : "false");
-    } else if (t == GGUF_VT_F32) {
-        float f;
-        memcpy(&f, p, 4);
-        n = snprintf(tmp, sizeof(tmp), "%g", (double)f);
-    } else if (t == GGUF_VT_F64) {
-        double d;
-        memcpy(&d, p, 8);
-        n = snprintf(tmp, sizeof(tmp), "%.17g", d);
-    } else if (t == GGUF_VT_U64) {
-        uint64_t u;
-        memcpy(&u, p, 8);
-        n = snprintf(tmp, sizeof(tmp), "%" PRIu64, u);
-    } else {
-        int64_t i = 0;
-        scalar_i64(t, p, &i);
-        n = snprintf(tmp, sizeof(tmp), "%" PRId64, i);
-    }
-    if (n > 0) sb_put(b, tmp, (size_t)n);
-}
-
 int bitnet__gguf_render(const bitnet_gguf_kv *kv, char *buf, size_t cap, size_t *n_out)
 {
-    sbuf b = { buf, cap ? cap - 1 : 0, 0 };
-    if (kv->type == GGUF_VT_STR) {
-        uint64_t len;
-        memcpy(&len, kv->value, 8);
-        sb_put(&b, (const char *)kv->value + 8, (size_t)len);
-    } else if (kv->type == GGUF_VT_ARR) {
-        sb_put(&b, "[", 1);
-        const uint8_t *p = kv->value;
-        size_t es = vtype_size(kv->arr_type);
-        uint64_t shown = kv->arr_n < 64 ? kv->arr_n : 64;
-        for (uint64_t i = 0; i < shown; i++) {
-            if (i) sb_put(&b, ", ", 2);
-            if (kv->arr_type == GGUF_VT_STR) {
-                uint64_t len;
-                memcpy(&len, p, 8);
-                sb_put(&b, (const char *)p + 8, (size_t)len);
-                p += 8 + len;
-            } else {
-                sb_scalar(&b, kv->arr_type, p);
-                p += es;
-            }
-        }
-        if (kv->arr_n > shown) sb_put(&b, ", ...", 5);
-        sb_put(&b, "]", 1);
-    } else {
-        sb_scalar(&b, kv->type, kv->value);
-    }
-    if (n_out) *n_out = b.n;
-    if (b.n + 1 > cap)
-        return BITNET_E_BUFFER_TOO_SMALL;
-    buf[b.n] = '\0';
-    return BITNET_OK;
+    bitnet_value v = bitnet__gguf_kv_value(kv);
+    return bitnet__value_render(&v, buf, cap, n_out);
 }

@@ -9,21 +9,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/internal.h"
+#include "format/source.h"
+#include "format/types.h"
+
 enum bitnet_gguf_vtype {
     GGUF_VT_U8 = 0, GGUF_VT_I8 = 1, GGUF_VT_U16 = 2, GGUF_VT_I16 = 3,
     GGUF_VT_U32 = 4, GGUF_VT_I32 = 5, GGUF_VT_F32 = 6, GGUF_VT_BOOL = 7,
     GGUF_VT_STR = 8, GGUF_VT_ARR = 9, GGUF_VT_U64 = 10, GGUF_VT_I64 = 11,
     GGUF_VT_F64 = 12, GGUF_VT_COUNT
-};
-
-/* ggml tensor type ids that libbitnet knows (34-36 as in bitnet.cpp files). */
-enum bitnet_ggml_type {
-    GGML_T_F32 = 0, GGML_T_F16 = 1, GGML_T_Q4_0 = 2, GGML_T_Q4_1 = 3,
-    GGML_T_Q5_0 = 6, GGML_T_Q5_1 = 7, GGML_T_Q8_0 = 8, GGML_T_Q8_1 = 9,
-    GGML_T_Q2_K = 10, GGML_T_Q3_K = 11, GGML_T_Q4_K = 12, GGML_T_Q5_K = 13,
-    GGML_T_Q6_K = 14, GGML_T_Q8_K = 15, GGML_T_I8 = 24, GGML_T_I16 = 25,
-    GGML_T_I32 = 26, GGML_T_I64 = 27, GGML_T_F64 = 28, GGML_T_BF16 = 30,
-    GGML_T_TQ1_0 = 34, GGML_T_TQ2_0 = 35, GGML_T_I2_S = 36
 };
 
 typedef struct bitnet_gguf_str {
@@ -104,12 +98,6 @@ int bitnet__gguf_tensor_acquire(const bitnet_gguf *g, const bitnet_gguf_tensor *
                                 bitnet_gguf_tensor *view);
 void bitnet__gguf_tensor_release(const bitnet_gguf *g, const bitnet_gguf_tensor *t);
 
-/* Bytes of a tensor of `type` with n elements per row (ne0) and rows rows;
- * 0 for an unknown type or a row length that is not a block multiple.
- * I2_S: ne0*rows/4 + 32. */
-uint64_t bitnet__ggml_nbytes(uint32_t type, uint64_t ne0, uint64_t rows);
-const char *bitnet__ggml_type_name(uint32_t type);
-
 /* Lookups (linear or hashed; NULL/-1 when absent). */
 const bitnet_gguf_kv *bitnet__gguf_find(const bitnet_gguf *g, const char *key);
 const bitnet_gguf_tensor *bitnet__gguf_tensor(const bitnet_gguf *g, const char *name);
@@ -129,6 +117,35 @@ int bitnet__gguf_arr_strs(const bitnet_gguf_kv *kv, bitnet_gguf_str **out);
 /* Numeric array element as double / int64 (any numeric element type). */
 int bitnet__gguf_arr_f64(const bitnet_gguf_kv *kv, uint64_t i, double *v);
 int bitnet__gguf_arr_i64(const bitnet_gguf_kv *kv, uint64_t i, int64_t *v);
+
+/* A kv's value in the neutral form of format/source.h (the encodings are
+ * the same: GGUF_VT_* == BITNET_VT_*). */
+static inline bitnet_value bitnet__gguf_kv_value(const bitnet_gguf_kv *kv)
+{
+    bitnet_value v = { kv->type, kv->arr_type, kv->arr_n, kv->value, kv->value_size };
+    return v;
+}
+_Static_assert((int)GGUF_VT_STR == (int)BITNET_VT_STR &&
+               (int)GGUF_VT_ARR == (int)BITNET_VT_ARR &&
+               (int)GGUF_VT_F64 == (int)BITNET_VT_F64 &&
+               (int)GGUF_VT_COUNT == (int)BITNET_VT_COUNT,
+               "GGUF value types are the neutral value types");
+
+/* A source over a parsed GGUF buffer (format/gguf_source.c). On success the
+ * source owns *view (closed with it; NULL for a caller's buffer, which must
+ * outlive the source); on failure *view is closed too. */
+int bitnet__gguf_source(bitnet_source **out, const uint8_t *buf, size_t size,
+                        bitnet_file_view *view);
+/* The parsed file behind a GGUF source, NULL for other sources (tests and
+ * tools that want the raw keys). */
+const bitnet_gguf *bitnet__gguf_of_source(const bitnet_source *s);
+/* A source over a gguf built in memory (bitnet__gguf_build); takes g. */
+int bitnet__gguf_source_built(bitnet_source **out, bitnet_gguf *g);
+/* The file a GGUF source owns (map_base set when mapped), NULL for others. */
+const bitnet_file_view *bitnet__gguf_source_file(const bitnet_source *s);
+/* The vocabulary description of a parsed file: the tokenizer.ggml.* keys
+ * (what a GGUF source's vocab op gives; for tests and tools). */
+void bitnet__gguf_vocab_desc(const bitnet_gguf *g, bitnet_vocab_desc *d);
 
 /* Render a kv's value as text (see bitnet_model_meta in bitnet.h). */
 int bitnet__gguf_render(const bitnet_gguf_kv *kv, char *buf, size_t cap, size_t *n_out);

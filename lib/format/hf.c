@@ -488,6 +488,17 @@ int bitnet__hf_read_text(const char *path, char **out, size_t *len, size_t max)
     return BITNET_OK;
 }
 
+int bitnet__hf_source(bitnet_source **out, const char *path, int no_mmap,
+                      const bitnet_logger *log)
+{
+    bitnet_logger quiet = { NULL, NULL, 0 };
+    bitnet_gguf *g;
+    *out = NULL;
+    int rc = bitnet__hf_open(&g, path, no_mmap, log ? log : &quiet);
+    if (rc) return rc;
+    return bitnet__gguf_source_built(out, g);
+}
+
 int bitnet__hf_open(bitnet_gguf **out, const char *path, int no_mmap,
                     const bitnet_logger *log)
 {

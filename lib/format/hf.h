@@ -27,6 +27,9 @@ int bitnet__hf_is_checkpoint(const char *path);
  * BITNET_E_IO, BITNET_E_NOMEM. */
 int bitnet__hf_open(bitnet_gguf **out, const char *path, int no_mmap,
                     const bitnet_logger *log);
+/* The same as a model source (format/source.h); log may be NULL. */
+int bitnet__hf_source(bitnet_source **out, const char *path, int no_mmap,
+                      const bitnet_logger *log);
 
 /* ---- config.json (also the fuzz target) ------------------------------- */
 

@@ -15,7 +15,6 @@
 #include "base/internal.h"
 #include "model/model.h"
 #include "text/vocab.h"
-#include "format/hf.h"
 
 #define NAME_FMT "%.*s"
 #define NAME_ARG(s) (int)((s).len > 96 ? 96 : (s).len), (s).ptr
@@ -58,7 +57,7 @@ static void to_float(uint32_t type, const uint8_t *src, size_t n, float *dst)
 /* The ternarisation rule for float weights: values already {-c, 0, +c} are
  * kept exactly (scale c); otherwise BitNet's absmean rule. */
 static int ternarise(const float *w, size_t n, int8_t *t, float *scale,
-                     const bitnet_gguf_str name)
+                     const bitnet_str name)
 {
     float c = 0.0f;
     int exact = 1;
@@ -94,7 +93,7 @@ static int ternarise(const float *w, size_t n, int8_t *t, float *scale,
 
 /* I2_S: 128-element blocks over the flattened tensor, element j of a block
  * in byte j % 32 at bits 7-2(j/32)..6-2(j/32), code c = t + 1. */
-static int decode_i2s(const bitnet_gguf_tensor *t, size_t n, int8_t *out,
+static int decode_i2s(const bitnet_tensor_desc *t, size_t n, int8_t *out,
                       float *scale)
 {
     const uint8_t *d = t->data;
@@ -153,7 +152,7 @@ static void tq1_block(const uint8_t *b, int8_t *o)
             o[240 + 4 * n + j] = (int8_t)(trit(b[48 + j], n) - 1);
 }
 
-static int decode_tq(const bitnet_gguf_tensor *t, size_t n, int8_t *out,
+static int decode_tq(const bitnet_tensor_desc *t, size_t n, int8_t *out,
                      float *scale)
 {
     const size_t bs = t->type == GGML_T_TQ2_0 ? 66 : 54;
@@ -202,7 +201,7 @@ static int decode_tq(const bitnet_gguf_tensor *t, size_t n, int8_t *out,
     return rc;
 }
 
-int bitnet__ternary_decode(const bitnet_gguf_tensor *t, int8_t *out, float *scale)
+int bitnet__ternary_decode(const bitnet_tensor_desc *t, int8_t *out, float *scale)
 {
     size_t n = (size_t)(t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3]);
     switch (t->type) {
@@ -268,7 +267,7 @@ static size_t tmat_reserve(int32_t rows, int32_t cols)
 /* Take w's packed storage from the model's arena. Every byte is written by
  * the caller except the padding rows of the last group, set here. */
 static int tmat_alloc(bitnet_model *m, bitnet_tmat *w, int32_t rows,
-                      int32_t cols, const bitnet_gguf_str name)
+                      int32_t cols, const bitnet_str name)
 {
     w->rows = rows;
     w->cols = cols;
@@ -287,7 +286,7 @@ static int tmat_alloc(bitnet_model *m, bitnet_tmat *w, int32_t rows,
 }
 
 /* Load tensor t (already shape-checked) into w. */
-static int tmat_load(bitnet_model *m, bitnet_tmat *w, const bitnet_gguf_tensor *t,
+static int tmat_load(bitnet_model *m, bitnet_tmat *w, const bitnet_tensor_desc *t,
                      int8_t **scratch, size_t *scratch_cap)
 {
     int32_t cols = (int32_t)t->ne[0], rows = (int32_t)t->ne[1];
@@ -602,9 +601,11 @@ int bitnet__model_head_i8(const struct bitnet_model *m, const bitnet_head_i8 **o
 
 typedef struct loader {
     bitnet_model *m;
-    const bitnet_gguf *g;
+    const bitnet_source *src;
     bitnet_model_params p;
     const char *arch;
+    char hp_name[BITNET_HP_COUNT][96];   /* the source's names, for messages */
+    bitnet_vocab_desc vd;
     uint64_t total, done;
     int8_t *scratch;
     size_t scratch_cap;
@@ -612,28 +613,28 @@ typedef struct loader {
     int dry_run;              /* find_tensor: check only, do not count */
 } loader;
 
-static int get_hp(loader *L, const char *suffix, int64_t *v, int required,
-                  int64_t def, int64_t lo, int64_t hi)
+/* Integer hyperparameter hp: required, or def when absent; range [lo, hi].
+ * A per-layer array is accepted when every element is the same. */
+static int get_hp(loader *L, int hp, int64_t *v, int required, int64_t def,
+                  int64_t lo, int64_t hi)
 {
-    char key[160];
-    snprintf(key, sizeof(key), "%s.%s", L->arch, suffix);
-    const bitnet_gguf_kv *kv = bitnet__gguf_find(L->g, key);
-    int rc;
-    if (kv && kv->type == GGUF_VT_ARR) {
-        /* per-layer array: accepted when every element is the same */
-        if (kv->arr_n == 0)
+    char *key = L->hp_name[hp];
+    bitnet_value val;
+    int rc = bitnet__source_hparam(L->src, hp, &val, key, sizeof(L->hp_name[hp]));
+    if (rc == BITNET_OK && val.type == BITNET_VT_ARR) {
+        if (val.arr_n == 0)
             return bitnet__error(BITNET_E_FORMAT, "key '%s': empty array", key);
-        rc = bitnet__gguf_arr_i64(kv, 0, v);
-        for (uint64_t i = 1; rc == BITNET_OK && i < kv->arr_n; i++) {
+        rc = bitnet__value_arr_i64(&val, key, 0, v);
+        for (uint64_t i = 1; rc == BITNET_OK && i < val.arr_n; i++) {
             int64_t x;
-            rc = bitnet__gguf_arr_i64(kv, i, &x);
+            rc = bitnet__value_arr_i64(&val, key, i, &x);
             if (rc == BITNET_OK && x != *v)
                 return bitnet__error(BITNET_E_UNSUPPORTED, "key '%s': values "
                                      "that differ per layer are not supported",
                                      key);
         }
-    } else {
-        rc = bitnet__gguf_get_int(L->g, key, v);
+    } else if (rc == BITNET_OK) {
+        rc = bitnet__value_int(&val, key, v);
     }
     if (rc == BITNET_E_NOT_FOUND) {
         if (required)
@@ -649,11 +650,12 @@ static int get_hp(loader *L, const char *suffix, int64_t *v, int required,
     return BITNET_OK;
 }
 
-static int get_hp_f(loader *L, const char *suffix, float *v, int required, float def)
+static int get_hp_f(loader *L, int hp, float *v, int required, float def)
 {
-    char key[160];
-    snprintf(key, sizeof(key), "%s.%s", L->arch, suffix);
-    int rc = bitnet__gguf_get_f32(L->g, key, v);
+    char *key = L->hp_name[hp];
+    bitnet_value val;
+    int rc = bitnet__source_hparam(L->src, hp, &val, key, sizeof(L->hp_name[hp]));
+    if (rc == BITNET_OK) rc = bitnet__value_f32(&val, key, v);
     if (rc == BITNET_E_NOT_FOUND) {
         if (required)
             return bitnet__error(BITNET_E_FORMAT, "missing key '%s'", key);
@@ -671,55 +673,58 @@ static int load_hparams(loader *L)
     bitnet_model *m = L->m;
     int64_t v;
     int rc;
-#define HP(field, suffix, req, def, lo, hi)                               \
+#define HP(field, hp, req, def, lo, hi)                               \
     do {                                                                  \
-        rc = get_hp(L, suffix, &v, req, def, lo, hi);                     \
+        rc = get_hp(L, hp, &v, req, def, lo, hi);                     \
         if (rc) return rc;                                                \
         m->field = (int32_t)v;                                            \
     } while (0)
-    HP(n_ctx_train, "context_length", 1, 0, 1, INT32_MAX);
-    HP(n_embd, "embedding_length", 1, 0, 1, 1 << 20);
-    HP(n_layer, "block_count", 1, 0, 1, 4096);
-    HP(n_ff, "feed_forward_length", 1, 0, 1, 1 << 22);
-    HP(n_head, "attention.head_count", 1, 0, 1, 1 << 16);
-    HP(n_head_kv, "attention.head_count_kv", 0, m->n_head, 1, m->n_head);
+    HP(n_ctx_train, BITNET_HP_CONTEXT_LENGTH, 1, 0, 1, INT32_MAX);
+    HP(n_embd, BITNET_HP_EMBEDDING_LENGTH, 1, 0, 1, 1 << 20);
+    HP(n_layer, BITNET_HP_BLOCK_COUNT, 1, 0, 1, 4096);
+    HP(n_ff, BITNET_HP_FEED_FORWARD_LENGTH, 1, 0, 1, 1 << 22);
+    HP(n_head, BITNET_HP_HEAD_COUNT, 1, 0, 1, 1 << 16);
+    HP(n_head_kv, BITNET_HP_HEAD_COUNT_KV, 0, m->n_head, 1, m->n_head);
 #undef HP
     if (m->n_embd % m->n_head != 0)
-        return bitnet__error(BITNET_E_FORMAT, "key '%s.attention.head_count': "
-                             "%d does not divide the embedding length %d",
-                             L->arch, m->n_head, m->n_embd);
+        return bitnet__error(BITNET_E_FORMAT, "key '%s': %d does not divide "
+                             "the embedding length %d",
+                             L->hp_name[BITNET_HP_HEAD_COUNT], m->n_head, m->n_embd);
     if (m->n_head % m->n_head_kv != 0)
-        return bitnet__error(BITNET_E_FORMAT, "key '%s.attention.head_count_kv':"
-                             " %d does not divide the head count %d", L->arch,
-                             m->n_head_kv, m->n_head);
+        return bitnet__error(BITNET_E_FORMAT, "key '%s': %d does not divide "
+                             "the head count %d",
+                             L->hp_name[BITNET_HP_HEAD_COUNT_KV], m->n_head_kv,
+                             m->n_head);
     m->head_dim = m->n_embd / m->n_head;
-    rc = get_hp(L, "rope.dimension_count", &v, 0, m->head_dim, 0, m->head_dim);
+    rc = get_hp(L, BITNET_HP_ROPE_DIMENSION_COUNT, &v, 0, m->head_dim, 0, m->head_dim);
     if (rc) return rc;
     m->n_rot = (int32_t)v;
     if (m->n_rot % 2 != 0)
-        return bitnet__error(BITNET_E_FORMAT, "key '%s.rope.dimension_count': "
-                             "must be even", L->arch);
+        return bitnet__error(BITNET_E_FORMAT, "key '%s': must be even",
+                             L->hp_name[BITNET_HP_ROPE_DIMENSION_COUNT]);
     if (m->arch == BITNET_ARCH_B158 && m->n_rot != m->head_dim)
-        return bitnet__error(BITNET_E_FORMAT, "key '%s.rope.dimension_count': "
-                             "must equal the head dimension %d", L->arch,
-                             m->head_dim);
-    rc = get_hp_f(L, "attention.layer_norm_rms_epsilon", &m->norm_eps, 1, 0.0f);
+        return bitnet__error(BITNET_E_FORMAT, "key '%s': must equal the head "
+                             "dimension %d",
+                             L->hp_name[BITNET_HP_ROPE_DIMENSION_COUNT], m->head_dim);
+    rc = get_hp_f(L, BITNET_HP_NORM_RMS_EPS, &m->norm_eps, 1, 0.0f);
     if (rc) return rc;
-    rc = get_hp_f(L, "rope.freq_base", &m->rope_base, 0, 10000.0f);
+    rc = get_hp_f(L, BITNET_HP_ROPE_FREQ_BASE, &m->rope_base, 0, 10000.0f);
     if (rc) return rc;
     if (m->rope_base <= 0.0f)
-        return bitnet__error(BITNET_E_FORMAT, "key '%s.rope.freq_base': must be "
-                             "positive", L->arch);
+        return bitnet__error(BITNET_E_FORMAT, "key '%s': must be positive",
+                             L->hp_name[BITNET_HP_ROPE_FREQ_BASE]);
     return BITNET_OK;
 }
 
-static const bitnet_gguf_tensor *find_tensor(loader *L, const char *name,
+/* Look tensor `name` up into *t and check its shape; returns t, or NULL
+ * when it is absent (*rc set when required) or misshapen (*rc set). */
+static const bitnet_tensor_desc *find_tensor(loader *L, const char *name,
                                              int required, int n_dims,
-                                             int64_t ne0, int64_t ne1, int *rc)
+                                             int64_t ne0, int64_t ne1,
+                                             bitnet_tensor_desc *t, int *rc)
 {
     *rc = BITNET_OK;
-    const bitnet_gguf_tensor *t = bitnet__gguf_tensor(L->g, name);
-    if (!t) {
+    if (bitnet__source_tensor(L->src, name, t) != BITNET_OK) {
         if (required)
             *rc = bitnet__error(BITNET_E_FORMAT, "missing tensor '%s'", name);
         return NULL;
@@ -755,7 +760,8 @@ static int load_norm(loader *L, float **dst, const char *name, int64_t n,
                      int required)
 {
     int rc;
-    const bitnet_gguf_tensor *t = find_tensor(L, name, required, 1, n, 1, &rc);
+    bitnet_tensor_desc td;
+    const bitnet_tensor_desc *t = find_tensor(L, name, required, 1, n, 1, &td, &rc);
     if (!t) return rc;
     if (t->type != GGML_T_F32 && t->type != GGML_T_F16 && t->type != GGML_T_BF16)
         return bitnet__error(BITNET_E_UNSUPPORTED, "tensor '%s': type %s is not "
@@ -764,10 +770,10 @@ static int load_norm(loader *L, float **dst, const char *name, int64_t n,
     *dst = bitnet__aalloc((size_t)n * sizeof(float), 64);
     if (!*dst)
         return bitnet__error(BITNET_E_NOMEM, "tensor '%s': out of memory", name);
-    bitnet_gguf_tensor tv;
-    rc = bitnet__gguf_tensor_acquire(L->g, t, &tv);
+    bitnet_tensor_desc tv;
+    rc = bitnet__source_acquire(L->src, t, &tv);
     if (!rc) to_float(t->type, tv.data, (size_t)n, *dst);
-    bitnet__gguf_tensor_release(L->g, t);
+    bitnet__source_release(L->src, t);
     if (rc) return rc;
     return progress(L, t->nbytes);
 }
@@ -776,7 +782,8 @@ static int load_linear(loader *L, bitnet_tmat *w, const char *name,
                        int64_t rows, int64_t cols)
 {
     int rc;
-    const bitnet_gguf_tensor *t = find_tensor(L, name, 1, 2, cols, rows, &rc);
+    bitnet_tensor_desc td;
+    const bitnet_tensor_desc *t = find_tensor(L, name, 1, 2, cols, rows, &td, &rc);
     if (!t) return rc;
     switch (t->type) {
     case GGML_T_I2_S: case GGML_T_TQ1_0: case GGML_T_TQ2_0:
@@ -788,10 +795,12 @@ static int load_linear(loader *L, bitnet_tmat *w, const char *name,
                              "F32, F16, BF16)", name,
                              bitnet__ggml_type_name(t->type));
     }
-    bitnet_gguf_tensor tv;
-    rc = bitnet__gguf_tensor_acquire(L->g, t, &tv);
+    /* a checkpoint's weights may be produced on demand (and master
+     * weights' pages dropped after): acquire/release around the use */
+    bitnet_tensor_desc tv;
+    rc = bitnet__source_acquire(L->src, t, &tv);
     if (!rc) rc = tmat_load(L->m, w, &tv, &L->scratch, &L->scratch_cap);
-    bitnet__gguf_tensor_release(L->g, t);
+    bitnet__source_release(L->src, t);
     if (rc) return rc;
     L->n_types[t->type & 63]++;
     /* optional per-tensor scale of the "bitnet" architecture:
@@ -802,7 +811,9 @@ static int load_linear(loader *L, bitnet_tmat *w, const char *name,
         if (len > 7 && len < sizeof(sname) && strcmp(name + len - 7, ".weight") == 0) {
             memcpy(sname, name, len - 7);
             memcpy(sname + len - 7, ".scale", 7);
-            const bitnet_gguf_tensor *s = bitnet__gguf_tensor(L->g, sname);
+            bitnet_tensor_desc sd;
+            const bitnet_tensor_desc *s = NULL;
+            if (bitnet__source_tensor(L->src, sname, &sd) == BITNET_OK) s = &sd;
             if (s) {
                 if (s->ne[0] * s->ne[1] * s->ne[2] * s->ne[3] != 1 ||
                     (s->type != GGML_T_F32 && s->type != GGML_T_F16 &&
@@ -823,7 +834,7 @@ static int load_linear(loader *L, bitnet_tmat *w, const char *name,
 }
 
 static int fmat_load(loader *L, bitnet_fmat *f, uint8_t **owned,
-                     const bitnet_gguf_tensor *t, const char *name)
+                     const bitnet_tensor_desc *t, const char *name)
 {
     switch (t->type) {
     case GGML_T_F32: case GGML_T_F16: case GGML_T_BF16:
@@ -847,6 +858,7 @@ static int fmat_load(loader *L, bitnet_fmat *f, uint8_t **owned,
             return bitnet__error(BITNET_E_NOMEM, "tensor '%s': out of memory", name);
         memcpy(*owned, t->data, (size_t)t->nbytes);
         f->data = *owned;
+        bitnet__source_release(L->src, t);   /* the mapping is not read again */
     }
     (void)L;
     return BITNET_OK;
@@ -862,7 +874,7 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n)
     return h;
 }
 
-static uint64_t fingerprint(const bitnet_model *m, const bitnet_gguf *g)
+static uint64_t fingerprint(const bitnet_model *m, const bitnet_source *src)
 {
     uint64_t h = 14695981039346656037ull;
     h = fnv(h, m->arch_name, strlen(m->arch_name));
@@ -872,9 +884,12 @@ static uint64_t fingerprint(const bitnet_model *m, const bitnet_gguf *g)
     h = fnv(h, hp, sizeof(hp));
     h = fnv(h, &m->norm_eps, 4);
     h = fnv(h, &m->rope_base, 4);
-    for (uint64_t i = 0; i < g->n_tensors; i++) {
-        const bitnet_gguf_tensor *t = &g->tensors[i];
-        h = fnv(h, t->name.ptr, (size_t)t->name.len);
+    const uint64_t nt = bitnet__source_n_tensors(src);
+    for (uint64_t i = 0; i < nt; i++) {
+        bitnet_tensor_desc td;
+        bitnet__source_tensor_at(src, i, &td);
+        const bitnet_tensor_desc *t = &td;
+        h = fnv(h, t->name.ptr, t->name.len);
         h = fnv(h, &t->type, 4);
         h = fnv(h, t->ne, sizeof(t->ne));
         if (!t->data) {
@@ -896,31 +911,31 @@ static int arena_alloc(bitnet_model *m, size_t total);
 static int load_weights(loader *L)
 {
     bitnet_model *m = L->m;
-    const bitnet_gguf *g = L->g;
     int rc;
 
     /* embedding: its rows give n_vocab */
-    const bitnet_gguf_tensor *te = bitnet__gguf_tensor(g, "token_embd.weight");
-    if (!te)
+    bitnet_tensor_desc ted, tod;
+    const bitnet_tensor_desc *te = &ted;
+    if (bitnet__source_tensor(L->src, "token_embd.weight", &ted) != BITNET_OK)
         return bitnet__error(BITNET_E_FORMAT, "missing tensor 'token_embd.weight'");
     if (te->ne[1] > INT32_MAX || te->ne[2] != 1 || te->ne[3] != 1)
         return bitnet__error(BITNET_E_FORMAT, "tensor 'token_embd.weight': bad "
                              "shape");
     m->n_vocab = (int32_t)te->ne[1];
-    const bitnet_gguf_kv *tok = bitnet__gguf_find(g, "tokenizer.ggml.tokens");
-    if (tok && tok->type == GGUF_VT_ARR && tok->arr_n != (uint64_t)m->n_vocab)
+    const bitnet_vocab_field *tok = &L->vd.f[BITNET_VF_TOKENS];
+    if (tok->present && tok->v.type == BITNET_VT_ARR && tok->v.arr_n != (uint64_t)m->n_vocab)
         return bitnet__error(BITNET_E_FORMAT, "tensor 'token_embd.weight': %d "
-                             "rows but 'tokenizer.ggml.tokens' has %" PRIu64
-                             " tokens", m->n_vocab, tok->arr_n);
-    if (!find_tensor(L, "token_embd.weight", 1, 2, m->n_embd, m->n_vocab, &rc))
+                             "rows but '%s' has %" PRIu64 " tokens", m->n_vocab,
+                             tok->name, tok->v.arr_n);
+    if (!find_tensor(L, "token_embd.weight", 1, 2, m->n_embd, m->n_vocab, &ted, &rc))
         return rc;
     rc = fmat_load(L, &m->tok_embd, &m->fmat_owned[0], te, "token_embd.weight");
     if (rc) return rc;
     rc = progress(L, te->nbytes);
     if (rc) return rc;
 
-    const bitnet_gguf_tensor *to = find_tensor(L, "output.weight", 0, 2, m->n_embd,
-                                               m->n_vocab, &rc);
+    const bitnet_tensor_desc *to = find_tensor(L, "output.weight", 0, 2, m->n_embd,
+                                               m->n_vocab, &tod, &rc);
     if (rc) return rc;
     if (to) {
         rc = fmat_load(L, &m->output, &m->fmat_owned[1], to, "output.weight");
@@ -960,7 +975,8 @@ static int load_weights(loader *L)
         for (int k = 0; k < 7; k++) {
             char nm[96];
             snprintf(nm, sizeof(nm), "blk.%d.%s.weight", (int)i, lin[k]);
-            if (!find_tensor(L, nm, 1, 2, cols[k], rows[k], &rc)) {
+            bitnet_tensor_desc td;
+            if (!find_tensor(L, nm, 1, 2, cols[k], rows[k], &td, &rc)) {
                 L->dry_run = 0;
                 return rc;
             }
@@ -988,10 +1004,11 @@ static int load_weights(loader *L)
             return rc;
 #undef N
     }
-    if ((uint64_t)m->n_tensors_used != g->n_tensors)
+    const uint64_t nt = bitnet__source_n_tensors(L->src);
+    if ((uint64_t)m->n_tensors_used != nt)
         bitnet__log(&m->log, BITNET_LOG_WARN, "%" PRIu64 " tensor(s) of the "
                     "file are not used by the '%s' graph",
-                    g->n_tensors - (uint64_t)m->n_tensors_used, m->arch_name);
+                    nt - (uint64_t)m->n_tensors_used, m->arch_name);
     return BITNET_OK;
 }
 
@@ -1064,8 +1081,7 @@ void bitnet_model_free(bitnet_model *m)
         free(m->head_i8);
     }
     bitnet__vocab_free(m->vocab);
-    bitnet__gguf_free(m->gguf);
-    bitnet__file_close(&m->file);
+    bitnet__source_free(m->src);
     free(m->arch_name);
     pthread_mutex_destroy(&m->head_lock);
     free(m);
@@ -1085,37 +1101,26 @@ static const char *type_counts(const loader *L, char *buf, size_t cap)
     return buf;
 }
 
-/* Takes ownership of *view (closed on failure). */
-static int load(bitnet_model **out, const uint8_t *data, size_t size,
-                bitnet_file_view *view, const bitnet_model_params *params,
-                bitnet_gguf *built)
+/* Build the model from src (owned from here on: freed on failure) with
+ * merged params p. */
+static int load(bitnet_model **out, bitnet_source *src, const bitnet_model_params *p,
+                double t0)
 {
-    double t0 = bitnet__now();
     loader L;
     memset(&L, 0, sizeof(L));
-    bitnet_model_params_init(&L.p);
-    if (params) {
-        int rc = bitnet__params_merge(&L.p, sizeof(L.p), params,
-                                      "bitnet_model_params");
-        if (rc) {
-            if (view) bitnet__file_close(view);
-            bitnet__gguf_free(built);
-            return rc;
-        }
-    }
+    L.p = *p;
     bitnet_model *m = calloc(1, sizeof(*m));
     if (!m) {
-        if (view) bitnet__file_close(view);
-        bitnet__gguf_free(built);
+        bitnet__source_free(src);
         return bitnet__error(BITNET_E_NOMEM, "out of memory");
     }
     if (pthread_mutex_init(&m->head_lock, NULL) != 0) {
         free(m);
-        if (view) bitnet__file_close(view);
-        bitnet__gguf_free(built);
+        bitnet__source_free(src);
         return bitnet__error(BITNET_E_NOMEM, "cannot create a mutex");
     }
-    if (view) m->file = *view;
+    m->src = src;
+    L.src = src;
     m->flags = L.p.flags;
     m->log.fn = L.p.log_fn;
     m->log.user = L.p.log_user;
@@ -1123,24 +1128,23 @@ static int load(bitnet_model **out, const uint8_t *data, size_t size,
     L.m = m;
     const int vocab_only = (L.p.flags & BITNET_MODEL_VOCAB_ONLY) != 0;
 
-    int rc = BITNET_OK;
-    if (built) m->gguf = built;
-    else rc = bitnet__gguf_parse(&m->gguf, data, size);
-    if (rc) goto fail;
-    L.g = m->gguf;
-
-    bitnet_gguf_str an = { "", 0 };
-    rc = bitnet__gguf_get_str(L.g, "general.architecture", &an);
+    bitnet_str an = { "", 0 };
+    bitnet_value av;
+    char *akey = L.hp_name[BITNET_HP_ARCH];
+    int rc = bitnet__source_hparam(src, BITNET_HP_ARCH, &av, akey,
+                                   sizeof(L.hp_name[BITNET_HP_ARCH]));
+    if (rc == BITNET_OK) rc = bitnet__value_str(&av, akey, &an);
     if (rc == BITNET_E_NOT_FOUND && !vocab_only) {
-        rc = bitnet__error(BITNET_E_FORMAT, "missing key 'general.architecture'");
+        rc = bitnet__error(BITNET_E_FORMAT, "missing key '%s'", akey);
         goto fail;
     }
     if (rc && rc != BITNET_E_NOT_FOUND) goto fail;
+    rc = bitnet__source_vocab(src, &L.vd);
+    if (rc) goto fail;
     m->arch_name = bitnet__strndup(an.ptr, (size_t)an.len);
     if (!m->arch_name) { rc = bitnet__error(BITNET_E_NOMEM, "out of memory"); goto fail; }
     if (strlen(m->arch_name) != an.len || an.len > 64) {
-        rc = bitnet__error(BITNET_E_FORMAT, "key 'general.architecture': "
-                           "invalid name");
+        rc = bitnet__error(BITNET_E_FORMAT, "key '%s': invalid name", akey);
         if (!vocab_only) goto fail;
         bitnet__clear_error();
         m->arch_name[0] = '\0';
@@ -1162,16 +1166,15 @@ static int load(bitnet_model **out, const uint8_t *data, size_t size,
     } else {
         known = 0;
         if (!vocab_only) {
-            rc = bitnet__error(BITNET_E_UNSUPPORTED, "key 'general.architecture':"
-                               " unsupported architecture '%s' (supported: "
-                               "bitnet-b1.58, bitnet-25, bitnet, llama)", L.arch);
+            rc = bitnet__error(BITNET_E_UNSUPPORTED, "key '%s': unsupported "
+                               "architecture '%s' (supported: bitnet-b1.58, "
+                               "bitnet-25, bitnet, llama)", akey, L.arch);
             goto fail;
         }
     }
 
-    if (bitnet__gguf_find(L.g, "tokenizer.ggml.model") ||
-        bitnet__gguf_find(L.g, "tokenizer.ggml.tokens")) {
-        rc = bitnet__vocab_load(&m->vocab, L.g, L.p.pre_tokenizer, &m->log);
+    if (L.vd.f[BITNET_VF_MODEL].present || L.vd.f[BITNET_VF_TOKENS].present) {
+        rc = bitnet__vocab_load(&m->vocab, &L.vd, L.p.pre_tokenizer, &m->log);
         if (rc) goto fail;
     }
 
@@ -1184,12 +1187,13 @@ static int load(bitnet_model **out, const uint8_t *data, size_t size,
             }
             bitnet__clear_error();
         }
-        const bitnet_gguf_kv *tok = bitnet__gguf_find(L.g, "tokenizer.ggml.tokens");
+        const bitnet_vocab_field *tok = &L.vd.f[BITNET_VF_TOKENS];
         int32_t nv = bitnet__vocab_n_tokens(m->vocab);
-        if (nv <= 0 && tok && tok->type == GGUF_VT_ARR && tok->arr_n <= INT32_MAX)
-            nv = (int32_t)tok->arr_n;
+        if (nv <= 0 && tok->present && tok->v.type == BITNET_VT_ARR &&
+            tok->v.arr_n <= INT32_MAX)
+            nv = (int32_t)tok->v.arr_n;
         m->n_vocab = nv > 0 ? nv : 0;
-        m->fingerprint = fingerprint(m, L.g);
+        m->fingerprint = fingerprint(m, src);
         bitnet__log(&m->log, BITNET_LOG_INFO, "loaded the vocabulary of a '%s' "
                     "model (%d tokens)", m->arch_name, m->n_vocab);
         *out = m;
@@ -1198,8 +1202,12 @@ static int load(bitnet_model **out, const uint8_t *data, size_t size,
 
     rc = load_hparams(&L);
     if (rc) goto fail;
-    for (uint64_t i = 0; i < L.g->n_tensors; i++)
-        L.total += L.g->tensors[i].nbytes;
+    const uint64_t nt = bitnet__source_n_tensors(src);
+    for (uint64_t i = 0; i < nt; i++) {
+        bitnet_tensor_desc td;
+        bitnet__source_tensor_at(src, i, &td);
+        L.total += td.nbytes;
+    }
     rc = progress(&L, 0);
     if (rc) goto fail;
     rc = load_weights(&L);
@@ -1209,7 +1217,7 @@ static int load(bitnet_model **out, const uint8_t *data, size_t size,
         rc = bitnet__model_head_i8(m, &h);
         if (rc) goto fail;
     }
-    m->fingerprint = fingerprint(m, L.g);
+    m->fingerprint = fingerprint(m, src);
     free(L.scratch);
     {
         char tc[256];
@@ -1233,6 +1241,13 @@ fail:
     return rc;
 }
 
+static int merge_params(bitnet_model_params *p, const bitnet_model_params *params)
+{
+    bitnet_model_params_init(p);
+    if (!params) return BITNET_OK;
+    return bitnet__params_merge(p, sizeof(*p), params, "bitnet_model_params");
+}
+
 int bitnet_model_load_file(bitnet_model **out, const char *path,
                            const bitnet_model_params *params)
 {
@@ -1241,34 +1256,14 @@ int bitnet_model_load_file(bitnet_model **out, const char *path,
     if (!out || !path)
         return bitnet__error(BITNET_E_INVALID_ARG, "bitnet_model_load_file: "
                              "out and path must not be NULL");
-    uint32_t flags = 0;
-    if (params) {
-        bitnet_model_params p;
-        bitnet_model_params_init(&p);
-        int rc = bitnet__params_merge(&p, sizeof(p), params, "bitnet_model_params");
-        if (rc) return rc;
-        flags = p.flags;
-    }
-    if (bitnet__hf_is_checkpoint(path)) {
-        /* a Hugging Face checkpoint: read as a GGUF built in memory */
-        bitnet_gguf *g;
-        bitnet_logger lg = { NULL, NULL, 0 };
-        if (params) {
-            bitnet_model_params p;
-            bitnet_model_params_init(&p);
-            bitnet__params_merge(&p, sizeof(p), params, "bitnet_model_params");
-            lg.fn = p.log_fn;
-            lg.user = p.log_user;
-            lg.level = p.log_level;
-        }
-        int rc = bitnet__hf_open(&g, path, (flags & BITNET_MODEL_NO_MMAP) != 0, &lg);
-        if (rc) return rc;
-        return load(out, NULL, 0, NULL, params, g);
-    }
-    bitnet_file_view v;
-    int rc = bitnet__file_open(&v, path, (flags & BITNET_MODEL_NO_MMAP) != 0);
+    double t0 = bitnet__now();
+    bitnet_model_params p;
+    int rc = merge_params(&p, params);
     if (rc) return rc;
-    return load(out, v.data, v.size, &v, params, NULL);
+    bitnet_source *src;
+    rc = bitnet__source_open_file(&src, path, (p.flags & BITNET_MODEL_NO_MMAP) != 0);
+    if (rc) return rc;
+    return load(out, src, &p, t0);
 }
 
 int bitnet_model_load_buffer(bitnet_model **out, const void *data, size_t size,
@@ -1279,7 +1274,14 @@ int bitnet_model_load_buffer(bitnet_model **out, const void *data, size_t size,
     if (!out || (!data && size))
         return bitnet__error(BITNET_E_INVALID_ARG, "bitnet_model_load_buffer: "
                              "out and data must not be NULL");
-    return load(out, data, size, NULL, params, NULL);
+    double t0 = bitnet__now();
+    bitnet_model_params p;
+    int rc = merge_params(&p, params);
+    if (rc) return rc;
+    bitnet_source *src;
+    rc = bitnet__source_open_buffer(&src, data, size);
+    if (rc) return rc;
+    return load(out, src, &p, t0);
 }
 
 const char *bitnet_model_arch(const bitnet_model *model)
@@ -1316,11 +1318,11 @@ int bitnet_model_meta(const bitnet_model *model, const char *key, char *buf,
                              "key and n_out must not be NULL (buf only when cap "
                              "is 0)");
     *n_out = 0;
-    const bitnet_gguf_kv *kv = bitnet__gguf_find(model->gguf, key);
-    if (!kv)
+    bitnet_value v;
+    if (bitnet__source_meta(model->src, key, &v) != BITNET_OK)
         return bitnet__error(BITNET_E_NOT_FOUND, "bitnet_model_meta: no key "
                              "'%s'", key);
-    int rc = bitnet__gguf_render(kv, buf, cap, n_out);
+    int rc = bitnet__value_render(&v, buf, cap, n_out);
     if (rc == BITNET_E_BUFFER_TOO_SMALL)
         return bitnet__error(rc, "bitnet_model_meta: '%s' needs %zu bytes", key,
                              *n_out + 1);

@@ -8,7 +8,7 @@
 #include <pthread.h>
 
 #include "base/internal.h"
-#include "format/gguf.h"
+#include "format/source.h"
 #include "kernels.h"
 
 struct bitnet_vocab;
@@ -69,8 +69,8 @@ struct bitnet_model {
     bitnet_head_i8 *head_i8;  /* NULL until built */
 
     struct bitnet_vocab *vocab;
-    bitnet_gguf *gguf;        /* metadata stays available */
-    bitnet_file_view file;    /* the mapped file (empty for buffer loads) */
+    bitnet_source *src;       /* owns the file; tensors and metadata stay
+                                 available through it */
     uint32_t flags;           /* BITNET_MODEL_* */
     bitnet_logger log;
     uint64_t fingerprint;     /* hash of hyperparameters + tensor layout, for state blobs */
@@ -106,6 +106,6 @@ void bitnet__fmat_dot_rows(const bitnet_fmat *m, int32_t r0, int32_t r1,
  * rows x cols = ne1 x ne0 into ternary t[rows*cols] (row-major) and one
  * scale, by the rule of docs/formats.md. BITNET_E_FORMAT names the tensor.
  * Used by the loader and the tests. */
-int bitnet__ternary_decode(const bitnet_gguf_tensor *t, int8_t *out, float *scale);
+int bitnet__ternary_decode(const bitnet_tensor_desc *t, int8_t *out, float *scale);
 
 #endif /* BITNET_MODEL_H */

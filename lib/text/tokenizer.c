@@ -215,103 +215,52 @@ static size_t bytelevel_decode(const char *src, size_t n, char *dst)
     return o;
 }
 
-/* ---- GGUF access (bounds-checked, on the parsed kv records) ----------- */
+/* ---- reading the vocabulary description ----------------------------- */
 
-static const bitnet_gguf_kv *kv_find(const bitnet_gguf *g, const char *key)
+/* Integer/bool field: 0 ok, 1 absent, -1 wrong type (u64 beyond int64
+ * saturates). */
+static int field_int(const bitnet_vocab_field *f, int64_t *out)
 {
-    size_t n = strlen(key);
-    for (uint64_t i = 0; i < g->n_kv; i++) {
-        const bitnet_gguf_kv *kv = &g->kv[i];
-        if (kv->key.len == n && memcmp(kv->key.ptr, key, n) == 0) return kv;
-    }
-    return NULL;
-}
-
-static uint64_t rd_u64(const uint8_t *p)
-{
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return v;   /* GGUF is little-endian; so are the supported hosts */
-}
-
-/* Walk a string from p with `left` bytes remaining. */
-static int next_str(const uint8_t **p, uint64_t *left, const char **s, uint64_t *n)
-{
-    if (*left < 8) return -1;
-    uint64_t len = rd_u64(*p);
-    if (len > *left - 8) return -1;
-    *s = (const char *)*p + 8;
-    *n = len;
-    *p += 8 + len;
-    *left -= 8 + len;
-    return 0;
-}
-
-static int kv_str(const bitnet_gguf_kv *kv, const char **s, uint64_t *n)
-{
-    if (kv->type != GGUF_VT_STR) return -1;
-    const uint8_t *p = kv->value;
-    uint64_t left = kv->value_size;
-    return next_str(&p, &left, s, n);
-}
-
-static size_t vt_size(uint32_t t)
-{
-    switch (t) {
-    case GGUF_VT_U8: case GGUF_VT_I8: case GGUF_VT_BOOL: return 1;
-    case GGUF_VT_U16: case GGUF_VT_I16: return 2;
-    case GGUF_VT_U32: case GGUF_VT_I32: case GGUF_VT_F32: return 4;
-    case GGUF_VT_U64: case GGUF_VT_I64: case GGUF_VT_F64: return 8;
-    default: return 0;
-    }
-}
-
-/* Numeric element as double (p points at an element of type t). */
-static double num_at(const uint8_t *p, uint32_t t)
-{
-    switch (t) {
-    case GGUF_VT_U8: case GGUF_VT_BOOL: return p[0];
-    case GGUF_VT_I8: return (int8_t)p[0];
-    case GGUF_VT_U16: { uint16_t x; memcpy(&x, p, 2); return x; }
-    case GGUF_VT_I16: { int16_t x; memcpy(&x, p, 2); return x; }
-    case GGUF_VT_U32: { uint32_t x; memcpy(&x, p, 4); return x; }
-    case GGUF_VT_I32: { int32_t x; memcpy(&x, p, 4); return x; }
-    case GGUF_VT_F32: { float x; memcpy(&x, p, 4); return x; }
-    case GGUF_VT_U64: { uint64_t x; memcpy(&x, p, 8); return (double)x; }
-    case GGUF_VT_I64: { int64_t x; memcpy(&x, p, 8); return (double)x; }
-    case GGUF_VT_F64: { double x; memcpy(&x, p, 8); return x; }
-    default: return 0;
-    }
-}
-
-/* Scalar integer/bool kv: 0 ok, 1 absent, -1 wrong type. */
-static int kv_int(const bitnet_gguf *g, const char *key, int64_t *out)
-{
-    const bitnet_gguf_kv *kv = kv_find(g, key);
-    if (!kv) return 1;
-    size_t sz = vt_size(kv->type);
-    if (!sz || kv->type == GGUF_VT_F32 || kv->type == GGUF_VT_F64 || kv->value_size < sz)
+    if (!f->present) return 1;
+    const bitnet_value *v = &f->v;
+    size_t sz = bitnet__vtype_size(v->type);
+    if (!sz || v->type == BITNET_VT_F32 || v->type == BITNET_VT_F64 || v->size < sz)
         return -1;
-    if (kv->type == GGUF_VT_U64) {
-        uint64_t x = rd_u64(kv->value);
+    if (v->type == BITNET_VT_U64) {
+        uint64_t x;
+        memcpy(&x, v->data, 8);
         *out = x > INT64_MAX ? INT64_MAX : (int64_t)x;
-    } else if (kv->type == GGUF_VT_I64) {
-        memcpy(out, kv->value, 8);
+    } else if (v->type == BITNET_VT_I64) {
+        memcpy(out, v->data, 8);
     } else {
-        *out = (int64_t)num_at(kv->value, kv->type);
+        *out = (int64_t)bitnet__value_num_at(v->data, v->type);
     }
     return 0;
 }
 
-/* Numeric array kv with exactly n elements: pointer to the first, or NULL. */
-static const uint8_t *kv_num_arr(const bitnet_gguf_kv *kv, uint64_t n, uint32_t *et)
+static int field_str(const bitnet_vocab_field *f, const char **s, uint64_t *n)
 {
-    if (kv->type != GGUF_VT_ARR || kv->arr_n != n) return NULL;
-    size_t sz = vt_size(kv->arr_type);
-    if (!sz || n > kv->value_size / sz) return NULL;
-    *et = kv->arr_type;
-    return kv->value;
+    if (f->v.type != BITNET_VT_STR) return -1;
+    const uint8_t *p = f->v.data;
+    uint64_t left = f->v.size;
+    return bitnet__value_next_str(&p, &left, s, n);
 }
+
+/* Numeric array field with exactly n elements: pointer to the first, or
+ * NULL. */
+static const uint8_t *field_num_arr(const bitnet_vocab_field *f, uint64_t n, uint32_t *et)
+{
+    const bitnet_value *v = &f->v;
+    if (v->type != BITNET_VT_ARR || v->arr_n != n) return NULL;
+    size_t sz = bitnet__vtype_size(v->arr_type);
+    if (!sz || n > v->size / sz) return NULL;
+    *et = v->arr_type;
+    return v->data;
+}
+
+#define num_at bitnet__value_num_at
+#define vt_size bitnet__vtype_size
+#define next_str bitnet__value_next_str
 
 /* ---- loading ---------------------------------------------------------- */
 
@@ -394,11 +343,11 @@ static int32_t find_text(const bitnet_vocab *v, const char *lit)
     return found;
 }
 
-static int special_id(const bitnet_gguf *g, const char *key, int32_t n, int32_t *id)
+static int special_id(const bitnet_vocab_field *f, int32_t n, int32_t *id)
 {
     int64_t x;
-    int r = kv_int(g, key, &x);
-    if (r < 0) return bitnet__error(BITNET_E_FORMAT, "vocab: key '%s' is not an integer", key);
+    int r = field_int(f, &x);
+    if (r < 0) return bitnet__error(BITNET_E_FORMAT, "vocab: key '%s' is not an integer", f->name);
     if (r > 0) return BITNET_OK;
     if (x < 0 || x >= n) {
         /* An out-of-range id is ignored (treated as absent), as llama.cpp does. */
@@ -426,10 +375,10 @@ typedef struct mpend {
     int ok;
 } mpend;
 
-static int load_merges(bitnet_vocab *v, const bitnet_gguf_kv *kv, uint64_t nm)
+static int load_merges(bitnet_vocab *v, const bitnet_vocab_field *f, uint64_t nm)
 {
-    const uint8_t *p = kv->value;
-    uint64_t left = kv->value_size;
+    const uint8_t *p = f->v.data;
+    uint64_t left = f->v.size;
     char *buf = NULL;
     size_t buf_cap = 0;
     mpend pd[MBATCH];
@@ -444,8 +393,8 @@ static int load_merges(bitnet_vocab *v, const bitnet_gguf_kv *kv, uint64_t nm)
             m->ok = 0;
             if (next_str(&p, &left, &s, &sl)) {
                 free(buf);
-                return bitnet__error(BITNET_E_FORMAT, "vocab: tokenizer.ggml.merges[%llu] runs past the array",
-                                     (unsigned long long)(i0 + k));
+                return bitnet__error(BITNET_E_FORMAT, "vocab: %s[%llu] runs past the array",
+                                     f->name, (unsigned long long)(i0 + k));
             }
             /* split at the first space after the first character */
             const char *sp = sl > 1 ? memchr(s + 1, ' ', (size_t)sl - 1) : NULL;
@@ -511,38 +460,40 @@ static int load_merges(bitnet_vocab *v, const bitnet_gguf_kv *kv, uint64_t nm)
     return BITNET_OK;
 }
 
-int bitnet__vocab_load(bitnet_vocab **out, const bitnet_gguf *g, int32_t pretok,
+int bitnet__vocab_load(bitnet_vocab **out, const bitnet_vocab_desc *d, int32_t pretok,
                        const bitnet_logger *log)
 {
-    if (!out || !g) return bitnet__error(BITNET_E_INVALID_ARG, "vocab: NULL argument");
+    if (!out || !d) return bitnet__error(BITNET_E_INVALID_ARG, "vocab: NULL argument");
     *out = NULL;
+    const bitnet_vocab_field *F = d->f;
 
-    const bitnet_gguf_kv *kv_model = kv_find(g, "tokenizer.ggml.model");
-    if (!kv_model) return bitnet__error(BITNET_E_FORMAT, "vocab: no tokenizer.ggml.model key");
+    const bitnet_vocab_field *f_model = &F[BITNET_VF_MODEL];
+    if (!f_model->present) return bitnet__error(BITNET_E_FORMAT, "vocab: no %s key", f_model->name);
     const char *ms; uint64_t mn;
-    if (kv_str(kv_model, &ms, &mn))
-        return bitnet__error(BITNET_E_FORMAT, "vocab: tokenizer.ggml.model is not a string");
+    if (field_str(f_model, &ms, &mn))
+        return bitnet__error(BITNET_E_FORMAT, "vocab: %s is not a string", f_model->name);
     int type;
     if (str_is(ms, mn, "none") || str_is(ms, mn, "no_vocab")) {
-        bitnet__log(log, BITNET_LOG_INFO, "tokenizer.ggml.model is '%.*s': no vocabulary", (int)mn, ms);
+        bitnet__log(log, BITNET_LOG_INFO, "%s is '%.*s': no vocabulary", f_model->name, (int)mn, ms);
         return BITNET_OK;   /* *out stays NULL: tokenizer calls report UNSUPPORTED */
     }
     if (str_is(ms, mn, "gpt2")) type = VT_BPE;
     else if (str_is(ms, mn, "llama")) type = VT_SPM;
-    else return bitnet__error(BITNET_E_UNSUPPORTED, "vocab: tokenizer.ggml.model '%.*s' is not supported (gpt2, llama)",
-                              (int)(mn > 64 ? 64 : mn), ms);
+    else return bitnet__error(BITNET_E_UNSUPPORTED, "vocab: %s '%.*s' is not supported (gpt2, llama)",
+                              f_model->name, (int)(mn > 64 ? 64 : mn), ms);
 
-    const bitnet_gguf_kv *kv_tok = kv_find(g, "tokenizer.ggml.tokens");
-    if (!kv_tok) return bitnet__error(BITNET_E_FORMAT, "vocab: no tokenizer.ggml.tokens key");
-    if (kv_tok->type != GGUF_VT_ARR || kv_tok->arr_type != GGUF_VT_STR)
-        return bitnet__error(BITNET_E_FORMAT, "vocab: tokenizer.ggml.tokens is not an array of strings");
+    const bitnet_vocab_field *f_tok = &F[BITNET_VF_TOKENS];
+    const bitnet_value *kv_tok = &f_tok->v;
+    if (!f_tok->present) return bitnet__error(BITNET_E_FORMAT, "vocab: no %s key", f_tok->name);
+    if (kv_tok->type != BITNET_VT_ARR || kv_tok->arr_type != BITNET_VT_STR)
+        return bitnet__error(BITNET_E_FORMAT, "vocab: %s is not an array of strings", f_tok->name);
     uint64_t n64 = kv_tok->arr_n;
-    if (n64 == 0 || n64 > INT32_MAX / 2 || n64 > kv_tok->value_size / 8)
-        return bitnet__error(BITNET_E_FORMAT, "vocab: tokenizer.ggml.tokens has a bad count (%llu)",
+    if (n64 == 0 || n64 > INT32_MAX / 2 || n64 > kv_tok->size / 8)
+        return bitnet__error(BITNET_E_FORMAT, "vocab: %s has a bad count (%llu)", f_tok->name,
                              (unsigned long long)n64);
     int32_t n = (int32_t)n64;
-    if (kv_tok->value_size > UINT32_MAX / 3)
-        return bitnet__error(BITNET_E_UNSUPPORTED, "vocab: tokenizer.ggml.tokens is too large");
+    if (kv_tok->size > UINT32_MAX / 3)
+        return bitnet__error(BITNET_E_UNSUPPORTED, "vocab: %s is too large", f_tok->name);
 
     bitnet_vocab *v = calloc(1, sizeof(*v));
     if (!v) return bitnet__error(BITNET_E_NOMEM, "vocab: out of memory");
@@ -552,12 +503,13 @@ int bitnet__vocab_load(bitnet_vocab **out, const bitnet_gguf *g, int32_t pretok,
     int rc = BITNET_E_NOMEM;
 
     /* Merges kv (BPE), checked here so the arena can be sized at once. */
-    const bitnet_gguf_kv *kv_merges = type == VT_BPE ? kv_find(g, "tokenizer.ggml.merges") : NULL;
+    const bitnet_vocab_field *f_merges = &F[BITNET_VF_MERGES];
+    const bitnet_value *kv_merges = type == VT_BPE && f_merges->present ? &f_merges->v : NULL;
     uint64_t nm = 0;
     if (kv_merges) {
-        if (kv_merges->type != GGUF_VT_ARR || kv_merges->arr_type != GGUF_VT_STR ||
-            kv_merges->arr_n > kv_merges->value_size / 8 || kv_merges->arr_n > INT32_MAX / 4) {
-            rc = bitnet__error(BITNET_E_FORMAT, "vocab: tokenizer.ggml.merges is not an array of strings");
+        if (kv_merges->type != BITNET_VT_ARR || kv_merges->arr_type != BITNET_VT_STR ||
+            kv_merges->arr_n > kv_merges->size / 8 || kv_merges->arr_n > INT32_MAX / 4) {
+            rc = bitnet__error(BITNET_E_FORMAT, "vocab: %s is not an array of strings", f_merges->name);
             goto fail;
         }
         nm = kv_merges->arr_n;
@@ -565,7 +517,7 @@ int bitnet__vocab_load(bitnet_vocab **out, const bitnet_gguf *g, int32_t pretok,
 
     /* One arena: token hash, merge hash, token records, then the text blob
      * (raw text + decoded key/piece copies, each at most the raw size). */
-    size_t text_total = (size_t)kv_tok->value_size;
+    size_t text_total = (size_t)kv_tok->size;
     uint32_t hcap = 1;
     while (hcap < (uint32_t)n * 2u) hcap <<= 1;
     uint32_t mcap = 0;
@@ -600,25 +552,25 @@ int bitnet__vocab_load(bitnet_vocab **out, const bitnet_gguf *g, int32_t pretok,
     /* Scores and types (optional). */
     const uint8_t *scores = NULL, *types = NULL;
     uint32_t scores_t = 0, types_t = 0;
-    const bitnet_gguf_kv *kv = kv_find(g, "tokenizer.ggml.scores");
-    if (kv && !(scores = kv_num_arr(kv, n64, &scores_t))) {
-        rc = bitnet__error(BITNET_E_FORMAT, "vocab: tokenizer.ggml.scores does not hold %d numbers", n);
+    const bitnet_vocab_field *f = &F[BITNET_VF_SCORES];
+    if (f->present && !(scores = field_num_arr(f, n64, &scores_t))) {
+        rc = bitnet__error(BITNET_E_FORMAT, "vocab: %s does not hold %d numbers", f->name, n);
         goto fail;
     }
-    kv = kv_find(g, "tokenizer.ggml.token_type");
-    if (kv && !(types = kv_num_arr(kv, n64, &types_t))) {
-        rc = bitnet__error(BITNET_E_FORMAT, "vocab: tokenizer.ggml.token_type does not hold %d numbers", n);
+    f = &F[BITNET_VF_TOKEN_TYPE];
+    if (f->present && !(types = field_num_arr(f, n64, &types_t))) {
+        rc = bitnet__error(BITNET_E_FORMAT, "vocab: %s does not hold %d numbers", f->name, n);
         goto fail;
     }
 
     /* Tokens. */
-    const uint8_t *p = kv_tok->value;
-    uint64_t left = kv_tok->value_size;
+    const uint8_t *p = kv_tok->data;
+    uint64_t left = kv_tok->size;
     size_t bo = 0;
     for (int32_t i = 0; i < n; i++) {
         const char *s; uint64_t sl;
         if (next_str(&p, &left, &s, &sl)) {
-            rc = bitnet__error(BITNET_E_FORMAT, "vocab: tokenizer.ggml.tokens[%d] runs past the array", i);
+            rc = bitnet__error(BITNET_E_FORMAT, "vocab: %s[%d] runs past the array", f_tok->name, i);
             goto fail;
         }
         vtoken *t = &v->tok[i];
@@ -717,7 +669,7 @@ int bitnet__vocab_load(bitnet_vocab **out, const bitnet_gguf *g, int32_t pretok,
     }
 
     /* Merges (BPE). */
-    if (type == VT_BPE && nm && (rc = load_merges(v, kv_merges, nm)))
+    if (type == VT_BPE && nm && (rc = load_merges(v, f_merges, nm)))
         goto fail;
 
     /* Special ids. */
@@ -726,19 +678,19 @@ int bitnet__vocab_load(bitnet_vocab **out, const bitnet_gguf *g, int32_t pretok,
         v->eos = n > 2 ? 2 : -1;
         v->unk = 0;
     }
-    if ((rc = special_id(g, "tokenizer.ggml.bos_token_id", n, &v->bos)) ||
-        (rc = special_id(g, "tokenizer.ggml.eos_token_id", n, &v->eos)) ||
-        (rc = special_id(g, "tokenizer.ggml.eot_token_id", n, &v->eot)) ||
-        (rc = special_id(g, "tokenizer.ggml.eom_token_id", n, &v->eom)) ||
-        (rc = special_id(g, "tokenizer.ggml.unknown_token_id", n, &v->unk)) ||
-        (rc = special_id(g, "tokenizer.ggml.padding_token_id", n, &v->pad)))
+    if ((rc = special_id(&F[BITNET_VF_BOS], n, &v->bos)) ||
+        (rc = special_id(&F[BITNET_VF_EOS], n, &v->eos)) ||
+        (rc = special_id(&F[BITNET_VF_EOT], n, &v->eot)) ||
+        (rc = special_id(&F[BITNET_VF_EOM], n, &v->eom)) ||
+        (rc = special_id(&F[BITNET_VF_UNK], n, &v->unk)) ||
+        (rc = special_id(&F[BITNET_VF_PAD], n, &v->pad)))
         goto fail;
     int64_t x;
-    int r = kv_int(g, "tokenizer.ggml.add_bos_token", &x);
+    int r = field_int(&F[BITNET_VF_ADD_BOS], &x);
     v->add_bos = r == 0 ? x != 0 : v->bos >= 0;
-    r = kv_int(g, "tokenizer.ggml.add_eos_token", &x);
+    r = field_int(&F[BITNET_VF_ADD_EOS], &x);
     v->add_eos = r == 0 ? x != 0 : 0;
-    r = kv_int(g, "tokenizer.ggml.add_space_prefix", &x);
+    r = field_int(&F[BITNET_VF_ADD_SPACE_PREFIX], &x);
     v->add_space_prefix = r == 0 ? x != 0 : type == VT_SPM;
     if (v->add_bos && v->bos < 0) v->add_bos = 0;
     if (v->add_eos && v->eos < 0) v->add_eos = 0;
@@ -781,21 +733,21 @@ int bitnet__vocab_load(bitnet_vocab **out, const bitnet_gguf *g, int32_t pretok,
     if (type == VT_BPE) {
         const char *ps = NULL; uint64_t pn = 0;
         int no_ignore = 0;
-        kv = kv_find(g, "tokenizer.ggml.pre");
-        if (kv && kv_str(kv, &ps, &pn)) {
-            rc = bitnet__error(BITNET_E_FORMAT, "vocab: tokenizer.ggml.pre is not a string");
+        f = &F[BITNET_VF_PRE];
+        if (f->present && field_str(f, &ps, &pn)) {
+            rc = bitnet__error(BITNET_E_FORMAT, "vocab: %s is not a string", f->name);
             goto fail;
         }
         if (pretok == BITNET_PRETOK_DEFAULT) v->pretok = PT_DEFAULT;
         else if (pretok == BITNET_PRETOK_LLAMA3) v->pretok = PT_LLAMA3;
         else if (pretok == BITNET_PRETOK_GPT2) v->pretok = PT_GPT2;
-        else if (!kv) {
+        else if (!f->present) {
             if (n == 128256 || find_text(v, "<|begin_of_text|>") >= 0) {
                 v->pretok = PT_LLAMA3;
                 bitnet__log(log, BITNET_LOG_INFO,
-                            "tokenizer.ggml.pre is missing on a Llama-3 vocabulary: using the llama-bpe "
+                            "%s is missing on a Llama-3 vocabulary: using the llama-bpe "
                             "pre-tokenizer (the model's training tokenizer); BITNET_PRETOK_DEFAULT gives "
-                            "bitnet.cpp's behaviour");
+                            "bitnet.cpp's behaviour", f->name);
             } else {
                 v->pretok = PT_DEFAULT;
             }
@@ -815,8 +767,8 @@ int bitnet__vocab_load(bitnet_vocab **out, const bitnet_gguf *g, int32_t pretok,
             v->pretok = PT_DEFAULT;
         } else {
             v->pretok = PT_DEFAULT;
-            bitnet__log(log, BITNET_LOG_WARN, "tokenizer.ggml.pre '%.*s' is not known: using 'default'",
-                        (int)(pn > 64 ? 64 : pn), ps);
+            bitnet__log(log, BITNET_LOG_WARN, "%s '%.*s' is not known: using 'default'",
+                        f->name, (int)(pn > 64 ? 64 : pn), ps);
         }
         v->ignore_merges = v->pretok == PT_LLAMA3 && !no_ignore;
     }

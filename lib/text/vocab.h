@@ -6,18 +6,18 @@
 #define BITNET_VOCAB_H
 
 #include "base/internal.h"
-#include "format/gguf.h"
+#include "format/source.h"
 
 typedef struct bitnet_vocab bitnet_vocab;
 
-/* Load from the tokenizer.ggml.* keys of a parsed file. `pretok` is a
- * BITNET_PRETOK_* value. The gguf (and its buffer) outlive the vocab only
- * during this call: everything needed later is copied. Errors name the key
- * (BITNET_E_FORMAT, BITNET_E_UNSUPPORTED for other tokenizer models,
- * BITNET_E_NOMEM). tokenizer.ggml.model "none"/"no_vocab" gives BITNET_OK
- * with *out NULL. All functions below accept a NULL vocab only where noted:
+/* Load from a source's vocabulary description (format/source.h). `pretok`
+ * is a BITNET_PRETOK_* value. The description (and the source) need to live
+ * only during this call: everything needed later is copied. Errors name the
+ * field as the source calls it (BITNET_E_FORMAT, BITNET_E_UNSUPPORTED for
+ * other tokenizer models, BITNET_E_NOMEM). Model "none"/"no_vocab" gives
+ * BITNET_OK with *out NULL. All functions below accept a NULL vocab only where noted:
  * n_tokens (0), bos/eos/eot (-1), is_eog (0). */
-int bitnet__vocab_load(bitnet_vocab **out, const bitnet_gguf *g, int32_t pretok,
+int bitnet__vocab_load(bitnet_vocab **out, const bitnet_vocab_desc *d, int32_t pretok,
                        const bitnet_logger *log);
 void bitnet__vocab_free(bitnet_vocab *v);
 

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "format/gguf.h"
 #include "model/model.h"
 #include "text/vocab.h"
 
@@ -861,10 +862,10 @@ static void test_scale_tensor(void **state)
     free(buf);
 }
 
-static bitnet_gguf_tensor fake_tensor(uint32_t type, const void *data,
+static bitnet_tensor_desc fake_tensor(uint32_t type, const void *data,
                                       uint64_t ne0, uint64_t ne1)
 {
-    bitnet_gguf_tensor t;
+    bitnet_tensor_desc t;
     memset(&t, 0, sizeof(t));
     t.name.ptr = "test.weight";
     t.name.len = 11;
@@ -885,7 +886,7 @@ static void test_absmean(void **state)
     float s;
     /* exactly {-c, 0, c}: kept */
     for (int i = 0; i < N; i++) w[i] = (float)(i % 3 - 1) * 0.0371f;
-    bitnet_gguf_tensor ft = fake_tensor(GGML_T_F32, w, 256, 2);
+    bitnet_tensor_desc ft = fake_tensor(GGML_T_F32, w, 256, 2);
     assert_int_equal(bitnet__ternary_decode(&ft, t, &s), 0);
     assert_true(s == 0.0371f);
     for (int i = 0; i < N; i++) assert_int_equal(t[i], i % 3 - 1);
@@ -938,7 +939,7 @@ static void test_tq_scales(void **state)
     }
     int8_t t[512];
     float s;
-    bitnet_gguf_tensor ft = fake_tensor(GGML_T_TQ2_0, b, 256, 2);
+    bitnet_tensor_desc ft = fake_tensor(GGML_T_TQ2_0, b, 256, 2);
     assert_int_equal(bitnet__ternary_decode(&ft, t, &s), 0);
     assert_true(s == 0.125f);
     /* element 128h + 32l + m is bits 2l of byte 32h + m */
@@ -1070,7 +1071,9 @@ static void test_packing(void **state)
         unlink(path);
         bitnet_model *m;
         assert_int_equal(load_buf(buf, size, 0, &m), 0);
-        const bitnet_gguf_tensor *t = bitnet__gguf_tensor(m->gguf, "blk.0.ffn_down.weight");
+        bitnet_tensor_desc td;
+        assert_int_equal(bitnet__source_tensor(m->src, "blk.0.ffn_down.weight", &td), 0);
+        const bitnet_tensor_desc *t = &td;
         int8_t *v = malloc(t->ne[0] * t->ne[1]);
         float s;
         assert_int_equal(bitnet__ternary_decode(t, v, &s), 0);
@@ -1161,8 +1164,8 @@ static void test_synth_vocab(void **state)
     assert_int_equal(bitnet_synth_write(path1, &sp), 0);
     bitnet_model *a;
     assert_int_equal(bitnet_model_load_file(&a, path1, NULL), 0);
-    const bitnet_gguf_kv *tok = bitnet__gguf_find(a->gguf, "tokenizer.ggml.tokens");
-    const bitnet_gguf_kv *mer = bitnet__gguf_find(a->gguf, "tokenizer.ggml.merges");
+    const bitnet_gguf_kv *tok = bitnet__gguf_find(bitnet__gguf_of_source(a->src), "tokenizer.ggml.tokens");
+    const bitnet_gguf_kv *mer = bitnet__gguf_find(bitnet__gguf_of_source(a->src), "tokenizer.ggml.merges");
     assert_non_null(tok);
     assert_non_null(mer);
     assert_int_equal(tok->arr_n, 1000);
@@ -1194,9 +1197,9 @@ static void test_synth_vocab(void **state)
     }
     free(ts);
     int64_t v;
-    assert_int_equal(bitnet__gguf_get_int(a->gguf, "tokenizer.ggml.bos_token_id", &v), 0);
+    assert_int_equal(bitnet__gguf_get_int(bitnet__gguf_of_source(a->src), "tokenizer.ggml.bos_token_id", &v), 0);
     assert_int_equal(v, 997);
-    const bitnet_gguf_kv *tt = bitnet__gguf_find(a->gguf, "tokenizer.ggml.token_type");
+    const bitnet_gguf_kv *tt = bitnet__gguf_find(bitnet__gguf_of_source(a->src), "tokenizer.ggml.token_type");
     assert_int_equal(bitnet__gguf_arr_i64(tt, 997, &v), 0);
     assert_int_equal(v, 3);
     assert_int_equal(bitnet__gguf_arr_i64(tt, 500, &v), 0);
@@ -1213,12 +1216,12 @@ static void test_synth_vocab(void **state)
     assert_int_equal(bitnet_model_load_file(&b, path2, NULL), 0);
     assert_int_equal(bitnet_model_n_vocab(b), 1000);
     int n_tok_keys = 0;
-    for (uint64_t i = 0; i < a->gguf->n_kv; i++) {
-        const bitnet_gguf_kv *x = &a->gguf->kv[i];
+    for (uint64_t i = 0; i < bitnet__gguf_of_source(a->src)->n_kv; i++) {
+        const bitnet_gguf_kv *x = &bitnet__gguf_of_source(a->src)->kv[i];
         if (x->key.len < 10 || memcmp(x->key.ptr, "tokenizer.", 10)) continue;
         char key[128];
         snprintf(key, sizeof(key), "%.*s", (int)x->key.len, x->key.ptr);
-        const bitnet_gguf_kv *y = bitnet__gguf_find(b->gguf, key);
+        const bitnet_gguf_kv *y = bitnet__gguf_find(bitnet__gguf_of_source(b->src), key);
         assert_non_null(y);
         assert_int_equal(x->type, y->type);
         assert_int_equal(x->value_size, y->value_size);
@@ -1327,8 +1330,10 @@ static void test_shared_models(void **state)
         for (int k = 0; k < 7; k++) {
             char name[64];
             snprintf(name, sizeof(name), "blk.%d.%s.weight", l, nm[k]);
-            const bitnet_gguf_tensor *a = bitnet__gguf_tensor(f16->gguf, name);
-            const bitnet_gguf_tensor *b = bitnet__gguf_tensor(i2s->gguf, name);
+            bitnet_tensor_desc ad, bd;
+            assert_int_equal(bitnet__source_tensor(f16->src, name, &ad), 0);
+            assert_int_equal(bitnet__source_tensor(i2s->src, name, &bd), 0);
+            const bitnet_tensor_desc *a = &ad, *b = &bd;
             assert_int_equal(a->type, GGML_T_F16);
             assert_int_equal(b->type, GGML_T_I2_S);
             size_t n = (size_t)(a->ne[0] * a->ne[1]);
@@ -1394,11 +1399,11 @@ static void test_load_modes(void **state)
     bitnet_model_params_init(&p);
     bitnet_model *a, *b, *c, *d;
     assert_int_equal(bitnet_model_load_file(&a, path, &p), 0);
-    assert_non_null(a->file.map_base);
+    assert_non_null(bitnet__gguf_source_file(a->src)->map_base);
     assert_null(a->head_i8);
     p.flags = BITNET_MODEL_NO_MMAP | BITNET_MODEL_INT8_HEAD;
     assert_int_equal(bitnet_model_load_file(&b, path, &p), 0);
-    assert_null(b->file.map_base);
+    assert_null(bitnet__gguf_source_file(b->src)->map_base);
     assert_non_null(b->head_i8);                 /* built at load */
     assert_true(a->fingerprint == b->fingerprint);
     assert_same_weights(a, b);

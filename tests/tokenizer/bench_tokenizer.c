@@ -63,7 +63,9 @@ int main(int argc, char **argv)
         if (bitnet__gguf_parse(&g, (const uint8_t *)file, flen)) { fprintf(stderr, "%s\n", bitnet_last_error()); return 1; }
         double t1 = bitnet__now(), c1 = cpu_now();
         if (v) bitnet__vocab_free(v);
-        if (bitnet__vocab_load(&v, g, BITNET_PRETOK_AUTO, NULL)) { fprintf(stderr, "%s\n", bitnet_last_error()); return 1; }
+        bitnet_vocab_desc vd;
+        bitnet__gguf_vocab_desc(g, &vd);
+        if (bitnet__vocab_load(&v, &vd, BITNET_PRETOK_AUTO, NULL)) { fprintf(stderr, "%s\n", bitnet_last_error()); return 1; }
         double t2 = bitnet__now(), c2 = cpu_now();
         bitnet__gguf_free(g);
         if (t1 - t0 < best_parse) best_parse = t1 - t0;
@@ -81,7 +83,9 @@ int main(int argc, char **argv)
         bitnet_gguf *g;
         bitnet_vocab *pv;
         bitnet__gguf_parse(&g, (const uint8_t *)file, flen);
-        if (bitnet__vocab_load(&pv, g, pts[k], NULL)) return 1;
+        bitnet_vocab_desc vd;
+        bitnet__gguf_vocab_desc(g, &vd);
+        if (bitnet__vocab_load(&pv, &vd, pts[k], NULL)) return 1;
         bitnet__gguf_free(g);
         double best = 1e9, bestc = 1e9;
         size_t n = 0;

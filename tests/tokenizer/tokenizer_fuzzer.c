@@ -54,8 +54,11 @@ static bitnet_vocab *finish(bitnet_gguf_writer *w, int32_t pretok)
     size_t size = 0;
     bitnet_gguf *g = NULL;
     bitnet_vocab *v = NULL;
-    if (bitnet__gguf_w_buffer(w, &buf, &size) == BITNET_OK && bitnet__gguf_parse(&g, buf, size) == BITNET_OK)
-        bitnet__vocab_load(&v, g, pretok, NULL);
+    if (bitnet__gguf_w_buffer(w, &buf, &size) == BITNET_OK && bitnet__gguf_parse(&g, buf, size) == BITNET_OK) {
+        bitnet_vocab_desc vd;
+        bitnet__gguf_vocab_desc(g, &vd);
+        bitnet__vocab_load(&v, &vd, pretok, NULL);
+    }
     bitnet__gguf_free(g);
     free(buf);
     bitnet__gguf_writer_free(w);
@@ -240,7 +243,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         bitnet_gguf *g = NULL;
         if (bitnet__gguf_parse(&g, data, size) == BITNET_OK) {
             bitnet_vocab *v = NULL;
-            if (bitnet__vocab_load(&v, g, (int32_t)(size % 4), NULL) == BITNET_OK) {
+            bitnet_vocab_desc vd;
+            bitnet__gguf_vocab_desc(g, &vd);
+            if (bitnet__vocab_load(&v, &vd, (int32_t)(size % 4), NULL) == BITNET_OK) {
                 static const char txt[] = "Hello, world! <|eot_id|> 123456 \xe6\x9d\xb1\xff it's  \n\n x";
                 exercise(v, txt, sizeof(txt) - 1, BITNET_TOKENIZE_ADD_BOS | BITNET_TOKENIZE_PARSE_SPECIAL, 0);
                 stream_check(v, (const uint8_t *)txt, sizeof(txt) - 1);
