@@ -68,11 +68,13 @@ static void source_free(void *user)
     free(s);
 }
 
-static float scalar_f32(const bitnet_st_tensor *t)
+static double scalar_f64(const bitnet_st_tensor *t)
 {
     uint16_t h;
     float f;
+    double d;
     switch (t->dtype) {
+    case ST_F64: memcpy(&d, t->data, 8); return d;
     case ST_F32: memcpy(&f, t->data, 4); return f;
     case ST_F16: memcpy(&h, t->data, 2); return bitnet__fp16_to_fp32(h);
     default: memcpy(&h, t->data, 2); return bitnet__bf16_to_fp32(h);
@@ -101,13 +103,13 @@ static int decode_packed(const hf_source *s, const hf_tensor *h,
     const int64_t cols = (int64_t)t->ne[0], rows = (int64_t)t->ne[1];
     const int64_t P = rows / 4;
     const uint8_t *p = h->src->data;
-    float ws = scalar_f32(h->scale);
-    if (!isfinite(ws) || ws == 0.0f)
-        return bitnet__error(BITNET_E_FORMAT, "tensor '%.96s': weight_scale "
-                             "%g is not a usable scale", h->scale->name, (double)ws);
+    double ws = scalar_f64(h->scale);
     /* AutoBitLinear multiplies the output by weight_scale, BitLinear
-     * divides by it */
-    float scale = s->cfg.scale_mul ? ws : 1.0f / ws;
+     * divides by it (in double: one rounding to float) */
+    float scale = (float)(s->cfg.scale_mul ? ws : 1.0 / ws);
+    if (!isfinite(ws) || ws == 0.0 || !isfinite(scale) || scale == 0.0f)
+        return bitnet__error(BITNET_E_FORMAT, "tensor '%.96s': weight_scale "
+                             "%g is not a usable scale", h->scale->name, ws);
     const int i2s = t->type == GGML_T_I2_S;
     if (i2s) memset(out, 0, (size_t)t->nbytes);
     float *f = (float *)(void *)out;
@@ -254,9 +256,10 @@ static int add_tensor(builder *B, const bitnet_st_tensor *src, const char *gname
                                  "weights without '%.100s'", src->name, sn);
         uint64_t cnt = 1;
         for (int d = 0; d < h.scale->n_dims; d++) cnt *= h.scale->shape[d];
-        if (cnt != 1 || ggml_of(h.scale->dtype) == UINT32_MAX)
+        if (cnt != 1 || (ggml_of(h.scale->dtype) == UINT32_MAX &&
+                         h.scale->dtype != ST_F64))
             return bitnet__error(BITNET_E_FORMAT, "tensor '%.100s': must be one "
-                                 "F32/F16/BF16 value", sn);
+                                 "F64/F32/F16/BF16 value", sn);
         h.kind = K_PACKED;
         h.perm_heads = perm_heads;
         t.type = ((uint64_t)rows * (uint64_t)cols) % 128 == 0 ? GGML_T_I2_S
