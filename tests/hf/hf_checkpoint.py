@@ -5,6 +5,9 @@ in each weight convention libbitnet reads (docs/formats.md).
 
   hf_checkpoint.py model GGUF OUTDIR --convention C [--shards N]
   hf_checkpoint.py vocab GGUF OUTDIR [--spm]
+  hf_checkpoint.py big-bf16 - OUTDIR   (a 2B4T-shaped bf16 master checkpoint
+                                        of random weights, ~4.8 GB, for
+                                        measuring the loader's peak memory)
 
 Conventions:
   b158-packed   BitNetForCausalLM, packed uint8 weights, weight_scale that
@@ -385,9 +388,53 @@ def write_vocab(kv, out, spm, merges_as_pairs):
     write_tokenizer_config(kv, out)
 
 
+def write_big_bf16(out, seed):
+    """BitNet b1.58 2B4T shapes, bf16 masters, written tensor by tensor"""
+    E, F, L, V, KV = 2560, 6912, 30, 128256, 640
+    shapes = [('model.embed_tokens.weight', (V, E)), ('model.norm.weight', (E,))]
+    for i in range(L):
+        p = 'model.layers.%d.' % i
+        shapes += [(p + 'input_layernorm.weight', (E,)),
+                   (p + 'self_attn.q_proj.weight', (E, E)),
+                   (p + 'self_attn.k_proj.weight', (KV, E)),
+                   (p + 'self_attn.v_proj.weight', (KV, E)),
+                   (p + 'self_attn.o_proj.weight', (E, E)),
+                   (p + 'self_attn.attn_sub_norm.weight', (E,)),
+                   (p + 'post_attention_layernorm.weight', (E,)),
+                   (p + 'mlp.gate_proj.weight', (F, E)),
+                   (p + 'mlp.up_proj.weight', (F, E)),
+                   (p + 'mlp.down_proj.weight', (E, F)),
+                   (p + 'mlp.ffn_sub_norm.weight', (F,))]
+    header, off = {}, 0
+    for n, sh in shapes:
+        nb = int(np.prod(sh)) * 2
+        header[n] = {'dtype': 'BF16', 'shape': list(sh), 'data_offsets': [off, off + nb]}
+        off += nb
+    h = json.dumps(header, separators=(',', ':')).encode()
+    h += b' ' * ((8 - len(h) % 8) % 8)
+    os.makedirs(out, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    with open(os.path.join(out, 'model.safetensors'), 'wb') as f:
+        f.write(struct.pack('<Q', len(h)))
+        f.write(h)
+        for n, sh in shapes:
+            if len(sh) == 1:
+                a = rng.uniform(0.5, 1.5, sh).astype(np.float32)
+            else:
+                a = rng.standard_normal(sh, dtype=np.float32) * np.float32(0.02)
+            f.write(bf16_bits(a).tobytes())
+    cfg = {'architectures': ['BitNetForCausalLM'], 'model_type': 'bitnet',
+           'hidden_act': 'relu2', 'hidden_size': E, 'intermediate_size': F,
+           'num_attention_heads': 20, 'num_key_value_heads': 5, 'num_hidden_layers': L,
+           'vocab_size': V, 'max_position_embeddings': 4096, 'rms_norm_eps': 1e-5,
+           'rope_theta': 500000.0, 'tie_word_embeddings': True, 'torch_dtype': 'bfloat16'}
+    with open(os.path.join(out, 'config.json'), 'w') as f:
+        json.dump(cfg, f, indent=2)
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument('what', choices=['model', 'vocab'])
+    ap.add_argument('what', choices=['model', 'vocab', 'big-bf16'])
     ap.add_argument('gguf')
     ap.add_argument('out')
     ap.add_argument('--convention', default='b158-packed',
@@ -397,6 +444,9 @@ def main():
     ap.add_argument('--spm', action='store_true')
     ap.add_argument('--merges-as-pairs', action='store_true')
     a = ap.parse_args()
+    if a.what == 'big-bf16':
+        write_big_bf16(a.out, a.seed)
+        return
     kv, tensors = read_gguf(a.gguf)
     if a.what == 'model':
         write_model(kv, tensors, a.out, a.convention, a.shards, a.seed)
