@@ -165,7 +165,9 @@ typedef struct bitnet_source_ops {
     /* Optional (NULL: tensor data is always in place). A source whose
      * tensors are produced on demand (a checkpoint's packed weights) gives
      * them data == NULL; acquire fills view (a copy of *t) with data valid
-     * until release(t), which also lets the source drop pages it mapped. */
+     * until release(t), which also lets the source drop pages it mapped.
+     * Loading and converting acquire one tensor at a time from one thread;
+     * one tensor must not be acquired twice at once. */
     int (*acquire)(const bitnet_source *s, const bitnet_tensor_desc *t,
                    bitnet_tensor_desc *view);
     void (*release)(const bitnet_source *s, const bitnet_tensor_desc *t);
