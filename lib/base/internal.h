@@ -73,7 +73,7 @@ static inline int bitnet__add_ovf(size_t a, size_t b, size_t *out)
     return 0;
 }
 
-/* ---- platform -------------------------------------------------------- */
+/* ---- platform (base/platform.c) ----------------------------------- */
 
 /* A read-only view of a file: memory-mapped, or read into memory. */
 typedef struct bitnet_file_view {
@@ -88,6 +88,13 @@ typedef struct bitnet_file_view {
  * message naming the path on failure. */
 int bitnet__file_open(bitnet_file_view *v, const char *path, int no_mmap);
 void bitnet__file_close(bitnet_file_view *v);
+
+/* Anonymous read-write pages, populated up front where the system can
+ * (NULL when it cannot: fall back to bitnet__aalloc). */
+void *bitnet__pages_map(size_t size);
+void bitnet__pages_unmap(void *p, size_t size);
+/* Ask for huge pages on [p, p+size) (a hint; no effect where unsupported). */
+void bitnet__pages_advise_huge(void *p, size_t size);
 
 /* Number of online CPUs (>= 1). */
 int bitnet__ncpu(void);

@@ -1,15 +1,10 @@
 /*
- * Errors, logging, memory, params structs and the small platform layer.
+ * Errors, logging, memory and params structs. System calls live in
+ * base/platform.c.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "base/internal.h"
 
@@ -116,91 +111,4 @@ int bitnet__params_merge(void *dst, size_t dst_size, const void *src,
     uint32_t sz = (uint32_t)dst_size;
     memcpy(dst, &sz, sizeof(sz));
     return BITNET_OK;
-}
-
-/* ---- platform -------------------------------------------------------- */
-
-int bitnet__file_open(bitnet_file_view *v, const char *path, int no_mmap)
-{
-    memset(v, 0, sizeof(*v));
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return bitnet__error(BITNET_E_IO, "cannot open '%s': %s", path,
-                             strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int e = errno;
-        close(fd);
-        return bitnet__error(BITNET_E_IO, "cannot stat '%s': %s", path,
-                             strerror(e));
-    }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return bitnet__error(BITNET_E_IO, "'%s' is not a regular file", path);
-    }
-    size_t size = (size_t)st.st_size;
-    if (size == 0) {
-        close(fd);
-        return bitnet__error(BITNET_E_FORMAT, "'%s' is empty", path);
-    }
-    if (!no_mmap) {
-        void *p = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (p != MAP_FAILED) {
-            close(fd);
-            v->map_base = p;
-            v->map_size = size;
-            v->data = p;
-            v->size = size;
-            return BITNET_OK;
-        }
-        /* fall back to reading */
-    }
-    uint8_t *buf = malloc(size);
-    if (!buf) {
-        close(fd);
-        return bitnet__error(BITNET_E_NOMEM, "cannot allocate %zu bytes to "
-                             "read '%s'", size, path);
-    }
-    size_t got = 0;
-    while (got < size) {
-        ssize_t r = read(fd, buf + got, size - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            int e = errno;
-            free(buf);
-            close(fd);
-            return bitnet__error(BITNET_E_IO, "cannot read '%s': %s", path,
-                                 r == 0 ? "unexpected end of file" : strerror(e));
-        }
-        got += (size_t)r;
-    }
-    close(fd);
-    v->heap = buf;
-    v->data = buf;
-    v->size = size;
-    return BITNET_OK;
-}
-
-void bitnet__file_close(bitnet_file_view *v)
-{
-    if (!v)
-        return;
-    if (v->map_base)
-        munmap(v->map_base, v->map_size);
-    free(v->heap);
-    memset(v, 0, sizeof(*v));
-}
-
-int bitnet__ncpu(void)
-{
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : (n > 256 ? 256 : (int)n);
-}
-
-double bitnet__now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/hash.h"
 #include "base/internal.h"
 #include "format/gguf.h"
 
@@ -61,18 +62,6 @@ static int rd_str(cursor *c, bitnet_gguf_str *s)
     return 0;
 }
 
-/* ---- hashing --------------------------------------------------------- */
-
-static uint32_t hash_bytes(const char *p, size_t n)
-{
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (uint8_t)p[i];
-        h *= 16777619u;
-    }
-    return h;
-}
-
 static int str_eq(bitnet_gguf_str a, const char *p, size_t n)
 {
     return a.len == n && (n == 0 || memcmp(a.ptr, p, n) == 0);
@@ -92,7 +81,7 @@ static int64_t build_index(uint32_t **out, uint32_t *mask_out,
     for (uint64_t i = 0; i < n; i++) {
         const bitnet_gguf_str *s = (const bitnet_gguf_str *)
             ((const uint8_t *)items + i * stride + name_off);
-        uint32_t h = hash_bytes(s->ptr, (size_t)s->len) & mask;
+        uint32_t h = bitnet__hash_bytes(s->ptr, (size_t)s->len) & mask;
         for (;;) {
             uint32_t e = slots[h];
             if (!e) {
@@ -119,7 +108,7 @@ static int64_t index_find(const uint32_t *slots, uint32_t mask,
 {
     if (!slots || !name) return -1;
     size_t n = strlen(name);
-    uint32_t h = hash_bytes(name, n) & mask;
+    uint32_t h = bitnet__hash_bytes(name, n) & mask;
     for (;;) {
         uint32_t e = slots[h];
         if (!e) return -1;

@@ -26,6 +26,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "format/types.h"
 
@@ -69,12 +70,39 @@ const char *bitnet__vtype_name(uint32_t type);
 /* Scalar of integer or bool type t at p as int64: 0 ok, -1 not an integer
  * type, -2 does not fit. */
 int bitnet__value_scalar_i64(uint32_t t, const uint8_t *p, int64_t *v);
-/* Numeric element at p (of fixed-size type t) as double; 0 for others. */
-double bitnet__value_num_at(const uint8_t *p, uint32_t t);
+/* Numeric element at p (of fixed-size type t) as double; 0 for others.
+ * (Inline, as the next one: the vocabulary calls them per token.) */
+static inline double bitnet__value_num_at(const uint8_t *p, uint32_t t)
+{
+    switch (t) {
+    case BITNET_VT_U8: case BITNET_VT_BOOL: return p[0];
+    case BITNET_VT_I8: return (int8_t)p[0];
+    case BITNET_VT_U16: { uint16_t x; memcpy(&x, p, 2); return x; }
+    case BITNET_VT_I16: { int16_t x; memcpy(&x, p, 2); return x; }
+    case BITNET_VT_U32: { uint32_t x; memcpy(&x, p, 4); return x; }
+    case BITNET_VT_I32: { int32_t x; memcpy(&x, p, 4); return x; }
+    case BITNET_VT_F32: { float x; memcpy(&x, p, 4); return x; }
+    case BITNET_VT_U64: { uint64_t x; memcpy(&x, p, 8); return (double)x; }
+    case BITNET_VT_I64: { int64_t x; memcpy(&x, p, 8); return (double)x; }
+    case BITNET_VT_F64: { double x; memcpy(&x, p, 8); return x; }
+    default: return 0;
+    }
+}
 /* Walk an array of strings: reads the string at *p (with *left bytes
  * remaining), advances both. 0 ok, -1 when it runs past *left. */
-int bitnet__value_next_str(const uint8_t **p, uint64_t *left, const char **s,
-                           uint64_t *n);
+static inline int bitnet__value_next_str(const uint8_t **p, uint64_t *left, const char **s,
+                                         uint64_t *n)
+{
+    if (*left < 8) return -1;
+    uint64_t len;
+    memcpy(&len, *p, 8);
+    if (len > *left - 8) return -1;
+    *s = (const char *)*p + 8;
+    *n = len;
+    *p += 8 + len;
+    *left -= 8 + len;
+    return 0;
+}
 /* Render as text, as bitnet_model_meta documents; BITNET_OK or
  * BITNET_E_BUFFER_TOO_SMALL (*n_out: length without the NUL). */
 int bitnet__value_render(const bitnet_value *v, char *buf, size_t cap,

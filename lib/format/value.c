@@ -48,23 +48,6 @@ int bitnet__value_scalar_i64(uint32_t t, const uint8_t *p, int64_t *v)
     }
 }
 
-double bitnet__value_num_at(const uint8_t *p, uint32_t t)
-{
-    switch (t) {
-    case BITNET_VT_U8: case BITNET_VT_BOOL: return p[0];
-    case BITNET_VT_I8: return (int8_t)p[0];
-    case BITNET_VT_U16: { uint16_t x; memcpy(&x, p, 2); return x; }
-    case BITNET_VT_I16: { int16_t x; memcpy(&x, p, 2); return x; }
-    case BITNET_VT_U32: { uint32_t x; memcpy(&x, p, 4); return x; }
-    case BITNET_VT_I32: { int32_t x; memcpy(&x, p, 4); return x; }
-    case BITNET_VT_F32: { float x; memcpy(&x, p, 4); return x; }
-    case BITNET_VT_U64: { uint64_t x; memcpy(&x, p, 8); return (double)x; }
-    case BITNET_VT_I64: { int64_t x; memcpy(&x, p, 8); return (double)x; }
-    case BITNET_VT_F64: { double x; memcpy(&x, p, 8); return x; }
-    default: return 0;
-    }
-}
-
 int bitnet__value_int(const bitnet_value *v, const char *what, int64_t *out)
 {
     size_t sz = bitnet__vtype_size(v->type);
@@ -91,20 +74,6 @@ int bitnet__value_f32(const bitnet_value *v, const char *what, float *out)
     }
     return bitnet__error(BITNET_E_FORMAT, "key '%s': expected a float, found %s",
                          what, bitnet__vtype_name(v->type));
-}
-
-int bitnet__value_next_str(const uint8_t **p, uint64_t *left, const char **s,
-                           uint64_t *n)
-{
-    if (*left < 8) return -1;
-    uint64_t len;
-    memcpy(&len, *p, 8);
-    if (len > *left - 8) return -1;
-    *s = (const char *)*p + 8;
-    *n = len;
-    *p += 8 + len;
-    *left -= 8 + len;
-    return 0;
 }
 
 int bitnet__value_str(const bitnet_value *v, const char *what, bitnet_str *out)

@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 
+#include "base/arena.h"
 #include "base/internal.h"
 #include "format/source.h"
 #include "kernels.h"
@@ -79,11 +80,15 @@ struct bitnet_model {
     uint8_t *fmat_owned[2];   /* aligned copies of tok_embd/output when the
                                  caller's buffer is misaligned */
     int32_t n_tensors_used;
-    uint8_t *arena;           /* one allocation holding every bitnet_tmat's
+    bitnet_arena arena;       /* one allocation holding every bitnet_tmat's
                                  data (an anonymous mapping when large) */
-    size_t arena_size, arena_used;
-    int arena_mapped;
 };
+
+/* Load a model from any source (format/source.h); the model owns src from
+ * here on (it is freed on failure too). bitnet_model_load_file/_buffer are
+ * this over the source that bitnet__source_open_file/_buffer give. */
+int bitnet__model_load_source(struct bitnet_model **out, bitnet_source *src,
+                              const bitnet_model_params *params);
 
 /* Build (once, thread-safe) the int8 head copy. BITNET_OK or BITNET_E_NOMEM. */
 int bitnet__model_head_i8(const struct bitnet_model *m, const bitnet_head_i8 **out);
@@ -107,5 +112,19 @@ void bitnet__fmat_dot_rows(const bitnet_fmat *m, int32_t r0, int32_t r1,
  * scale, by the rule of docs/formats.md. BITNET_E_FORMAT names the tensor.
  * Used by the loader and the tests. */
 int bitnet__ternary_decode(const bitnet_tensor_desc *t, int8_t *out, float *scale);
+
+/* ---- between the loader's files (model/load.c, model/weights.c) ------ */
+
+/* Elements of a 1-D view of an F32, F16 or BF16 tensor as floats. */
+void bitnet__to_float(uint32_t type, const uint8_t *src, size_t n, float *dst);
+/* Index of the first Inf/NaN among n F32, F16 or BF16 values at p, or
+ * SIZE_MAX when all are finite. */
+size_t bitnet__first_nonfinite(uint32_t type, const uint8_t *p, size_t n);
+/* Arena bytes reserved for a rows x cols packed matrix. */
+size_t bitnet__tmat_reserve(int32_t rows, int32_t cols);
+/* Decode t (shape-checked, rows x cols = ne1 x ne0) and pack it into w in
+ * m's arena; *scratch (of *scratch_cap bytes) is reused between calls. */
+int bitnet__tmat_load(struct bitnet_model *m, bitnet_tmat *w, const bitnet_tensor_desc *t,
+                      int8_t **scratch, size_t *scratch_cap);
 
 #endif /* BITNET_MODEL_H */

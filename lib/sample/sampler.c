@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "base/internal.h"
+#include "base/rng.h"
 #include "sample/sampler.h"
 
 #if defined(__clang__)
@@ -52,39 +53,16 @@ struct bitnet_sampler {
     double *w;                   /* n_vocab weights */
 };
 
-/* ---- PRNG ------------------------------------------------------------- */
-
-static uint64_t splitmix64(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
+/* ---- PRNG (base/rng.h) ------------------------------------------------ */
 
 static void rng_seed(uint64_t st[4], uint64_t seed)
 {
-    uint64_t x = seed;
-    for (int i = 0; i < 4; i++)
-        st[i] = splitmix64(&x);
-}
-
-static inline uint64_t rotl(uint64_t x, int k)
-{
-    return (x << k) | (x >> (64 - k));
+    bitnet__rng_seed(st, seed);
 }
 
 static uint64_t rng_next(uint64_t st[4])
 {
-    uint64_t r = rotl(st[1] * 5, 7) * 9;
-    uint64_t t = st[1] << 17;
-    st[2] ^= st[0];
-    st[3] ^= st[1];
-    st[1] ^= st[2];
-    st[0] ^= st[3];
-    st[2] ^= t;
-    st[3] = rotl(st[3], 45);
-    return r;
+    return bitnet__rng_next(st);
 }
 
 /* Uniform in [0, 1) with 53 random bits. */

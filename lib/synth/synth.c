@@ -15,38 +15,23 @@
 #include <string.h>
 
 #include "base/internal.h"
+#include "base/rng.h"
 #include "format/gguf.h"
 #include "kernels.h"
 #include "synth/encode.h"
 
-/* ---- random numbers (xoshiro256**, seeded by splitmix64) -------------- */
+/* ---- random numbers (base/rng.h; one stream per tensor) ---------------- */
 
 typedef struct rng { uint64_t s[4]; } rng;
 
-static uint64_t splitmix(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 static void rng_seed(rng *r, uint64_t seed, uint64_t stream)
 {
-    uint64_t x = seed ^ (stream * 0xd1342543de82ef95ull);
-    for (int i = 0; i < 4; i++) r->s[i] = splitmix(&x);
+    bitnet__rng_seed(r->s, seed ^ (stream * 0xd1342543de82ef95ull));
 }
-
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
 static uint64_t rng_next(rng *r)
 {
-    uint64_t *s = r->s;
-    uint64_t res = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0]; s[3] ^= s[1]; s[1] ^= s[2]; s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return res;
+    return bitnet__rng_next(r->s);
 }
 
 static float rng_unif(rng *r)              /* [0, 1) */

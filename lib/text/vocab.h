@@ -34,6 +34,9 @@ int bitnet__vocab_piece(const bitnet_vocab *v, int32_t tok, uint32_t flags,
                         char *buf, size_t cap, size_t *n_out);
 int bitnet__vocab_detokenize(const bitnet_vocab *v, const int32_t *toks, size_t n,
                              uint32_t flags, char *buf, size_t cap, size_t *n_out);
+/* A streaming detokenizer over v (flags already checked); the public
+ * bitnet_detokenizer_create finds v in the model. */
+int bitnet__detokenizer_new(bitnet_detokenizer **out, const bitnet_vocab *v, uint32_t flags);
 
 /* Pieces up to this many bytes are merged by scanning, longer ones with a
  * heap (same result; tests set it to compare the two). Default 48, max 64. */
