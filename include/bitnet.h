@@ -687,8 +687,8 @@ BITNET_API void bitnet_convert_params_init_(bitnet_convert_params *p, size_t siz
  *         for its tensor, or a row length the type's block does not divide:
  *         the message names the tensor); the load errors of
  *         bitnet_model_load_file() for the input; BITNET_E_IO (output);
- *         BITNET_E_NOMEM; BITNET_E_ABORTED. On failure the output file is
- *         removed. Thread-safe (no shared state).
+ *         BITNET_E_NOMEM; BITNET_E_ABORTED. A failure after writing began
+ *         removes the partial output. Thread-safe (no shared state).
  */
 BITNET_API int bitnet_convert(const char *input, const char *output,
                               const bitnet_convert_params *params);

@@ -339,6 +339,58 @@ static void test_spm_protobuf(void **state)
                      BITNET_E_FORMAT);
 }
 
+static void test_convert_args(void **state)
+{
+    (void)state;
+    bitnet_convert_params p;
+    bitnet_convert_params_init(&p);
+    assert_int_equal(p.weight_type, BITNET_TYPE_I2_S);
+    assert_int_equal(p.embd_type, BITNET_TYPE_F16);
+    assert_int_equal(bitnet_convert(NULL, "/tmp/x.gguf", NULL), BITNET_E_INVALID_ARG);
+    assert_int_equal(bitnet_convert("/tmp/x", NULL, NULL), BITNET_E_INVALID_ARG);
+    p.weight_type = BITNET_TYPE_Q8_0;
+    assert_int_equal(bitnet_convert("/tmp/x", "/tmp/y.gguf", &p), BITNET_E_INVALID_ARG);
+    assert_non_null(strstr(bitnet_last_error(), "weight_type"));
+    bitnet_convert_params_init(&p);
+    p.embd_type = BITNET_TYPE_TQ2_0;
+    assert_int_equal(bitnet_convert("/tmp/x", "/tmp/y.gguf", &p), BITNET_E_INVALID_ARG);
+    assert_non_null(strstr(bitnet_last_error(), "embd_type"));
+    /* an input that does not exist, and a model converted to a path that
+     * cannot be written */
+    assert_int_equal(bitnet_convert("/nonexistent/model.gguf", "/tmp/y.gguf", NULL),
+                     BITNET_E_IO);
+    char in[] = "/tmp/bitnet-convert-in-XXXXXX";
+    int fd = mkstemp(in);
+    assert_true(fd >= 0);
+    close(fd);
+    bitnet_synth_params sp;
+    bitnet_synth_params_init(&sp);
+    assert_int_equal(bitnet_synth_write(in, &sp), BITNET_OK);
+    assert_int_equal(bitnet_convert(in, "/nonexistent/dir/out.gguf", NULL), BITNET_E_IO);
+    /* a row length TQ2_0 blocks do not divide: the tensor is named */
+    sp.n_embd = 128;
+    sp.n_ff = 384;
+    sp.n_head = 2;
+    sp.n_head_kv = 1;
+    assert_int_equal(bitnet_synth_write(in, &sp), BITNET_OK);
+    bitnet_convert_params_init(&p);
+    p.weight_type = BITNET_TYPE_TQ2_0;
+    char out[] = "/tmp/bitnet-convert-out-XXXXXX";
+    fd = mkstemp(out);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(bitnet_convert(in, out, &p), BITNET_E_INVALID_ARG);
+    assert_non_null(strstr(bitnet_last_error(), "blk.0.attn_q.weight"));
+    p.weight_type = BITNET_TYPE_I2_S;
+    assert_int_equal(bitnet_convert(in, out, &p), BITNET_OK);
+    bitnet_model *m;
+    assert_int_equal(bitnet_model_load_file(&m, out, NULL), BITNET_OK);
+    assert_int_equal(bitnet_model_n_embd(m), 128);
+    bitnet_model_free(m);
+    unlink(in);
+    unlink(out);
+}
+
 static void test_utf8_and_depth(void **state)
 {
     (void)state;
@@ -357,6 +409,7 @@ int main(void)
         cmocka_unit_test(test_hostile_headers),
         cmocka_unit_test_setup_teardown(test_hostile_dirs, setup, teardown),
         cmocka_unit_test(test_spm_protobuf),
+        cmocka_unit_test(test_convert_args),
         cmocka_unit_test(test_utf8_and_depth),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
