@@ -151,6 +151,8 @@ int bitnet__gguf_build(bitnet_gguf **out, const uint8_t *kvbuf, size_t kvsize,
                              "has tensors");
     }
     free(g->tensors);
+    free(g->tensor_index);          /* the empty index of the key image */
+    g->tensor_index = NULL;
     g->tensors = tensors;
     g->n_tensors = n;
     int64_t dup = build_index(&g->tensor_index, &g->tensor_mask, g->tensors,
