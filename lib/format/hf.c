@@ -35,6 +35,47 @@ int bitnet__hf_is_checkpoint(const char *path)
     return 0;
 }
 
+int bitnet__hf_read_text(const char *path, char **out, size_t *len, size_t max)
+{
+    *out = NULL;
+    *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return bitnet__error(BITNET_E_IO, "cannot open '%s'", path);
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap + 1);
+    while (buf) {
+        if (n == cap) {
+            if (cap > max) {
+                fclose(f);
+                free(buf);
+                return bitnet__error(BITNET_E_FORMAT, "'%s' is larger than %zu "
+                                     "bytes", path, max);
+            }
+            char *nb = realloc(buf, cap * 2 + 1);
+            if (!nb) { free(buf); buf = NULL; break; }
+            buf = nb;
+            cap *= 2;
+        }
+        size_t r = fread(buf + n, 1, cap - n, f);
+        n += r;
+        if (r == 0) break;
+    }
+    int err = ferror(f);
+    fclose(f);
+    if (!buf) return bitnet__error(BITNET_E_NOMEM, "'%s': out of memory", path);
+    if (err) {
+        free(buf);
+        return bitnet__error(BITNET_E_IO, "cannot read '%s'", path);
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return BITNET_OK;
+}
+
+#if BITNET_HAVE_JSON
+
 enum { K_DIRECT = 0, K_PACKED, K_PERMUTE };
 
 typedef struct hf_tensor {
@@ -452,45 +493,6 @@ static int file_exists(const char *p)
     return stat(p, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-int bitnet__hf_read_text(const char *path, char **out, size_t *len, size_t max)
-{
-    *out = NULL;
-    *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return bitnet__error(BITNET_E_IO, "cannot open '%s'", path);
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap + 1);
-    while (buf) {
-        if (n == cap) {
-            if (cap > max) {
-                fclose(f);
-                free(buf);
-                return bitnet__error(BITNET_E_FORMAT, "'%s' is larger than %zu "
-                                     "bytes", path, max);
-            }
-            char *nb = realloc(buf, cap * 2 + 1);
-            if (!nb) { free(buf); buf = NULL; break; }
-            buf = nb;
-            cap *= 2;
-        }
-        size_t r = fread(buf + n, 1, cap - n, f);
-        n += r;
-        if (r == 0) break;
-    }
-    int err = ferror(f);
-    fclose(f);
-    if (!buf) return bitnet__error(BITNET_E_NOMEM, "'%s': out of memory", path);
-    if (err) {
-        free(buf);
-        return bitnet__error(BITNET_E_IO, "cannot read '%s'", path);
-    }
-    buf[n] = '\0';
-    *out = buf;
-    *len = n;
-    return BITNET_OK;
-}
-
 int bitnet__hf_source(bitnet_source **out, const char *path, int no_mmap,
                       const bitnet_logger *log)
 {
@@ -506,12 +508,6 @@ int bitnet__hf_open(bitnet_gguf **out, const char *path, int no_mmap,
                     const bitnet_logger *log)
 {
     *out = NULL;
-#if !BITNET_HAVE_JSON
-    (void)no_mmap; (void)log;
-    return bitnet__error(BITNET_E_UNSUPPORTED, "'%s': loading a Hugging Face "
-                         "checkpoint needs JSON support, and this libbitnet was "
-                         "built without it (Meson feature 'json', jansson)", path);
-#else
     struct stat st;
     char *dir = NULL, *weights = NULL;
     int rc = BITNET_OK;
@@ -581,5 +577,26 @@ int bitnet__hf_open(bitnet_gguf **out, const char *path, int no_mmap,
         return rc;
     }
     return BITNET_OK;
-#endif
 }
+
+#else /* !BITNET_HAVE_JSON */
+
+int bitnet__hf_source(bitnet_source **out, const char *path, int no_mmap,
+                      const bitnet_logger *log)
+{
+    bitnet_gguf *g;
+    *out = NULL;
+    return bitnet__hf_open(&g, path, no_mmap, log);
+}
+
+int bitnet__hf_open(bitnet_gguf **out, const char *path, int no_mmap,
+                    const bitnet_logger *log)
+{
+    (void)no_mmap; (void)log;
+    *out = NULL;
+    return bitnet__error(BITNET_E_UNSUPPORTED, "'%s': loading a Hugging Face "
+                         "checkpoint needs JSON support, and this libbitnet was "
+                         "built without it (Meson feature 'json', jansson)", path);
+}
+
+#endif

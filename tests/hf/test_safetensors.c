@@ -43,6 +43,7 @@ static uint8_t *image(const char *hdr, size_t data, uint64_t hl_override, size_t
     return b;
 }
 
+#if BITNET_HAVE_JSON
 /* Parse and expect status `want` with `needle` in the message. */
 static void expect(const char *hdr, size_t data, uint64_t hl, int want, const char *needle)
 {
@@ -59,6 +60,7 @@ static void expect(const char *hdr, size_t data, uint64_t hl, int want, const ch
     else assert_null(t);
     free(b);
 }
+#endif
 
 static void test_valid(void **state)
 {
