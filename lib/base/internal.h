@@ -93,6 +93,9 @@ void bitnet__file_close(bitnet_file_view *v);
  * (NULL when it cannot: fall back to bitnet__aalloc). */
 void *bitnet__pages_map(size_t size);
 void bitnet__pages_unmap(void *p, size_t size);
+/* Read-fault [p, p+size) of a file mapping in one go, before a scan reads
+ * it all (a hint; no effect where unsupported or not mapped). */
+void bitnet__pages_prefault(const void *p, size_t size);
 /* Ask for huge pages on [p, p+size) (a hint; no effect where unsupported). */
 void bitnet__pages_advise_huge(void *p, size_t size);
 

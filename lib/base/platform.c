@@ -129,6 +129,22 @@ void bitnet__pages_unmap(void *p, size_t size)
     if (p) munmap(p, size);
 }
 
+void bitnet__pages_prefault(const void *p, size_t size)
+{
+#if defined(__linux__) && defined(MADV_POPULATE_READ)
+    /* one system call instead of a fault per page; a hint (older kernels
+     * refuse it, and then the pages fault in as they are read) */
+    long pg = sysconf(_SC_PAGESIZE);
+    if (pg <= 0 || size == 0) return;
+    uintptr_t a = (uintptr_t)p & ~((uintptr_t)pg - 1);
+    uintptr_t e = (uintptr_t)p + size;
+    madvise((void *)a, e - a, MADV_POPULATE_READ);
+#else
+    (void)p;
+    (void)size;
+#endif
+}
+
 void bitnet__pages_advise_huge(void *p, size_t size)
 {
 #if defined(__linux__) && defined(MADV_HUGEPAGE)

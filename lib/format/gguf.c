@@ -510,35 +510,22 @@ static int scalar_f64(uint32_t t, const uint8_t *p, double *v)
     return 0;
 }
 
+/* The typed getters read the kv's value as a neutral value (format/value.c
+ * has the conversions and the messages). */
 int bitnet__gguf_get_int(const bitnet_gguf *g, const char *key, int64_t *v)
 {
     const bitnet_gguf_kv *kv = bitnet__gguf_find(g, key);
     if (!kv) return BITNET_E_NOT_FOUND;
-    int r = bitnet__value_scalar_i64(kv->type, kv->value, v);
-    if (r == -1)
-        return bitnet__error(BITNET_E_FORMAT, "key '%s': expected an integer, "
-                             "found %s", key, bitnet__vtype_name(kv->type));
-    if (r == -2)
-        return bitnet__error(BITNET_E_FORMAT, "key '%s': value out of range", key);
-    return BITNET_OK;
+    bitnet_value val = bitnet__gguf_kv_value(kv);
+    return bitnet__value_int(&val, key, v);
 }
 
 int bitnet__gguf_get_f32(const bitnet_gguf *g, const char *key, float *v)
 {
     const bitnet_gguf_kv *kv = bitnet__gguf_find(g, key);
     if (!kv) return BITNET_E_NOT_FOUND;
-    if (kv->type == GGUF_VT_F32) {
-        memcpy(v, kv->value, 4);
-        return BITNET_OK;
-    }
-    if (kv->type == GGUF_VT_F64) {
-        double d;
-        memcpy(&d, kv->value, 8);
-        *v = (float)d;
-        return BITNET_OK;
-    }
-    return bitnet__error(BITNET_E_FORMAT, "key '%s': expected a float, found %s",
-                         key, bitnet__vtype_name(kv->type));
+    bitnet_value val = bitnet__gguf_kv_value(kv);
+    return bitnet__value_f32(&val, key, v);
 }
 
 int bitnet__gguf_get_bool(const bitnet_gguf *g, const char *key, int *v)
@@ -557,13 +544,12 @@ int bitnet__gguf_get_str(const bitnet_gguf *g, const char *key, bitnet_gguf_str 
 {
     const bitnet_gguf_kv *kv = bitnet__gguf_find(g, key);
     if (!kv) return BITNET_E_NOT_FOUND;
-    if (kv->type != GGUF_VT_STR)
-        return bitnet__error(BITNET_E_FORMAT, "key '%s': expected a string, "
-                             "found %s", key, bitnet__vtype_name(kv->type));
-    uint64_t len;
-    memcpy(&len, kv->value, 8);
-    v->ptr = (const char *)kv->value + 8;
-    v->len = len;
+    bitnet_value val = bitnet__gguf_kv_value(kv);
+    bitnet_str s;
+    int rc = bitnet__value_str(&val, key, &s);
+    if (rc) return rc;
+    v->ptr = s.ptr;
+    v->len = s.len;
     return BITNET_OK;
 }
 

@@ -279,6 +279,7 @@ static int fmat_load(loader *L, bitnet_fmat *f, uint8_t **owned,
         /* one Inf or NaN here makes every logit NaN: refuse it now, with
          * its place, rather than produce garbage later */
         size_t n = (size_t)t->ne[0] * (size_t)t->ne[1];
+        bitnet__pages_prefault(t->data, (size_t)t->nbytes);
         size_t bad = bitnet__first_nonfinite(t->type, t->data, n);
         if (bad != SIZE_MAX)
             return bitnet__error(BITNET_E_FORMAT, "tensor '%s': non-finite value "

@@ -76,7 +76,7 @@ struct bitnet_model {
     bitnet_logger log;
     uint64_t fingerprint;     /* hash of hyperparameters + tensor layout, for state blobs */
 
-    /* private to model.c */
+    /* private to the loader (model/load.c, model/weights.c) */
     uint8_t *fmat_owned[2];   /* aligned copies of tok_embd/output when the
                                  caller's buffer is misaligned */
     int32_t n_tensors_used;
