@@ -181,7 +181,7 @@ LAYER = {'attn_norm': 'input_layernorm', 'attn_q': 'self_attn.q_proj',
 LINEAR = ('attn_q', 'attn_k', 'attn_v', 'attn_output', 'ffn_gate', 'ffn_up', 'ffn_down')
 
 
-def write_model(kv, tensors, out, conv, shards, seed):
+def write_model(kv, tensors, out, conv, shards, seed, scale_dtype='f32'):
     arch = s(kv['general.architecture'])
     want = {'b158-packed': 'bitnet-b1.58', 'b158-master': 'bitnet-b1.58',
             '1bitllm': 'bitnet', 'llama-packed': 'llama'}[conv]
@@ -228,7 +228,11 @@ def write_model(kv, tensors, out, conv, shards, seed):
             continue
         if conv == 'llama-packed' and short in ('attn_q', 'attn_k'):
             t = hf_rows_from_gguf(t, H if short == 'attn_q' else HKV)
-        if conv == 'b158-packed':
+        if scale_dtype == 'bf16':
+            # as the published checkpoints: one bf16 value (rounded)
+            ws = bf16_bits(np.array([sc if conv == 'b158-packed' else 1.0 / sc],
+                                    dtype=np.float32))
+        elif conv == 'b158-packed':
             ws = np.array([sc], dtype=np.float32)
         else:
             ws = divisor_for(sc)
@@ -442,6 +446,8 @@ def main():
     ap.add_argument('--shards', type=int, default=1)
     ap.add_argument('--seed', type=int, default=7)
     ap.add_argument('--spm', action='store_true')
+    ap.add_argument('--scale-dtype', default='f32', choices=['f32', 'bf16'],
+                    help='weight_scale dtype of packed conventions (f32: exact)')
     ap.add_argument('--merges-as-pairs', action='store_true')
     a = ap.parse_args()
     if a.what == 'big-bf16':
@@ -449,7 +455,7 @@ def main():
         return
     kv, tensors = read_gguf(a.gguf)
     if a.what == 'model':
-        write_model(kv, tensors, a.out, a.convention, a.shards, a.seed)
+        write_model(kv, tensors, a.out, a.convention, a.shards, a.seed, a.scale_dtype)
         if 'tokenizer.ggml.tokens' in kv:
             write_vocab(kv, a.out, False, a.merges_as_pairs)
     else:
