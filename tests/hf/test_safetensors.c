@@ -8,7 +8,10 @@
  *    activation, a tensor of the wrong dtype or shape, packed weights
  *    without weight_scale, an index naming a missing shard, a tensor in the
  *    wrong shard;
- *  - SentencePiece protobuf: truncated and malformed messages.
+ *  - SentencePiece protobuf: truncated and malformed messages;
+ *  - loading options on a small checkpoint written here: the progress
+ *    callback (monotonic, ends at 1, cancels), BITNET_MODEL_NO_MMAP and the
+ *    model.safetensors path give the same logits; bitnet_convert arguments.
  * Plus a well-formed file read back exactly.
  */
 #include <stdarg.h>
@@ -341,6 +344,133 @@ static void test_spm_protobuf(void **state)
                      BITNET_E_FORMAT);
 }
 
+/* A small valid 1bitLLM-style checkpoint (F32 masters), written here so
+ * the loading options can be checked without Python: n_embd 32, 2 heads,
+ * n_ff 64, vocabulary 8, one layer. */
+static void put_small_checkpoint(void)
+{
+    static const struct { const char *name; int rows, cols; } t[] = {
+        { "model.embed_tokens.weight", 8, 32 }, { "model.norm.weight", 0, 32 },
+        { "model.layers.0.input_layernorm.weight", 0, 32 },
+        { "model.layers.0.self_attn.q_proj.weight", 32, 32 },
+        { "model.layers.0.self_attn.k_proj.weight", 32, 32 },
+        { "model.layers.0.self_attn.v_proj.weight", 32, 32 },
+        { "model.layers.0.self_attn.o_proj.weight", 32, 32 },
+        { "model.layers.0.self_attn.inner_attn_ln.weight", 0, 32 },
+        { "model.layers.0.post_attention_layernorm.weight", 0, 32 },
+        { "model.layers.0.mlp.gate_proj.weight", 64, 32 },
+        { "model.layers.0.mlp.up_proj.weight", 64, 32 },
+        { "model.layers.0.mlp.down_proj.weight", 32, 64 },
+        { "model.layers.0.mlp.ffn_layernorm.weight", 0, 64 },
+    };
+    char hdr[4096];
+    size_t hl = 0, off = 0;
+    hl += (size_t)snprintf(hdr + hl, sizeof(hdr) - hl, "{");
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        size_t n = (size_t)(t[i].rows ? t[i].rows : 1) * (size_t)t[i].cols * 4;
+        if (t[i].rows)
+            hl += (size_t)snprintf(hdr + hl, sizeof(hdr) - hl, "%s\"%s\":{\"dtype\":\"F32\","
+                                   "\"shape\":[%d,%d],\"data_offsets\":[%zu,%zu]}",
+                                   i ? "," : "", t[i].name, t[i].rows, t[i].cols, off, off + n);
+        else
+            hl += (size_t)snprintf(hdr + hl, sizeof(hdr) - hl, "%s\"%s\":{\"dtype\":\"F32\","
+                                   "\"shape\":[%d],\"data_offsets\":[%zu,%zu]}",
+                                   i ? "," : "", t[i].name, t[i].cols, off, off + n);
+        off += n;
+    }
+    hl += (size_t)snprintf(hdr + hl, sizeof(hdr) - hl, "}");
+    size_t size = 8 + hl + off;
+    uint8_t *b = calloc(1, size);
+    for (int i = 0; i < 8; i++) b[i] = (uint8_t)((uint64_t)hl >> (8 * i));
+    memcpy(b + 8, hdr, hl);
+    for (size_t i = 0; i < off / 4; i++) {
+        /* deterministic values in [-1, 1]; norms near 1 */
+        float v = (float)((int)((i * 2654435761u) % 2001u) - 1000) / 1000.0f;
+        memcpy(b + 8 + hl + 4 * i, &v, 4);
+    }
+    put("model.safetensors", b, size);
+    free(b);
+    char p[512];
+    snprintf(p, sizeof(p), "%s/config.json", tmpdir);
+    FILE *f = fopen(p, "w");
+    assert_non_null(f);
+    fprintf(f, "{\"architectures\":[\"BitnetForCausalLM\"],\"hidden_size\":32,"
+            "\"num_hidden_layers\":1,\"intermediate_size\":64,\"num_attention_heads\":2,"
+            "\"vocab_size\":8,\"max_position_embeddings\":64,\"rms_norm_eps\":1e-5}");
+    fclose(f);
+}
+
+static int progress_calls;
+static float progress_last;
+static int on_progress(void *user, float p)
+{
+    int cancel_at = *(int *)user;
+    if (p < progress_last) progress_last = 2.0f;    /* not monotonic: fails below */
+    else progress_last = p;
+    return ++progress_calls == cancel_at;
+}
+
+static void logits_of(const bitnet_model *m, float *out)
+{
+    bitnet_context *c;
+    bitnet_context_params cp;
+    bitnet_context_params_init(&cp);
+    cp.n_threads = 1;
+    assert_int_equal(bitnet_context_create(&c, m, &cp), BITNET_OK);
+    const int32_t toks[4] = { 1, 5, 2, 7 };
+    assert_int_equal(bitnet_context_eval(c, toks, 4, 0), BITNET_OK);
+    const float *l;
+    assert_int_equal(bitnet_context_logits(c, -1, &l), BITNET_OK);
+    memcpy(out, l, 8 * sizeof(float));
+    bitnet_context_free(c);
+}
+
+static void test_load_options(void **state)
+{
+    (void)state;
+#if BITNET_HAVE_JSON
+    put_small_checkpoint();
+    bitnet_model_params p;
+    bitnet_model_params_init(&p);
+    int cancel_at = 0;
+    p.progress_fn = on_progress;
+    p.progress_user = &cancel_at;
+    bitnet_model *m = NULL;
+    progress_calls = 0;
+    progress_last = 0.0f;
+    assert_int_equal(bitnet_model_load_file(&m, tmpdir, &p), BITNET_OK);
+    assert_true(progress_calls > 10);
+    assert_true(progress_last == 1.0f);
+    assert_string_equal(bitnet_model_arch(m), "bitnet");
+    assert_int_equal(bitnet_model_n_vocab(m), 8);
+    float a[8], b[8];
+    logits_of(m, a);
+    bitnet_model_free(m);
+    /* cancelled by the callback */
+    cancel_at = 3;
+    progress_calls = 0;
+    progress_last = 0.0f;
+    assert_int_equal(bitnet_model_load_file(&m, tmpdir, &p), BITNET_E_ABORTED);
+    assert_null(m);
+    /* read into memory instead of mapped; the file path form */
+    bitnet_model_params_init(&p);
+    p.flags = BITNET_MODEL_NO_MMAP;
+    char path[512];
+    snprintf(path, sizeof(path), "%s/model.safetensors", tmpdir);
+    assert_int_equal(bitnet_model_load_file(&m, path, &p), BITNET_OK);
+    logits_of(m, b);
+    assert_memory_equal(a, b, sizeof(a));
+    char buf[64];
+    size_t n;
+    assert_int_equal(bitnet_model_meta(m, "bitnet.embedding_length", buf, sizeof(buf), &n),
+                     BITNET_OK);
+    assert_string_equal(buf, "32");
+    bitnet_model_free(m);
+#else
+    skip();
+#endif
+}
+
 static void test_convert_args(void **state)
 {
     (void)state;
@@ -412,6 +542,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hostile_dirs, setup, teardown),
         cmocka_unit_test(test_spm_protobuf),
         cmocka_unit_test(test_convert_args),
+        cmocka_unit_test_setup_teardown(test_load_options, setup, teardown),
         cmocka_unit_test(test_utf8_and_depth),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
