@@ -249,7 +249,14 @@ BITNET_API void bitnet_model_params_init_(bitnet_model_params *p, size_t size);
 #define bitnet_model_params_init(p) bitnet_model_params_init_((p), sizeof(*(p)))
 
 /**
- * Load a GGUF model file.
+ * Load a model: a GGUF file, or a Hugging Face checkpoint (a directory with
+ * config.json and model.safetensors or model.safetensors.index.json, or
+ * either of those two files). A checkpoint's tensors are read through
+ * memory maps, packed ternary weights decoded and full-precision master
+ * weights ternarised one tensor at a time; its vocabulary comes from
+ * tokenizer.json or tokenizer.model (docs/formats.md lists the conventions
+ * understood). Loading a checkpoint needs a library built with JSON support
+ * (else BITNET_E_UNSUPPORTED).
  *
  * @param out    receives the model; set to NULL on failure
  * @param path   NUL-terminated file path
@@ -260,9 +267,11 @@ BITNET_API void bitnet_model_params_init_(bitnet_model_params *p, size_t size);
  *           bits, pre_tokenizer not a BITNET_PRETOK_* value);
  *         BITNET_E_IO (cannot open or read);
  *         BITNET_E_FORMAT (malformed or inconsistent file);
- *         BITNET_E_UNSUPPORTED (unknown architecture or tensor type, or a
- *           params struct from a newer header with non-zero unknown fields);
+ *         BITNET_E_UNSUPPORTED (unknown architecture, quantisation method or
+ *           tensor type, or a params struct from a newer header with
+ *           non-zero unknown fields);
  *         BITNET_E_NOMEM; BITNET_E_ABORTED (progress callback cancelled).
+ * The message (bitnet_last_error) names the file, key or field at fault.
  * The model is immutable and thread-safe once returned. Free it with
  * bitnet_model_free() after every context, sampler and detokenizer made
  * from it has been freed.
@@ -820,6 +829,49 @@ BITNET_API void bitnet_synth_params_init_(bitnet_synth_params *p, size_t size);
  *         unreadable); BITNET_E_NOMEM.
  */
 BITNET_API int bitnet_synth_write(const char *path, const bitnet_synth_params *params);
+
+/* ------------------------------------------------------------------------ */
+/* Conversion                                                               */
+/* ------------------------------------------------------------------------ */
+
+typedef struct bitnet_convert_params {
+    uint32_t struct_size;     /**< set by bitnet_convert_params_init         */
+    int32_t weight_type;      /**< linear weights: BITNET_TYPE_I2_S (default,
+                                   bitnet.cpp), TQ2_0, TQ1_0 (llama.cpp) or
+                                   F16                                        */
+    int32_t embd_type;        /**< token embedding and output head:
+                                   BITNET_TYPE_F16 (default), Q8_0, Q6_K or
+                                   Q4_0                                       */
+    uint32_t reserved0;       /**< must be 0                                  */
+    bitnet_log_fn log_fn;     /**< NULL: silent                               */
+    void *log_user;           /**< passed to log_fn                           */
+    int32_t log_level;        /**< default WARN                               */
+    bitnet_progress_fn progress_fn; /**< NULL: none; non-zero return cancels */
+    void *progress_user;      /**< passed to progress_fn                      */
+} bitnet_convert_params;
+
+BITNET_API void bitnet_convert_params_init_(bitnet_convert_params *p, size_t size);
+#define bitnet_convert_params_init(p) bitnet_convert_params_init_((p), sizeof(*(p)))
+
+/**
+ * Convert a model (anything bitnet_model_load_file() reads: a Hugging Face
+ * checkpoint or a GGUF file) to a GGUF file: linear weights ternarised (as
+ * the loader does) and stored as weight_type, embedding and output head as
+ * embd_type, norms as F32, every metadata key copied (general.file_type
+ * set to match). The tensors are streamed: memory stays near one tensor.
+ * I2_S output is what bitnet.cpp loads, TQ1_0/TQ2_0 what llama.cpp loads.
+ * @param input  path of the model to read
+ * @param output path of the GGUF file to write (replaced)
+ * @param params NULL for defaults
+ * @return BITNET_OK; BITNET_E_INVALID_ARG (NULL path, a type not allowed
+ *         for its tensor, or a row length the type's block does not divide:
+ *         the message names the tensor); the load errors of
+ *         bitnet_model_load_file() for the input; BITNET_E_IO (output);
+ *         BITNET_E_NOMEM; BITNET_E_ABORTED. A failure after writing began
+ *         removes the partial output. Thread-safe (no shared state).
+ */
+BITNET_API int bitnet_convert(const char *input, const char *output,
+                              const bitnet_convert_params *params);
 
 #ifdef __cplusplus
 }

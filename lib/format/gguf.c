@@ -128,7 +128,62 @@ void bitnet__gguf_free(bitnet_gguf *g)
     free(g->tensors);
     free(g->kv_index);
     free(g->tensor_index);
+    if (g->hooks && g->hooks->free)
+        g->hooks->free(g->hooks_user);
     free(g);
+}
+
+int bitnet__gguf_build(bitnet_gguf **out, const uint8_t *kvbuf, size_t kvsize,
+                       bitnet_gguf_tensor *tensors, uint64_t n,
+                       const bitnet_gguf_hooks *hooks, void *user)
+{
+    bitnet_gguf *g;
+    *out = NULL;
+    int rc = bitnet__gguf_parse(&g, kvbuf, kvsize);
+    if (rc) {
+        free(tensors);
+        return rc;
+    }
+    if (g->n_tensors) {
+        bitnet__gguf_free(g);
+        free(tensors);
+        return bitnet__error(BITNET_E_INTERNAL, "GGUF build: the key image "
+                             "has tensors");
+    }
+    free(g->tensors);
+    free(g->tensor_index);          /* the empty index of the key image */
+    g->tensor_index = NULL;
+    g->tensors = tensors;
+    g->n_tensors = n;
+    int64_t dup = build_index(&g->tensor_index, &g->tensor_mask, g->tensors,
+                              sizeof(*g->tensors),
+                              offsetof(bitnet_gguf_tensor, name), n);
+    if (dup != 0) {
+        rc = dup < 0 ? bitnet__error(BITNET_E_NOMEM, "GGUF: out of memory")
+                     : bitnet__error(BITNET_E_FORMAT, "duplicate tensor name '"
+                                     NAME_FMT "'", NAME_ARG(tensors[dup - 1].name));
+        bitnet__gguf_free(g);
+        return rc;
+    }
+    g->hooks = hooks;
+    g->hooks_user = user;
+    *out = g;
+    return BITNET_OK;
+}
+
+int bitnet__gguf_tensor_acquire(const bitnet_gguf *g, const bitnet_gguf_tensor *t,
+                                bitnet_gguf_tensor *view)
+{
+    *view = *t;
+    if (g->hooks && g->hooks->acquire)
+        return g->hooks->acquire(g->hooks_user, t, view);
+    return BITNET_OK;
+}
+
+void bitnet__gguf_tensor_release(const bitnet_gguf *g, const bitnet_gguf_tensor *t)
+{
+    if (g->hooks && g->hooks->release)
+        g->hooks->release(g->hooks_user, t);
 }
 
 static int fail_trunc(const char *what, size_t off)

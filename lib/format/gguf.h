@@ -45,6 +45,19 @@ typedef struct bitnet_gguf_tensor {
     const uint8_t *data;      /* buffer + data_offset + offset */
 } bitnet_gguf_tensor;
 
+/* A GGUF built in memory from another format (format/hf.c): some tensors
+ * are produced on demand (packed weights decoded, rows reordered), and the
+ * files behind the data belong to an owner freed with the gguf. */
+typedef struct bitnet_gguf_hooks {
+    /* Fill view->data for tensor t (the view is a copy of *t); valid until
+     * release(t). */
+    int (*acquire)(void *user, const struct bitnet_gguf_tensor *t,
+                   struct bitnet_gguf_tensor *view);
+    /* t's data (and what acquire made for it) is not needed any more. */
+    void (*release)(void *user, const struct bitnet_gguf_tensor *t);
+    void (*free)(void *user);
+} bitnet_gguf_hooks;
+
 typedef struct bitnet_gguf {
     uint32_t version;
     uint64_t n_kv;
@@ -58,6 +71,8 @@ typedef struct bitnet_gguf {
     /* open-addressing hash indexes (private to gguf.c) */
     uint32_t *kv_index, *tensor_index;   /* slot -> index + 1, 0 = empty */
     uint32_t kv_mask, tensor_mask;
+    const bitnet_gguf_hooks *hooks;    /* NULL for files */
+    void *hooks_user;
 } bitnet_gguf;
 
 /* Parse a GGUF buffer. Everything is checked against `size` before it is
@@ -67,6 +82,21 @@ typedef struct bitnet_gguf {
  * naming the offending key or tensor. */
 int bitnet__gguf_parse(bitnet_gguf **out, const uint8_t *buf, size_t size);
 void bitnet__gguf_free(bitnet_gguf *g);
+
+/* Build a gguf in memory: the keys come from kvbuf (a tensor-less GGUF
+ * image, e.g. from bitnet__gguf_w_buffer), the tensors from `tensors` (n
+ * descriptors; names, shapes, types and nbytes set; data may be NULL when
+ * hooks->acquire produces it). Takes ownership of `tensors` (free()d) and,
+ * on success, of `user` (hooks->free(user) when the gguf is freed; kvbuf
+ * must stay valid until then). Duplicate names: BITNET_E_FORMAT. */
+int bitnet__gguf_build(bitnet_gguf **out, const uint8_t *kvbuf, size_t kvsize,
+                       bitnet_gguf_tensor *tensors, uint64_t n,
+                       const bitnet_gguf_hooks *hooks, void *user);
+/* A tensor's data for reading: *view = *t with data filled in (by the
+ * hooks when the gguf has them). Pair with bitnet__gguf_tensor_release. */
+int bitnet__gguf_tensor_acquire(const bitnet_gguf *g, const bitnet_gguf_tensor *t,
+                                bitnet_gguf_tensor *view);
+void bitnet__gguf_tensor_release(const bitnet_gguf *g, const bitnet_gguf_tensor *t);
 
 /* Lookups (linear or hashed; NULL/-1 when absent). */
 const bitnet_gguf_kv *bitnet__gguf_find(const bitnet_gguf *g, const char *key);
@@ -109,6 +139,8 @@ int bitnet__gguf_source(bitnet_source **out, const uint8_t *buf, size_t size,
 /* The parsed file behind a GGUF source, NULL for other sources (tests and
  * tools that want the raw keys). */
 const bitnet_gguf *bitnet__gguf_of_source(const bitnet_source *s);
+/* A source over a gguf built in memory (bitnet__gguf_build); takes g. */
+int bitnet__gguf_source_built(bitnet_source **out, bitnet_gguf *g);
 /* The file a GGUF source owns (map_base set when mapped), NULL for others. */
 const bitnet_file_view *bitnet__gguf_source_file(const bitnet_source *s);
 /* The vocabulary description of a parsed file: the tokenizer.ggml.* keys

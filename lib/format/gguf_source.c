@@ -141,8 +141,56 @@ static void g_close(void *impl)
 }
 
 static const bitnet_source_ops gguf_ops = {
-    "gguf", g_hparam, g_meta, g_vocab, g_n_tensors, g_tensor_at, g_tensor, g_close
+    "gguf", g_hparam, g_meta, g_vocab, g_n_tensors, g_tensor_at, g_tensor, g_close,
+    NULL, NULL
 };
+
+/* A GGUF built in memory by another format's reader (format/hf.c): the
+ * same keys and names, tensors produced through the gguf's hooks. */
+static const bitnet_gguf_tensor *built_tensor(const bitnet_source *s,
+                                              const bitnet_tensor_desc *t)
+{
+    char name[160];
+    snprintf(name, sizeof(name), "%.*s", (int)(t->name.len < 159 ? t->name.len : 159),
+             t->name.ptr);
+    return bitnet__gguf_tensor(impl_of(s)->g, name);
+}
+
+static int b_acquire(const bitnet_source *s, const bitnet_tensor_desc *t,
+                     bitnet_tensor_desc *view)
+{
+    const bitnet_gguf_tensor *gt = built_tensor(s, t);
+    if (!gt)
+        return bitnet__error(BITNET_E_INTERNAL, "tensor '%.*s' vanished",
+                             (int)(t->name.len > 96 ? 96 : t->name.len), t->name.ptr);
+    bitnet_gguf_tensor v;
+    int rc = bitnet__gguf_tensor_acquire(impl_of(s)->g, gt, &v);
+    view->data = rc ? NULL : v.data;
+    return rc;
+}
+
+static void b_release(const bitnet_source *s, const bitnet_tensor_desc *t)
+{
+    const bitnet_gguf_tensor *gt = built_tensor(s, t);
+    if (gt) bitnet__gguf_tensor_release(impl_of(s)->g, gt);
+}
+
+static const bitnet_source_ops built_ops = {
+    "safetensors", g_hparam, g_meta, g_vocab, g_n_tensors, g_tensor_at, g_tensor,
+    g_close, b_acquire, b_release
+};
+
+int bitnet__gguf_source_built(bitnet_source **out, bitnet_gguf *g)
+{
+    *out = NULL;
+    gguf_src *gs = calloc(1, sizeof(*gs));
+    if (!gs) {
+        bitnet__gguf_free(g);
+        return bitnet__error(BITNET_E_NOMEM, "out of memory");
+    }
+    gs->g = g;
+    return bitnet__source_create(out, &built_ops, gs);
+}
 
 int bitnet__gguf_source(bitnet_source **out, const uint8_t *buf, size_t size,
                         bitnet_file_view *view)
@@ -164,7 +212,7 @@ int bitnet__gguf_source(bitnet_source **out, const uint8_t *buf, size_t size,
 
 const bitnet_gguf *bitnet__gguf_of_source(const bitnet_source *s)
 {
-    return s && s->ops == &gguf_ops ? impl_of(s)->g : NULL;
+    return s && (s->ops == &gguf_ops || s->ops == &built_ops) ? impl_of(s)->g : NULL;
 }
 
 const bitnet_file_view *bitnet__gguf_source_file(const bitnet_source *s)

@@ -6,6 +6,7 @@
 
 #include "base/internal.h"
 #include "format/gguf.h"
+#include "format/hf.h"
 #include "format/source.h"
 
 int bitnet__source_create(bitnet_source **out, const bitnet_source_ops *ops,
@@ -33,6 +34,8 @@ void bitnet__source_free(bitnet_source *s)
 int bitnet__source_open_file(bitnet_source **out, const char *path, int no_mmap)
 {
     *out = NULL;
+    if (bitnet__hf_is_checkpoint(path))
+        return bitnet__hf_source(out, path, no_mmap, NULL);
     bitnet_file_view v;
     int rc = bitnet__file_open(&v, path, no_mmap);
     if (rc) return rc;

@@ -190,6 +190,15 @@ typedef struct bitnet_source_ops {
     int (*tensor)(const bitnet_source *s, const char *name, bitnet_tensor_desc *t);
     /* Release impl and everything it owns. */
     void (*close)(void *impl);
+    /* Optional (NULL: tensor data is always in place). A source whose
+     * tensors are produced on demand (a checkpoint's packed weights) gives
+     * them data == NULL; acquire fills view (a copy of *t) with data valid
+     * until release(t), which also lets the source drop pages it mapped.
+     * Loading and converting acquire one tensor at a time from one thread;
+     * one tensor must not be acquired twice at once. */
+    int (*acquire)(const bitnet_source *s, const bitnet_tensor_desc *t,
+                   bitnet_tensor_desc *view);
+    void (*release)(const bitnet_source *s, const bitnet_tensor_desc *t);
 } bitnet_source_ops;
 
 struct bitnet_source {
@@ -236,6 +245,21 @@ static inline int bitnet__source_tensor(const bitnet_source *s, const char *name
                                         bitnet_tensor_desc *t)
 {
     return s->ops->tensor(s, name, t);
+}
+
+/* Tensor data for reading: *view = *t with data filled in. Pair every
+ * acquire (successful or not) with a release. */
+static inline int bitnet__source_acquire(const bitnet_source *s,
+                                         const bitnet_tensor_desc *t,
+                                         bitnet_tensor_desc *view)
+{
+    *view = *t;
+    return s->ops->acquire ? s->ops->acquire(s, t, view) : 0;
+}
+static inline void bitnet__source_release(const bitnet_source *s,
+                                          const bitnet_tensor_desc *t)
+{
+    if (s->ops->release) s->ops->release(s, t);
 }
 
 #endif /* BITNET_SOURCE_H */

@@ -13,6 +13,7 @@
 #include "base/arena.h"
 #include "base/hash.h"
 #include "base/internal.h"
+#include "format/hf.h"
 #include "model/model.h"
 #include "text/vocab.h"
 
@@ -188,14 +189,21 @@ static int load_norm(loader *L, float **dst, const char *name, int64_t n,
         return bitnet__error(BITNET_E_UNSUPPORTED, "tensor '%s': type %s is not "
                              "supported for a norm weight (F32, F16, BF16)",
                              name, bitnet__ggml_type_name(t->type));
-    size_t bad = bitnet__first_nonfinite(t->type, t->data, (size_t)n);
-    if (bad != SIZE_MAX)
-        return bitnet__error(BITNET_E_FORMAT, "tensor '%s': non-finite value "
-                             "at element %zu", name, bad);
-    *dst = bitnet__aalloc((size_t)n * sizeof(float), 64);
-    if (!*dst)
-        return bitnet__error(BITNET_E_NOMEM, "tensor '%s': out of memory", name);
-    bitnet__to_float(t->type, t->data, (size_t)n, *dst);
+    bitnet_tensor_desc tv;
+    rc = bitnet__source_acquire(L->src, t, &tv);
+    size_t bad = rc ? SIZE_MAX : bitnet__first_nonfinite(t->type, tv.data, (size_t)n);
+    if (!rc && bad != SIZE_MAX)
+        rc = bitnet__error(BITNET_E_FORMAT, "tensor '%s': non-finite value "
+                           "at element %zu", name, bad);
+    if (!rc) {
+        *dst = bitnet__aalloc((size_t)n * sizeof(float), 64);
+        if (!*dst)
+            rc = bitnet__error(BITNET_E_NOMEM, "tensor '%s': out of memory", name);
+        else
+            bitnet__to_float(t->type, tv.data, (size_t)n, *dst);
+    }
+    bitnet__source_release(L->src, t);
+    if (rc) return rc;
     return progress(L, t->nbytes);
 }
 
@@ -216,7 +224,12 @@ static int load_linear(loader *L, bitnet_tmat *w, const char *name,
                              "F32, F16, BF16)", name,
                              bitnet__ggml_type_name(t->type));
     }
-    rc = bitnet__tmat_load(L->m, w, t, &L->scratch, &L->scratch_cap);
+    /* a checkpoint's weights may be produced on demand (and master
+     * weights' pages dropped after): acquire/release around the use */
+    bitnet_tensor_desc tv;
+    rc = bitnet__source_acquire(L->src, t, &tv);
+    if (!rc) rc = bitnet__tmat_load(L->m, w, &tv, &L->scratch, &L->scratch_cap);
+    bitnet__source_release(L->src, t);
     if (rc) return rc;
     L->n_types[t->type & 63]++;
     /* optional per-tensor scale of the "bitnet" architecture:
@@ -285,8 +298,8 @@ static int fmat_load(loader *L, bitnet_fmat *f, uint8_t **owned,
             return bitnet__error(BITNET_E_NOMEM, "tensor '%s': out of memory", name);
         memcpy(*owned, t->data, (size_t)t->nbytes);
         f->data = *owned;
+        bitnet__source_release(L->src, t);   /* the mapping is not read again */
     }
-    (void)L;
     return BITNET_OK;
 }
 
@@ -308,7 +321,9 @@ static uint64_t fingerprint(const bitnet_model *m, const bitnet_source *src)
         h = bitnet__fnv64(h, t->name.ptr, t->name.len);
         h = bitnet__fnv64(h, &t->type, 4);
         h = bitnet__fnv64(h, t->ne, sizeof(t->ne));
-        if (t->nbytes <= 4096) {
+        if (!t->data) {
+            /* produced on demand (a checkpoint's packed weights) */
+        } else if (t->nbytes <= 4096) {
             h = bitnet__fnv64(h, t->data, (size_t)t->nbytes);
         } else {
             size_t n = (size_t)t->nbytes;
@@ -632,7 +647,14 @@ int bitnet_model_load_file(bitnet_model **out, const char *path,
     int rc = merge_params(&p, params);
     if (rc) return rc;
     bitnet_source *src;
-    rc = bitnet__source_open_file(&src, path, (p.flags & BITNET_MODEL_NO_MMAP) != 0);
+    const int no_mmap = (p.flags & BITNET_MODEL_NO_MMAP) != 0;
+    if (bitnet__hf_is_checkpoint(path)) {
+        /* a Hugging Face checkpoint: its warnings go to the caller's log */
+        bitnet_logger lg = { p.log_fn, p.log_user, p.log_level };
+        rc = bitnet__hf_source(&src, path, no_mmap, &lg);
+    } else {
+        rc = bitnet__source_open_file(&src, path, no_mmap);
+    }
     if (rc) return rc;
     return load(out, src, &p, t0);
 }

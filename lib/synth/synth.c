@@ -18,6 +18,7 @@
 #include "base/rng.h"
 #include "format/gguf.h"
 #include "kernels.h"
+#include "synth/encode.h"
 
 /* ---- random numbers (base/rng.h; one stream per tensor) ---------------- */
 
@@ -99,7 +100,7 @@ static void put_f16(uint8_t *p, float f)
 }
 
 /* Encode n floats as `type` (F32, F16, BF16, Q8_0, Q4_0, Q6_K). */
-static void encode_floats(uint32_t type, const float *x, size_t n, uint8_t *o)
+void bitnet__encode_floats(uint32_t type, const float *x, size_t n, uint8_t *o)
 {
     switch (type) {
     case GGML_T_F32:
@@ -196,7 +197,7 @@ static void encode_floats(uint32_t type, const float *x, size_t n, uint8_t *o)
 
 /* Encode rows of ternary t (cols per row) as `type` with tensor scale s.
  * I2_S: rows are independent because cols % 128 == 0 (checked). */
-static void encode_ternary(uint32_t type, const int8_t *t, int32_t rows,
+void bitnet__encode_ternary(uint32_t type, const int8_t *t, int32_t rows,
                            int32_t cols, float s, uint8_t *o, float *tmp)
 {
     size_t n = (size_t)rows * (size_t)cols;
@@ -250,7 +251,7 @@ static void encode_ternary(uint32_t type, const int8_t *t, int32_t rows,
         break;
     default:                        /* F32 / F16: t * s */
         for (size_t i = 0; i < n; i++) tmp[i] = (float)t[i] * s;
-        encode_floats(type, tmp, n, o);
+        bitnet__encode_floats(type, tmp, n, o);
         break;
     }
 }
@@ -505,10 +506,10 @@ static int write_tensor(bitnet_gguf_writer *w, const tspec *ts, uint64_t seed,
         size_t n = (size_t)nr * cols;
         if (ts->kind == T_EMBD) {
             rng_normals(&r, f, n, 0.02f);
-            encode_floats(ts->type, f, n, o);
+            bitnet__encode_floats(ts->type, f, n, o);
         } else {
             rng_trits(&r, t, n);
-            encode_ternary(ts->type, t, nr, ts->cols, s, o, f);
+            bitnet__encode_ternary(ts->type, t, nr, ts->cols, s, o, f);
         }
         rc = bitnet__gguf_w_write(w, o, (size_t)nr * row_bytes);
     }
