@@ -16,6 +16,7 @@
 #endif
 
 #define ROW_CHUNK BITNET_TMAT_ROW_CHUNK
+#define HEAD_RUN 16            /* most tokens per head kernel call via the buffer */
 #define HEAD_CHUNK 64          /* head rows per thread-split unit */
 #define HEAD_BLOCK 64          /* head rows streamed per token loop: 64 F16 rows of
                                   2560 are 320 KiB, kept in L2 across the tokens */

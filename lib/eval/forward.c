@@ -248,11 +248,16 @@ void bitnet__eval_step(void *arg, int ith, int nth)
     int32_t r0, r1;
     split_rows(c->n_vocab, HEAD_CHUNK, ith, nth, &r0, &r1);
     /* Row blocks of HEAD_BLOCK stay in L2 while every kept token reads
-     * them. Tokens whose logits rows follow each other in memory (a
-     * sequence's all-logits rows) go to the head kernel in one call, which
-     * reads each row once for all of them; the kernels give every token the
-     * same result whatever the number of tokens in a call (kernels.h). */
+     * them. Each run of adjacent kept tokens (their activations are
+     * adjacent in hxq) goes to the head kernel in one call, which reads and
+     * converts each row once for all of them; the kernels give every token
+     * the same result whatever the number of tokens in a call (kernels.h).
+     * A run whose logits rows also follow each other in memory (one
+     * sequence's all-logits rows) is written in place; any other run (one
+     * token of each of several sequences) goes through a small buffer and
+     * is copied to each token's row. */
     const size_t xqs = c->head->xq_size, ldy = (size_t)c->n_vocab;
+    float buf[HEAD_BLOCK * HEAD_RUN];
     for (int32_t b0 = r0; b0 < r1; b0 += HEAD_BLOCK) {
         int32_t b1 = b0 + HEAD_BLOCK < r1 ? b0 + HEAD_BLOCK : r1;
         for (int32_t t = 0; t < nb; ) {
@@ -260,11 +265,20 @@ void bitnet__eval_step(void *arg, int ith, int nth)
                 t++;
                 continue;
             }
-            int32_t n = 1;
-            while (t + n < nb && st->tout[t + n] == st->tout[t] + (size_t)n * ldy)
+            int32_t n = 1, adjacent = 1;
+            while (t + n < nb && n < HEAD_RUN && st->tout[t + n]) {
+                adjacent &= st->tout[t + n] == st->tout[t] + (size_t)n * ldy;
                 n++;
-            bitnet__head_rows(&c->k, c->head, b0, b1, c->hxq + (size_t)t * xqs, n,
-                              st->tout[t] + b0, ldy);
+            }
+            const uint8_t *xq = c->hxq + (size_t)t * xqs;
+            if (adjacent) {
+                bitnet__head_rows(&c->k, c->head, b0, b1, xq, n, st->tout[t] + b0, ldy);
+            } else {
+                bitnet__head_rows(&c->k, c->head, b0, b1, xq, n, buf, HEAD_BLOCK);
+                for (int32_t i = 0; i < n; i++)
+                    memcpy(st->tout[t + i] + b0, buf + (size_t)i * HEAD_BLOCK,
+                           (size_t)(b1 - b0) * sizeof(float));
+            }
             t += n;
         }
     }
