@@ -112,7 +112,7 @@ static void test_invalid(void **state)
         int rc = bitnet__grammar_parse(bad[i].text, NULL, &g);
         const char *msg = bitnet_last_error();
         if (rc != BITNET_E_GRAMMAR || !strstr(msg, bad[i].what))
-            fprintf(stderr, "case %zu: rc %d, message '%s'\n", i, rc, msg);
+            fprintf(stderr, "case %zu: rc %d, message '%s'\n", i, rc, msg ? msg : "(null)");
         assert_int_equal(rc, BITNET_E_GRAMMAR);
         assert_null(g);
         assert_non_null(strstr(msg, bad[i].what));
@@ -121,7 +121,8 @@ static void test_invalid(void **state)
             snprintf(where, sizeof(where), "line %d, column %d:", bad[i].line,
                      bad[i].col);
             if (!strstr(msg, where))
-                fprintf(stderr, "case %zu: expected '%s' in '%s'\n", i, where, msg);
+                fprintf(stderr, "case %zu: expected '%s' in '%s'\n", i, where,
+                        msg ? msg : "(null)");
             assert_non_null(strstr(msg, where));
         }
     }
