@@ -76,7 +76,11 @@ int bitnet__hf_read_text(const char *path, char **out, size_t *len, size_t max)
 
 #if BITNET_HAVE_JSON
 
-enum { K_DIRECT = 0, K_PACKED, K_PERMUTE };
+/* K_ALIGN: a float matrix used in place by the model (embedding, head)
+ * whose data in the file is not 32-byte aligned: acquire makes an aligned
+ * copy that lives as long as the source, dropping the mapped pages chunk by
+ * chunk, so the matrix is never resident twice. */
+enum { K_DIRECT = 0, K_PACKED, K_PERMUTE, K_ALIGN };
 
 typedef struct hf_tensor {
     const bitnet_st_tensor *src;
@@ -101,7 +105,10 @@ static void source_free(void *user)
 {
     hf_source *s = user;
     if (!s) return;
-    for (size_t i = 0; i < s->n_map; i++) free(s->map[i].buf);
+    for (size_t i = 0; i < s->n_map; i++) {
+        if (s->map[i].kind == K_ALIGN) bitnet__afree(s->map[i].buf);
+        else free(s->map[i].buf);
+    }
     free(s->map);
     free(s->names);
     free(s->kvbuf);
@@ -185,6 +192,22 @@ static int acquire(void *user, const bitnet_gguf_tensor *t, bitnet_gguf_tensor *
         view->data = h->src->data;
         return BITNET_OK;
     }
+    if (h->kind == K_ALIGN) {
+        if (!h->buf) {
+            const size_t n = (size_t)t->nbytes, chunk = (size_t)16 << 20;
+            h->buf = bitnet__aalloc(n, 64);
+            if (!h->buf)
+                return bitnet__error(BITNET_E_NOMEM, "tensor '%.96s': out of "
+                                     "memory", h->src->name);
+            for (size_t o = 0; o < n; o += chunk) {
+                size_t k = n - o < chunk ? n - o : chunk;
+                memcpy(h->buf + o, h->src->data + o, k);
+                bitnet__st_release_range(s->st, h->src, o, k);
+            }
+        }
+        view->data = h->buf;
+        return BITNET_OK;
+    }
     free(h->buf);
     h->buf = malloc((size_t)t->nbytes);
     if (!h->buf)
@@ -209,9 +232,13 @@ static void release(void *user, const bitnet_gguf_tensor *t)
 {
     hf_source *s = user;
     hf_tensor *h = &s->map[t->offset];
-    free(h->buf);
+    if (h->kind == K_ALIGN) {
+        bitnet__afree(h->buf);
+    } else {
+        free(h->buf);
+        bitnet__st_release(s->st, h->src);
+    }
     h->buf = NULL;
-    bitnet__st_release(s->st, h->src);
 }
 
 static const bitnet_gguf_hooks hooks = { acquire, release, source_free };
@@ -326,7 +353,8 @@ static int add_tensor(builder *B, const bitnet_st_tensor *src, const char *gname
                                  ", %" PRId64 "])", src->name, rows, cols);
         }
         t.type = ty;
-        h.kind = perm_heads > 0 ? K_PERMUTE : K_DIRECT;
+        h.kind = perm_heads > 0 ? K_PERMUTE :
+                 role == R_EMBD && ((uintptr_t)src->data & 31) ? K_ALIGN : K_DIRECT;
         h.perm_heads = perm_heads;
     }
     t.nbytes = bitnet__ggml_nbytes(t.type, t.ne[0], t.ne[1]);

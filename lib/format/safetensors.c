@@ -252,19 +252,26 @@ const bitnet_st_tensor *bitnet__st_find(const bitnet_st_set *s, const char *name
 
 void bitnet__st_release(const bitnet_st_set *s, const bitnet_st_tensor *t)
 {
+    bitnet__st_release_range(s, t, 0, (size_t)(t->end - t->begin));
+}
+
+void bitnet__st_release_range(const bitnet_st_set *s, const bitnet_st_tensor *t,
+                              size_t off, size_t n)
+{
 #if defined(MADV_DONTNEED)
     const bitnet_file_view *v = &s->files[t->file];
-    if (!v->map_base || t->end == t->begin) return;
+    if (!v->map_base || n == 0 || off > (size_t)(t->end - t->begin) ||
+        n > (size_t)(t->end - t->begin) - off) return;
     long pg = sysconf(_SC_PAGESIZE);
     if (pg <= 0) return;
-    uintptr_t b = (uintptr_t)t->data, e = b + (uintptr_t)(t->end - t->begin);
+    uintptr_t b = (uintptr_t)t->data + off, e = b + n;
     uintptr_t p = (uintptr_t)pg;
     /* whole pages inside the tensor only: neighbours stay resident */
     b = (b + p - 1) / p * p;
     e = e / p * p;
     if (e > b) madvise((void *)b, (size_t)(e - b), MADV_DONTNEED);
 #else
-    (void)s; (void)t;
+    (void)s; (void)t; (void)off; (void)n;
 #endif
 }
 

@@ -66,5 +66,8 @@ const bitnet_st_tensor *bitnet__st_find(const bitnet_st_set *s, const char *name
  * again from the file if touched): keeps the resident set small while
  * master weights are streamed through. */
 void bitnet__st_release(const bitnet_st_set *s, const bitnet_st_tensor *t);
+/* The same for bytes [off, off + n) of t (whole pages inside it only). */
+void bitnet__st_release_range(const bitnet_st_set *s, const bitnet_st_tensor *t,
+                              size_t off, size_t n);
 
 #endif /* BITNET_SAFETENSORS_H */

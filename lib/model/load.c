@@ -275,6 +275,15 @@ static int fmat_load(loader *L, bitnet_fmat *f, uint8_t **owned,
                              "BF16, Q8_0, Q4_0, Q6_K)", name,
                              bitnet__ggml_type_name(t->type));
     }
+    /* a checkpoint may produce the matrix on demand (an aligned copy); it
+     * then stays valid as long as the source */
+    bitnet_tensor_desc tv;
+    int rc = bitnet__source_acquire(L->src, t, &tv);
+    if (rc) {
+        bitnet__source_release(L->src, t);
+        return rc;
+    }
+    t = &tv;
     if (t->type == GGML_T_F32 || t->type == GGML_T_F16 || t->type == GGML_T_BF16) {
         /* one Inf or NaN here makes every logit NaN: refuse it now, with
          * its place, rather than produce garbage later */
