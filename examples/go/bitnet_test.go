@@ -436,6 +436,9 @@ func TestAbortCallback(t *testing.T) {
 	}()
 	if ctx3.Pos() != 0 {
 		t.Fatalf("position %d after a panicking abort", ctx3.Pos())
+	}
+}
+
 func TestGrammar(t *testing.T) {
 	m := load(t)
 	ctx, _ := m.NewContext(ContextOptions{NContext: 64})
