@@ -100,6 +100,7 @@ class ModelParams(ctypes.Structure):
         ("pre_tokenizer", ctypes.c_int32),
         ("progress_fn", PROGRESS_FN),
         ("progress_user", ctypes.c_void_p),
+        ("head_type", ctypes.c_int32),
     ]
 
 

@@ -99,6 +99,7 @@ pub struct bitnet_model_params {
     pub pre_tokenizer: i32,
     pub progress_fn: bitnet_progress_fn,
     pub progress_user: *mut c_void,
+    pub head_type: i32,
 }
 
 #[repr(C)]

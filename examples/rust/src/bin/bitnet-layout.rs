@@ -27,7 +27,8 @@ fn main() {
         log_level,
         pre_tokenizer,
         progress_fn,
-        progress_user
+        progress_user,
+        head_type
     });
     layout!(bitnet_context_params {
         struct_size,
