@@ -339,6 +339,12 @@ static uint64_t fingerprint(const bitnet_model *m, const bitnet_source *src)
             h = bitnet__fnv64(h, t->data, 256);
             h = bitnet__fnv64(h, t->data + n / 2, 256);
             h = bitnet__fnv64(h, t->data + n - 256, 256);
+            /* a checkpoint's weights were read once and dropped; reading
+             * these samples brought pages back (up to a whole large folio
+             * each): drop them again unless the model reads the tensor
+             * in place (the embedding/head) */
+            if (t->data != m->tok_embd.data && t->data != m->output.data)
+                bitnet__source_release(src, t);
         }
     }
     return h;
