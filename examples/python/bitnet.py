@@ -69,6 +69,7 @@ MODEL_VOCAB_ONLY = 1 << 1
 MODEL_INT8_HEAD = 1 << 2
 
 PRETOK_AUTO, PRETOK_DEFAULT, PRETOK_LLAMA3, PRETOK_GPT2 = 0, 1, 2, 3
+HEAD_AUTO, HEAD_F16, HEAD_INT8, HEAD_Q8_0, HEAD_Q6_K = 0, 1, 2, 3, 4
 
 TOKENIZE_ADD_BOS = 1 << 0
 TOKENIZE_PARSE_SPECIAL = 1 << 1
@@ -418,16 +419,19 @@ class Model(_Handle):
     """A loaded model: weights, hyperparameters and vocabulary.
 
     Model(path, vocab_only=False, no_mmap=False, int8_head=False,
-          pre_tokenizer=PRETOK_AUTO, log=None, log_level=LOG_WARN,
-          progress=None)
+          pre_tokenizer=PRETOK_AUTO, head_type=HEAD_AUTO, log=None,
+          log_level=LOG_WARN, progress=None)
+
+    head_type chooses the output head's format (HEAD_F16, HEAD_INT8,
+    HEAD_Q8_0, HEAD_Q6_K; HEAD_AUTO keeps the file's); docs/api.md.
 
     log(level, message) receives library messages; progress(fraction)
     is called while loading and may return True to cancel.
     """
 
     def __init__(self, path=None, *, buffer=None, vocab_only=False, no_mmap=False,
-                 int8_head=False, pre_tokenizer=PRETOK_AUTO, log=None,
-                 log_level=LOG_WARN, progress=None):
+                 int8_head=False, pre_tokenizer=PRETOK_AUTO, head_type=HEAD_AUTO,
+                 log=None, log_level=LOG_WARN, progress=None):
         self._h = None
         self._children = weakref.WeakSet()
         p = ModelParams()
@@ -437,6 +441,7 @@ class Model(_Handle):
                    (MODEL_NO_MMAP if no_mmap else 0) |
                    (MODEL_INT8_HEAD if int8_head else 0))
         p.pre_tokenizer = pre_tokenizer
+        p.head_type = head_type
         p.log_level = log_level
         self._log = None
         if log is not None:

@@ -119,6 +119,28 @@ class TestBitnet(unittest.TestCase):
         self.assertEqual(runs[0], runs[1])
         self.assertLessEqual(len(runs[0]), 16)
 
+    def test_head_type(self):
+        prompt = self.model.tokenize("Once upon a time")
+        with self.model.context(n_ctx=64, n_threads=1) as ctx:
+            ctx.eval(prompt)
+            ref = ctx.logits()
+        for head in (bitnet.HEAD_F16, bitnet.HEAD_INT8, bitnet.HEAD_Q8_0):
+            with bitnet.Model(model_path(), head_type=head) as m, \
+                    m.context(n_ctx=64, n_threads=1) as ctx:
+                ctx.eval(prompt)
+                got = ctx.logits()
+                self.assertEqual(len(got), len(ref))
+                # a quantised head moves each logit a little, never far
+                span = max(ref) - min(ref)
+                worst = max(abs(a - b) for a, b in zip(got, ref))
+                if head == bitnet.HEAD_F16:
+                    self.assertEqual(got, ref)
+                else:
+                    self.assertLess(worst, 0.05 * span)
+        with self.assertRaises(bitnet.BitnetError) as cm:
+            bitnet.Model(model_path(), head_type=99)
+        self.assertEqual(cm.exception.status, bitnet.E_INVALID_ARG)
+
     def test_seeded_sampling_is_reproducible(self):
         m = self.model
         outs = []
