@@ -57,6 +57,7 @@ void bitnet_context_free(bitnet_context *c)
     bitnet__afree(c->kcache);
     bitnet__afree(c->vcache);
     bitnet__afree(c->x);
+    bitnet__afree(c->sched);
     bitnet__afree(c->h);
     bitnet__afree(c->q);
     bitnet__afree(c->kx);
@@ -220,6 +221,8 @@ int bitnet_context_create(bitnet_context **out, const bitnet_model *model,
     c->st_out = zalloc(nbz, sizeof(float *), &fail);
     c->xo = zalloc(nbz * D, sizeof(float), &fail);
     c->hxq = zalloc(nbz, c->head->xq_size, &fail);
+    c->sched = zalloc(((size_t)c->n_layer * SCHED_PER_LAYER + 1) * (size_t)c->n_threads,
+                      sizeof(sched_slot), &fail);
     c->logits[0] = zalloc((size_t)c->n_vocab, sizeof(float), &fail);
     c->logits[1] = zalloc((size_t)c->n_vocab, sizeof(float), &fail);
     c->logits_cap[0] = c->logits_cap[1] = 1;

@@ -11,16 +11,35 @@
 #include "kernels.h"
 #include "base/threadpool.h"
 
+#include <stdatomic.h>
+
 #ifndef BITNET_TMAT_ROW_CHUNK
 # define BITNET_TMAT_ROW_CHUNK 16
 #endif
 
 #define ROW_CHUNK BITNET_TMAT_ROW_CHUNK
 #define HEAD_RUN 16            /* most tokens per head kernel call via the buffer */
-#define HEAD_CHUNK 64          /* head rows per thread-split unit */
 #define HEAD_BLOCK 64          /* head rows streamed per token loop: 64 F16 rows of
                                   2560 are 320 KiB, kept in L2 across the tokens */
 #define MAX_THREADS 256
+/* Work of a matrix stage and of the head: each thread has its share of the
+ * rows, which it takes front to back in chunks; a thread that ran out takes
+ * chunks from the back of the others' shares. So a thread that got less
+ * memory bandwidth does less instead of making the others wait at the
+ * barrier, while each thread still streams through its own part of the
+ * matrix. Which thread computes a row never changes its value (kernels.h),
+ * so the logits stay independent of the thread count. Units: ROW_CHUNK
+ * rows of a matrix, HEAD_BLOCK rows of the head. */
+#define MM_CHUNK_UNITS 4       /* 64 rows: 40 KiB of a 2560-column matrix */
+#define HEAD_CHUNK_BLOCKS 2    /* 128 head rows */
+#define SCHED_PER_LAYER 4      /* qkv, wo, gate+up, down */
+
+/* One thread's share of one stage: front (low 32 bits) and back (high 32
+ * bits) of the units not yet taken, on a cache line of its own. */
+typedef struct sched_slot {
+    _Atomic uint64_t fb;
+    char pad[64 - sizeof(uint64_t)];
+} sched_slot;
 
 #define STATE_MAGIC 0x54534e42u   /* "BNST" little-endian */
 #define STATE_VERSION 2u      /* 2 adds the token ids; 1 is still read */
@@ -95,6 +114,8 @@ struct bitnet_context {
     float *xo;                /* [nb][D] final normed hidden */
     uint8_t *hxq;             /* [nb][head->xq_size] head activations */
     const bitnet_head *head;  /* the model's head, or its int8 copy */
+    sched_slot *sched;        /* [n_layer * SCHED_PER_LAYER + 1][n_threads]
+                                 the shares of a step's stages (last: head) */
 
     /* logits: the current rows and a buffer the next eval writes into */
     float *logits[2];

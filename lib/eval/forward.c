@@ -25,45 +25,107 @@ typedef struct mm_job {
     float *y;                 /* [nb][w->rows] */
 } mm_job;
 
-/* The rows of all jobs (they share one quantised input) split among the
- * threads in units of ROW_CHUNK; each thread computes its own rows for every
- * token. */
-static void run_matmul(const bitnet_context *c, const mm_job *jobs, int nj,
-                       int nb, int ith, int nth)
+/* Row units [u0, u1) of the jobs taken as one list of units (they share
+ * one quantised input), every token. */
+static void matmul_units(const bitnet_context *c, const mm_job *jobs, int nj,
+                         int nb, int64_t u0, int64_t u1)
 {
-    int64_t units[4], total = 0;
-    for (int j = 0; j < nj; j++) {
-        units[j] = (jobs[j].w->rows + ROW_CHUNK - 1) / ROW_CHUNK;
-        total += units[j];
-    }
-    int64_t u0 = total * ith / nth, u1 = total * (ith + 1) / nth, base = 0;
-    for (int j = 0; j < nj; j++) {
+    int64_t base = 0;
+    for (int j = 0; j < nj && base < u1; j++) {
         const bitnet_tmat *w = jobs[j].w;
+        const int64_t units = (w->rows + ROW_CHUNK - 1) / ROW_CHUNK;
         int64_t lo = u0 > base ? u0 : base;
-        int64_t hi = u1 < base + units[j] ? u1 : base + units[j];
-        base += units[j];
-        if (lo >= hi)
-            continue;
-        int32_t r0 = (int32_t)((lo - (base - units[j])) * ROW_CHUNK);
-        int32_t r1 = (int32_t)((hi - (base - units[j])) * ROW_CHUNK);
-        if (r1 > w->rows)
-            r1 = w->rows;
-        if (nb == 1)
-            c->k.tgemv(w, r0, r1, c->qa, c->as[0], jobs[j].y + r0);
-        else
-            c->k.tgemm(w, r0, r1, c->qa, c->as, nb, jobs[j].y + r0, w->rows);
+        int64_t hi = u1 < base + units ? u1 : base + units;
+        if (lo < hi) {
+            int32_t r0 = (int32_t)((lo - base) * ROW_CHUNK);
+            int32_t r1 = (int32_t)((hi - base) * ROW_CHUNK);
+            if (r1 > w->rows)
+                r1 = w->rows;
+            if (nb == 1)
+                c->k.tgemv(w, r0, r1, c->qa, c->as[0], jobs[j].y + r0);
+            else
+                c->k.tgemm(w, r0, r1, c->qa, c->as, nb, jobs[j].y + r0, w->rows);
+        }
+        base += units;
     }
 }
 
-/* The row range [r0, r1) of `rows` rows that thread ith owns, in units of
- * `chunk` rows. */
-static void split_rows(int32_t rows, int32_t chunk, int ith, int nth,
-                       int32_t *r0, int32_t *r1)
+/* ---- sharing a stage's rows (context.h) ------------------------------- */
+
+static inline uint64_t fb_pack(uint32_t f, uint32_t b)
 {
-    int64_t units = (rows + chunk - 1) / chunk;
-    int64_t a = units * ith / nth * chunk, b = units * (ith + 1) / nth * chunk;
-    *r0 = (int32_t)(a < rows ? a : rows);
-    *r1 = (int32_t)(b < rows ? b : rows);
+    return (uint64_t)f | (uint64_t)b << 32;
+}
+
+/* Thread 0, before the step's first barrier: units [0, total) of a stage
+ * cut into nth shares. */
+static void share_init(sched_slot *s, int nth, int32_t total)
+{
+    for (int i = 0; i < nth; i++) {
+        uint32_t f = (uint32_t)((int64_t)total * i / nth);
+        uint32_t b = (uint32_t)((int64_t)total * (i + 1) / nth);
+        atomic_store_explicit(&s[i].fb, fb_pack(f, b), memory_order_relaxed);
+    }
+}
+
+/* The next chunk of units for thread ith: from the front of its own share,
+ * then from the back of the others'. *k carries where it is (start at 0).
+ * Returns 0 when the stage has no work left. */
+static int share_take(sched_slot *s, int ith, int nth, uint32_t chunk, int *k,
+                      uint32_t *u0, uint32_t *u1)
+{
+    for (; *k < nth; ++*k) {
+        const int j = (ith + *k) % nth;
+        uint64_t v = atomic_load_explicit(&s[j].fb, memory_order_relaxed);
+        for (;;) {
+            uint32_t f = (uint32_t)v, b = (uint32_t)(v >> 32);
+            if (f >= b)
+                break;
+            uint64_t nv;
+            if (*k == 0) {                  /* own share: from the front */
+                *u0 = f;
+                *u1 = b - f > chunk ? f + chunk : b;
+                nv = fb_pack(*u1, b);
+            } else {                        /* another's: from the back */
+                *u1 = b;
+                *u0 = b - f > chunk ? b - chunk : f;
+                nv = fb_pack(f, *u0);
+            }
+            if (atomic_compare_exchange_weak_explicit(&s[j].fb, &v, nv,
+                                                      memory_order_relaxed,
+                                                      memory_order_relaxed))
+                return 1;
+        }
+    }
+    return 0;
+}
+
+static int32_t jobs_units(const mm_job *jobs, int nj)
+{
+    int32_t total = 0;
+    for (int j = 0; j < nj; j++)
+        total += (jobs[j].w->rows + ROW_CHUNK - 1) / ROW_CHUNK;
+    return total;
+}
+
+/* The jobs' rows, shared among the threads (share_take). residual (one
+ * job whose y is c->tmp): x += tmp over each chunk's rows, by the thread
+ * that computed them. */
+static void run_matmul(bitnet_context *c, const mm_job *jobs, int nj, int nb,
+                       sched_slot *share, int ith, int nth, int residual)
+{
+    int k = 0;
+    uint32_t u0, u1;
+    while (share_take(share, ith, nth, MM_CHUNK_UNITS, &k, &u0, &u1)) {
+        matmul_units(c, jobs, nj, nb, u0, u1);
+        if (residual) {
+            const int32_t r0 = (int32_t)u0 * ROW_CHUNK;
+            const int32_t r1 = (int32_t)u1 * ROW_CHUNK < c->D ? (int32_t)u1 * ROW_CHUNK : c->D;
+            for (int32_t t = 0; t < nb; t++)
+                c->k.layer.add(c->x + (size_t)t * c->D + r0,
+                               c->tmp + (size_t)t * c->D + r0, r1 - r0);
+        }
+    }
 }
 
 static void quant_rows(const bitnet_context *c, const float *x, int32_t k,
@@ -72,13 +134,40 @@ static void quant_rows(const bitnet_context *c, const float *x, int32_t k,
     c->k.quant_act(x, k, kpad, c->qa + (size_t)t * kpad, &c->as[t], &c->asum[t]);
 }
 
-/* x += tmp over this thread's rows (the rows it just computed). */
-static void residual_add(bitnet_context *c, int32_t nb, int ith, int nth)
+/* Head rows [b0, b1) (at most HEAD_BLOCK, kept in L2 while every kept
+ * token reads them) for every kept token of the step. Each run of adjacent
+ * kept tokens (their activations are adjacent in hxq) goes to the head
+ * kernel in one call, which reads and converts each row once for all of
+ * them; the kernels give every token the same result whatever the number
+ * of tokens in a call (kernels.h). A run whose logits rows also follow
+ * each other in memory (one sequence's all-logits rows) is written in
+ * place; any other run (one token of each of several sequences) goes
+ * through a small buffer and is copied to each token's row. */
+static void head_block(const bitnet_context *c, const step *st, int32_t b0, int32_t b1)
 {
-    int32_t r0, r1;
-    split_rows(c->D, ROW_CHUNK, ith, nth, &r0, &r1);
-    for (int32_t t = 0; t < nb; t++)
-        c->k.layer.add(c->x + (size_t)t * c->D + r0, c->tmp + (size_t)t * c->D + r0, r1 - r0);
+    const size_t xqs = c->head->xq_size, ldy = (size_t)c->n_vocab;
+    float buf[HEAD_BLOCK * HEAD_RUN];
+    for (int32_t t = 0; t < st->nb; ) {
+        if (!st->tout[t]) {
+            t++;
+            continue;
+        }
+        int32_t n = 1, adjacent = 1;
+        while (t + n < st->nb && n < HEAD_RUN && st->tout[t + n]) {
+            adjacent &= st->tout[t + n] == st->tout[t] + (size_t)n * ldy;
+            n++;
+        }
+        const uint8_t *xq = c->hxq + (size_t)t * xqs;
+        if (adjacent) {
+            bitnet__head_rows(&c->k, c->head, b0, b1, xq, n, st->tout[t] + b0, ldy);
+        } else {
+            bitnet__head_rows(&c->k, c->head, b0, b1, xq, n, buf, HEAD_BLOCK);
+            for (int32_t i = 0; i < n; i++)
+                memcpy(st->tout[t + i] + b0, buf + (size_t)i * HEAD_BLOCK,
+                       (size_t)(b1 - b0) * sizeof(float));
+        }
+        t += n;
+    }
 }
 
 /* ---- the forward step (one parallel region) --------------------------- */
@@ -99,6 +188,25 @@ void bitnet__eval_step(void *arg, int ith, int nth)
     if (parts > group)
         parts = group;
     const int32_t per_part = (group + parts - 1) / parts;
+
+    /* this step's shares of work: set before the first barrier, used
+     * after it (a step starts when the previous one has ended); every
+     * layer has the same shapes */
+    sched_slot *const sched = c->sched;
+    if (ith == 0) {
+        const bitnet_layer *L0 = &m->layers[0];
+        const mm_job j_qkv[3] = { { &L0->wq, NULL }, { &L0->wk, NULL }, { &L0->wv, NULL } };
+        const mm_job j_o = { &L0->wo, NULL }, j_dn = { &L0->wdown, NULL };
+        const mm_job j_gu[2] = { { &L0->wgate, NULL }, { &L0->wup, NULL } };
+        const int32_t units[SCHED_PER_LAYER] = { jobs_units(j_qkv, 3), jobs_units(&j_o, 1),
+                                                 jobs_units(j_gu, 2), jobs_units(&j_dn, 1) };
+        for (int32_t l = 0; l < c->n_layer; l++)
+            for (int32_t s = 0; s < SCHED_PER_LAYER; s++)
+                share_init(sched + ((size_t)l * SCHED_PER_LAYER + s) * (size_t)nth, nth,
+                           units[s]);
+        share_init(sched + (size_t)c->n_layer * SCHED_PER_LAYER * (size_t)nth, nth,
+                   (c->n_vocab + HEAD_BLOCK - 1) / HEAD_BLOCK);
+    }
 
     /* embeddings and rope tables */
     for (int32_t t = ith; t < nb; t += nth) {
@@ -124,7 +232,8 @@ void bitnet__eval_step(void *arg, int ith, int nth)
         bitnet__threadpool_barrier(tp);
 
         mm_job qkv[3] = { { &L->wq, c->q }, { &L->wk, c->kx }, { &L->wv, c->vx } };
-        run_matmul(c, qkv, 3, nb, ith, nth);
+        sched_slot *lc = sched + (size_t)l * SCHED_PER_LAYER * (size_t)nth;
+        run_matmul(c, qkv, 3, nb, lc, ith, nth, 0);
         bitnet__threadpool_barrier(tp);
 
         /* rope, then K and V into the cache */
@@ -184,8 +293,7 @@ void bitnet__eval_step(void *arg, int ith, int nth)
         bitnet__threadpool_barrier(tp);
 
         mm_job o = { &L->wo, c->tmp };
-        run_matmul(c, &o, 1, nb, ith, nth);
-        residual_add(c, nb, ith, nth);
+        run_matmul(c, &o, 1, nb, lc + nth, ith, nth, 1);
         bitnet__threadpool_barrier(tp);
 
         /* feed-forward */
@@ -198,7 +306,7 @@ void bitnet__eval_step(void *arg, int ith, int nth)
         bitnet__threadpool_barrier(tp);
 
         mm_job gu[2] = { { &L->wgate, c->g }, { &L->wup, c->u } };
-        run_matmul(c, gu, 2, nb, ith, nth);
+        run_matmul(c, gu, 2, nb, lc + 2 * nth, ith, nth, 0);
         bitnet__threadpool_barrier(tp);
 
         kp = L->wdown.cols_padded;
@@ -215,8 +323,7 @@ void bitnet__eval_step(void *arg, int ith, int nth)
         bitnet__threadpool_barrier(tp);
 
         mm_job dn = { &L->wdown, c->tmp };
-        run_matmul(c, &dn, 1, nb, ith, nth);
-        residual_add(c, nb, ith, nth);
+        run_matmul(c, &dn, 1, nb, lc + 3 * nth, ith, nth, 1);
         if (ith == 0) {
             for (size_t i = 0; i < st->n_seqs; i++) {
                 const bitnet_context *sq = st->seqs[i];
@@ -243,43 +350,15 @@ void bitnet__eval_step(void *arg, int ith, int nth)
     }
     bitnet__threadpool_barrier(tp);
 
-    /* every token's logits for this thread's rows in one call: the head
-     * kernels read each row once for all tokens (kernels/kernels.h) */
-    int32_t r0, r1;
-    split_rows(c->n_vocab, HEAD_CHUNK, ith, nth, &r0, &r1);
-    /* Row blocks of HEAD_BLOCK stay in L2 while every kept token reads
-     * them. Each run of adjacent kept tokens (their activations are
-     * adjacent in hxq) goes to the head kernel in one call, which reads and
-     * converts each row once for all of them; the kernels give every token
-     * the same result whatever the number of tokens in a call (kernels.h).
-     * A run whose logits rows also follow each other in memory (one
-     * sequence's all-logits rows) is written in place; any other run (one
-     * token of each of several sequences) goes through a small buffer and
-     * is copied to each token's row. */
-    const size_t xqs = c->head->xq_size, ldy = (size_t)c->n_vocab;
-    float buf[HEAD_BLOCK * HEAD_RUN];
-    for (int32_t b0 = r0; b0 < r1; b0 += HEAD_BLOCK) {
-        int32_t b1 = b0 + HEAD_BLOCK < r1 ? b0 + HEAD_BLOCK : r1;
-        for (int32_t t = 0; t < nb; ) {
-            if (!st->tout[t]) {
-                t++;
-                continue;
-            }
-            int32_t n = 1, adjacent = 1;
-            while (t + n < nb && n < HEAD_RUN && st->tout[t + n]) {
-                adjacent &= st->tout[t + n] == st->tout[t] + (size_t)n * ldy;
-                n++;
-            }
-            const uint8_t *xq = c->hxq + (size_t)t * xqs;
-            if (adjacent) {
-                bitnet__head_rows(&c->k, c->head, b0, b1, xq, n, st->tout[t] + b0, ldy);
-            } else {
-                bitnet__head_rows(&c->k, c->head, b0, b1, xq, n, buf, HEAD_BLOCK);
-                for (int32_t i = 0; i < n; i++)
-                    memcpy(st->tout[t + i] + b0, buf + (size_t)i * HEAD_BLOCK,
-                           (size_t)(b1 - b0) * sizeof(float));
-            }
-            t += n;
+    /* the head in chunks of rows taken by whichever thread is free; each
+     * row block is read once for all kept tokens (head_block) */
+    sched_slot *hs = sched + (size_t)c->n_layer * SCHED_PER_LAYER * (size_t)nth;
+    int k = 0;
+    uint32_t u0, u1;
+    while (share_take(hs, ith, nth, HEAD_CHUNK_BLOCKS, &k, &u0, &u1)) {
+        for (uint32_t u = u0; u < u1; u++) {
+            const int32_t b0 = (int32_t)u * HEAD_BLOCK;
+            head_block(c, st, b0, c->n_vocab - b0 < HEAD_BLOCK ? c->n_vocab : b0 + HEAD_BLOCK);
         }
     }
 }
