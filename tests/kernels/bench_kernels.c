@@ -233,7 +233,8 @@ static void bench_heads_l2(const bitnet_kernels *k)
 {
     static const int fmts[] = { BITNET_HF_F16, BITNET_HF_I8, BITNET_HF_Q8_0, BITNET_HF_Q6_K };
     const int32_t rows = 96, cols = 2560;
-    float *x = xaligned(4 * (size_t)cols), *y = xaligned(4 * (size_t)rows);
+    enum { NT = 16 };
+    float *x = xaligned(4 * (size_t)cols), *y = xaligned(4 * (size_t)rows * NT);
     for (int32_t j = 0; j < cols; j++) x[j] = rnd_float(1.0f);
     for (int f = 0; f < 4; f++) {
         bitnet_head h;
@@ -252,20 +253,27 @@ static void bench_heads_l2(const bitnet_kernels *k)
         h.w = w;
         h.scale = sc;
         bitnet__head_init(&h);
-        uint8_t *xq = xaligned(h.xq_size);
-        bitnet__head_prepare(k, &h, x, xq);
-        double best = 1e30;
-        for (int rep = 0; rep < 300; rep++) {
-            double t = now();
-            bitnet__head_rows(k, &h, 0, rows, xq, 1, y, 0);
-            t = now() - t;
-            if (t < best) best = t;
+        uint8_t *xq = xaligned(h.xq_size * NT);
+        for (int t = 0; t < NT; t++)
+            bitnet__head_prepare(k, &h, x, xq + (size_t)t * h.xq_size);
+        /* one token, then NT tokens in one call (a batched decode step) */
+        for (int n = 1; n <= NT; n += NT - 1) {
+            double best = 1e30;
+            for (int rep = 0; rep < 300; rep++) {
+                double t = now();
+                bitnet__head_rows(k, &h, 0, rows, xq, n, y, (size_t)rows);
+                t = now() - t;
+                if (t < best) best = t;
+            }
+            const double bytes = (double)h.row_bytes * rows;
+            char note[64];
+            snprintf(note, sizeof(note), "(96 rows in cache, %d token%s, best of 300)", n,
+                     n > 1 ? "s" : "");
+            printf("%-9s %-8s %-12s %10.1f %7.2f %6s %7.1f %8s  %s\n",
+                   f == 0 ? "headL2f16" : f == 1 ? "headL2i8" : f == 2 ? "headL2q8" : "headL2q6k",
+                   bitnet__head_kernel_name(k, h.fmt), "96x2560", best * 1e6, bytes / best / 1e9,
+                   "", 2.0 * rows * cols * n / best / 1e9, "", note);
         }
-        const double bytes = (double)h.row_bytes * rows;
-        printf("%-9s %-8s %-12s %10.1f %7.2f %6s %7.1f %8s  (96 rows in cache, best of 300)\n",
-               f == 0 ? "headL2f16" : f == 1 ? "headL2i8" : f == 2 ? "headL2q8" : "headL2q6k",
-               bitnet__head_kernel_name(k, h.fmt), "96x2560", best * 1e6, bytes / best / 1e9, "",
-               2.0 * rows * cols / best / 1e9, "");
         free(w); free(sc); free(row); free(xq);
     }
     free(x); free(y);
