@@ -30,7 +30,8 @@
  * matrix. Which thread computes a row never changes its value (kernels.h),
  * so the logits stay independent of the thread count. Units: ROW_CHUNK
  * rows of a matrix, HEAD_BLOCK rows of the head. */
-#define MM_CHUNK_UNITS 4       /* 64 rows: 40 KiB of a 2560-column matrix */
+#define MM_CHUNK_UNITS 4       /* 64 rows (40 KiB of a 2560-column matrix);
+                                  steps of several tokens: 4x that */
 #define HEAD_CHUNK_BLOCKS 2    /* 128 head rows */
 #define SCHED_PER_LAYER 4      /* qkv, wo, gate+up, down */
 

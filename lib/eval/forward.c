@@ -116,7 +116,9 @@ static void run_matmul(bitnet_context *c, const mm_job *jobs, int nj, int nb,
 {
     int k = 0;
     uint32_t u0, u1;
-    while (share_take(share, ith, nth, MM_CHUNK_UNITS, &k, &u0, &u1)) {
+    /* a GEMM call sums each token's activations again: bigger chunks */
+    const uint32_t chunk = nb == 1 ? MM_CHUNK_UNITS : 4 * MM_CHUNK_UNITS;
+    while (share_take(share, ith, nth, chunk, &k, &u0, &u1)) {
         matmul_units(c, jobs, nj, nb, u0, u1);
         if (residual) {
             const int32_t r0 = (int32_t)u0 * ROW_CHUNK;
