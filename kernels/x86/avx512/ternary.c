@@ -65,6 +65,9 @@ BITNET_X86_TDRIVER_GEMV(avx512)
  */
 #define TOK 8
 #define RBLK 16
+#ifndef GEMM_PREFETCH
+#define GEMM_PREFETCH 2048
+#endif
 #define SUPER 256
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
@@ -78,6 +81,11 @@ static ALWAYS_INLINE void gemm_tile(const uint8_t *p, const int8_t *const *qp,
     for (int i = 0; i < na * nt; i++)
         acc[i] = _mm512_setzero_si512();
     for (int32_t b = 0; b < nb; b++, p += 128) {
+        /* the first token tile of a row block reads the group from DRAM:
+         * with few tokens there is too little work per byte to hide that
+         * (later tiles find it in L2, where this costs two issue slots) */
+        _mm_prefetch((const char *)((uintptr_t)p + GEMM_PREFETCH), _MM_HINT_T0);
+        _mm_prefetch((const char *)((uintptr_t)p + GEMM_PREFETCH + 64), _MM_HINT_T0);
         const __m512i w01 = _mm512_loadu_si512((const void *)p);
         const __m512i w23 = _mm512_loadu_si512((const void *)(p + 64));
         __m512i c01[4], c23[4];
