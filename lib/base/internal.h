@@ -133,4 +133,15 @@ double bitnet__now(void);
 char *bitnet__strdup(const char *s);
 char *bitnet__strndup(const char *s, size_t n);
 
+/* Defined in model/load.c, declared here for the stages that see a model
+ * only through the public API (sample/: the grammar's token tables).
+ * The model's attachment: the first call builds it with build(m, &obj)
+ * under the model's lock (its status is returned and nothing is kept on
+ * failure), later calls return the same object; free_fn frees it with the
+ * model. One kind of attachment per model (a second kind is refused with
+ * BITNET_E_INVALID_ARG). Thread-safe. */
+int bitnet__model_attachment(const bitnet_model *m,
+                             int (*build)(const bitnet_model *m, void **obj),
+                             void (*free_fn)(void *obj), void **out);
+
 #endif /* BITNET_INTERNAL_H */

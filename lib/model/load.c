@@ -481,8 +481,33 @@ void bitnet_model_free(bitnet_model *m)
     bitnet__vocab_free(m->vocab);
     bitnet__source_free(m->src);
     free(m->arch_name);
+    if (m->attach && m->attach_free)
+        m->attach_free(m->attach);
+    pthread_mutex_destroy(&m->attach_lock);
     pthread_mutex_destroy(&m->head_lock);
     free(m);
+}
+
+int bitnet__model_attachment(const bitnet_model *m,
+                             int (*build)(const bitnet_model *m, void **obj),
+                             void (*free_fn)(void *obj), void **out)
+{
+    bitnet_model *mm = (bitnet_model *)m;    /* the lock and cache are mutable */
+    int rc = BITNET_OK;
+    pthread_mutex_lock(&mm->attach_lock);
+    if (mm->attach && mm->attach_free != free_fn) {
+        rc = bitnet__error(BITNET_E_INVALID_ARG, "model attachment of another kind");
+    } else if (!mm->attach) {
+        void *obj = NULL;
+        rc = build(m, &obj);
+        if (rc == BITNET_OK) {
+            mm->attach = obj;
+            mm->attach_free = free_fn;
+        }
+    }
+    *out = rc == BITNET_OK ? mm->attach : NULL;
+    pthread_mutex_unlock(&mm->attach_lock);
+    return rc;
 }
 
 static const char *type_counts(const loader *L, char *buf, size_t cap)
@@ -513,6 +538,12 @@ static int load(bitnet_model **out, bitnet_source *src, const bitnet_model_param
         return bitnet__error(BITNET_E_NOMEM, "out of memory");
     }
     if (pthread_mutex_init(&m->head_lock, NULL) != 0) {
+        free(m);
+        bitnet__source_free(src);
+        return bitnet__error(BITNET_E_NOMEM, "cannot create a mutex");
+    }
+    if (pthread_mutex_init(&m->attach_lock, NULL) != 0) {
+        pthread_mutex_destroy(&m->head_lock);
         free(m);
         bitnet__source_free(src);
         return bitnet__error(BITNET_E_NOMEM, "cannot create a mutex");

@@ -63,6 +63,12 @@ struct bitnet_model {
     pthread_mutex_t head_lock;
     bitnet_head *head_i8;     /* int8 copy (owned), NULL until built */
 
+    /* what a later stage derives from the model once and keeps for the
+     * model's life (the grammar's token tables, lib/sample/sampler.c) */
+    pthread_mutex_t attach_lock;
+    void *attach;
+    void (*attach_free)(void *);
+
     struct bitnet_vocab *vocab;
     bitnet_source *src;       /* owns the file; tensors and metadata stay
                                  available through it */

@@ -55,10 +55,7 @@ struct bitnet_sampler {
     /* grammar (all NULL without one) */
     bn_grammar *gram;
     bn_gmatch *gm;
-    bn_vtrie *trie;
-    char *pieces;                /* every token's bytes, back to back */
-    size_t *piece_off;           /* n_vocab + 1 */
-    uint8_t *is_eog;             /* n_vocab flags */
+    const struct gtables *gt;    /* the model's token tables (shared) */
     uint64_t *allowed;           /* n_vocab bits, the last mask */
     int g_done;                  /* an end-of-generation token was accepted */
 };
@@ -177,9 +174,94 @@ static int check_params(const bitnet_sampler_params *p, int32_t n_vocab)
     return BITNET_OK;
 }
 
-/* The grammar parts of a sampler: the compiled grammar, a matcher, every
- * token's bytes and the trie of them (end-of-generation tokens are kept out
- * of the trie: the matcher allows them only where the grammar may end). */
+/* A model's token tables for grammars: every token's bytes and the trie of
+ * them (end-of-generation tokens are kept out of the trie: the matcher
+ * allows them only where the grammar may end). Built once per model and
+ * kept with it (bitnet__model_attachment): reading 128k pieces and sorting
+ * them into the trie takes a few hundred ms, which every grammar sampler
+ * (a server request with a response_format) would otherwise pay. Read-only
+ * once built, so samplers on any thread share it. */
+struct gtables {
+    int32_t n_vocab;
+    char *pieces;                /* every token's bytes, back to back */
+    size_t *piece_off;           /* n_vocab + 1 */
+    uint8_t *is_eog;             /* n_vocab flags */
+    bn_vtrie *trie;
+};
+
+static void gtables_free(void *obj)
+{
+    struct gtables *t = obj;
+    if (!t)
+        return;
+    bitnet__vtrie_free(t->trie);
+    free(t->pieces);
+    free(t->piece_off);
+    free(t->is_eog);
+    free(t);
+}
+
+static int gtables_build(const bitnet_model *model, void **obj)
+{
+    const size_t nv = (size_t)bitnet_model_n_vocab(model);
+    struct gtables *t = calloc(1, sizeof(*t));
+    uint32_t *len = malloc(nv * sizeof(*len));
+    const char **ptr = malloc(nv * sizeof(*ptr));
+    size_t cap = 1 << 16, used = 0;
+    int rc = BITNET_E_NOMEM;
+    if (!t || !len || !ptr)
+        goto out;
+    t->n_vocab = (int32_t)nv;
+    t->piece_off = malloc((nv + 1) * sizeof(*t->piece_off));
+    t->is_eog = calloc(nv, 1);
+    t->pieces = malloc(cap);
+    if (!t->piece_off || !t->is_eog || !t->pieces)
+        goto out;
+    for (size_t i = 0; i < nv; i++) {
+        size_t n = 0;
+        t->piece_off[i] = used;
+        int r = bitnet_token_to_piece(model, (int32_t)i, 0, t->pieces + used,
+                                      cap - used, &n);
+        if (r == BITNET_E_BUFFER_TOO_SMALL) {
+            while (cap - used < n)
+                cap *= 2;
+            char *np = realloc(t->pieces, cap);
+            if (!np)
+                goto out;
+            t->pieces = np;
+            r = bitnet_token_to_piece(model, (int32_t)i, 0, t->pieces + used,
+                                      cap - used, &n);
+        }
+        if (r != BITNET_OK) {
+            rc = r;
+            goto out;
+        }
+        used += n;
+        t->is_eog[i] = (uint8_t)(bitnet_token_is_eog(model, (int32_t)i) != 0);
+    }
+    t->piece_off[nv] = used;
+    bitnet__clear_error();
+    for (size_t i = 0; i < nv; i++) {
+        ptr[i] = t->pieces + t->piece_off[i];
+        len[i] = t->is_eog[i] ? 0 : (uint32_t)(t->piece_off[i + 1] - t->piece_off[i]);
+    }
+    rc = bitnet__vtrie_build(&t->trie, ptr, len, t->n_vocab);
+out:
+    free(len);
+    free(ptr);
+    if (rc != BITNET_OK) {
+        gtables_free(t);
+        t = NULL;
+        if (rc == BITNET_E_NOMEM)
+            bitnet__error(BITNET_E_NOMEM, "bitnet_sampler_create: out of memory "
+                          "(grammar tables)");
+    }
+    *obj = t;
+    return rc;
+}
+
+/* The grammar parts of a sampler: the compiled grammar, a matcher, the
+ * mask buffer, and the model's token tables. */
 static int setup_grammar(bitnet_sampler *s, const bitnet_model *model)
 {
     int rc = bitnet__grammar_parse(s->p.grammar, s->p.grammar_root, &s->gram);
@@ -188,53 +270,20 @@ static int setup_grammar(bitnet_sampler *s, const bitnet_model *model)
     rc = bitnet__gmatch_create(&s->gm, s->gram);
     if (rc != BITNET_OK)
         return rc;
-    const size_t nv = (size_t)s->n_vocab;
-    s->piece_off = malloc((nv + 1) * sizeof(*s->piece_off));
-    s->is_eog = calloc(nv, 1);
-    s->allowed = malloc(((nv + 63) / 64) * sizeof(*s->allowed));
-    uint32_t *len = malloc(nv * sizeof(*len));
-    const char **ptr = malloc(nv * sizeof(*ptr));
-    size_t cap = 1 << 16, used = 0;
-    s->pieces = malloc(cap);
-    rc = BITNET_E_NOMEM;
-    if (!s->piece_off || !s->is_eog || !s->allowed || !len || !ptr || !s->pieces)
-        goto out;
-    for (size_t i = 0; i < nv; i++) {
-        size_t n = 0;
-        s->piece_off[i] = used;
-        int r = bitnet_token_to_piece(model, (int32_t)i, 0, s->pieces + used,
-                                      cap - used, &n);
-        if (r == BITNET_E_BUFFER_TOO_SMALL) {
-            while (cap - used < n)
-                cap *= 2;
-            char *np = realloc(s->pieces, cap);
-            if (!np)
-                goto out;
-            s->pieces = np;
-            r = bitnet_token_to_piece(model, (int32_t)i, 0, s->pieces + used,
-                                      cap - used, &n);
-        }
-        if (r != BITNET_OK) {
-            rc = r;
-            goto out;
-        }
-        used += n;
-        s->is_eog[i] = (uint8_t)(bitnet_token_is_eog(model, (int32_t)i) != 0);
-    }
-    s->piece_off[nv] = used;
-    bitnet__clear_error();
-    for (size_t i = 0; i < nv; i++) {
-        ptr[i] = s->pieces + s->piece_off[i];
-        len[i] = s->is_eog[i] ? 0 : (uint32_t)(s->piece_off[i + 1] - s->piece_off[i]);
-    }
-    rc = bitnet__vtrie_build(&s->trie, ptr, len, s->n_vocab);
-out:
-    free(len);
-    free(ptr);
-    if (rc == BITNET_E_NOMEM)
-        bitnet__error(BITNET_E_NOMEM, "bitnet_sampler_create: out of memory "
-                      "(grammar tables)");
-    return rc;
+    s->allowed = malloc((((size_t)s->n_vocab + 63) / 64) * sizeof(*s->allowed));
+    if (!s->allowed)
+        return bitnet__error(BITNET_E_NOMEM, "bitnet_sampler_create: out of memory "
+                             "(grammar tables)");
+    void *obj = NULL;
+    rc = bitnet__model_attachment(model, gtables_build, gtables_free, &obj);
+    if (rc != BITNET_OK)
+        return rc;
+    s->gt = obj;
+    if (s->gt->n_vocab != s->n_vocab)
+        return bitnet__error(BITNET_E_INVALID_ARG, "bitnet_sampler_create: the "
+                             "grammar's vocabulary has %d tokens, the sampler %d",
+                             (int)s->gt->n_vocab, (int)s->n_vocab);
+    return BITNET_OK;
 }
 
 static int create_impl(bitnet_sampler **out, int32_t n_vocab,
@@ -348,12 +397,8 @@ void bitnet_sampler_free(bitnet_sampler *s)
     free(s->cand);
     free(s->tmp);
     free(s->w);
-    bitnet__vtrie_free(s->trie);
     bitnet__gmatch_free(s->gm);
     bitnet__grammar_free(s->gram);
-    free(s->pieces);
-    free(s->piece_off);
-    free(s->is_eog);
     free(s->allowed);
     free(s);
 }
@@ -378,7 +423,7 @@ static int grammar_accept(bitnet_sampler *s, int32_t token)
         return bitnet__error(BITNET_E_GRAMMAR, "bitnet_sampler_accept: the "
                              "grammar is complete (an end-of-generation token "
                              "was accepted); reset the sampler");
-    if (s->is_eog[token]) {
+    if (s->gt->is_eog[token]) {
         if (!bitnet__gmatch_can_end(s->gm))
             return bitnet__error(BITNET_E_GRAMMAR, "bitnet_sampler_accept: "
                                  "end-of-generation token %d where the "
@@ -386,8 +431,8 @@ static int grammar_accept(bitnet_sampler *s, int32_t token)
         s->g_done = 1;
         return BITNET_OK;
     }
-    const char *b = s->pieces + s->piece_off[token];
-    size_t n = s->piece_off[token + 1] - s->piece_off[token];
+    const char *b = s->gt->pieces + s->gt->piece_off[token];
+    size_t n = s->gt->piece_off[token + 1] - s->gt->piece_off[token];
     if (n == 0)
         return bitnet__error(BITNET_E_GRAMMAR, "bitnet_sampler_accept: token "
                              "%d has no text, which the grammar cannot match",
@@ -580,7 +625,7 @@ static int grammar_mask(bitnet_sampler *s, const char *fn)
         return bitnet__error(BITNET_E_GRAMMAR, "%s: the grammar is complete (an "
                              "end-of-generation token was accepted); reset "
                              "the sampler", fn);
-    int rc = bitnet__gmatch_mask(s->gm, s->trie, s->allowed, s->n_vocab);
+    int rc = bitnet__gmatch_mask(s->gm, s->gt->trie, s->allowed, s->n_vocab);
     if (rc != BITNET_OK)
         return rc;
     const int can_end = bitnet__gmatch_can_end(s->gm);
@@ -592,7 +637,7 @@ static int grammar_mask(bitnet_sampler *s, const char *fn)
             continue;
         int32_t i1 = i0 + 64 < nv ? i0 + 64 : nv;
         for (int32_t i = i0; i < i1; i++)
-            if (!((bits >> (i - i0)) & 1) && !(can_end && s->is_eog[i]))
+            if (!((bits >> (i - i0)) & 1) && !(can_end && s->gt->is_eog[i]))
                 work[i] = -INFINITY;
     }
     return BITNET_OK;

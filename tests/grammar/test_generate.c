@@ -12,6 +12,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -298,6 +299,103 @@ static void test_create_errors(void **state)
     bitnet_sampler_free(s);
 }
 
+/* The token tables of grammars are built once per model and shared: four
+ * threads create grammar samplers on a freshly loaded model at once (one
+ * builds the tables, the others wait for them), each constrains sampling
+ * over the same logits, and samplers freed early do not take the tables
+ * from the others. Under ThreadSanitizer this is the race check. */
+typedef struct share_job {
+    bitnet_model *m;
+    const char *grammar;
+    const float *logits;
+    bitnet_sampler *s;
+    int rc;
+    char text[256];
+} share_job;
+
+static void *share_create(void *arg)
+{
+    share_job *j = arg;
+    bitnet_sampler_params sp;
+    bitnet_sampler_params_init(&sp);
+    sp.grammar = j->grammar;
+    sp.temperature = 0.0f;
+    j->rc = bitnet_sampler_create(&j->s, j->m, &sp);
+    return NULL;
+}
+
+static void sample_text(share_job *j, int32_t n_vocab)
+{
+    size_t n = 0;
+    for (int i = 0; i < 12; i++) {
+        int32_t t;
+        if (bitnet_sampler_sample_logits(j->s, j->logits, n_vocab, &t) != BITNET_OK)
+            break;
+        assert_int_equal(bitnet_sampler_accept(j->s, t), BITNET_OK);
+        if (bitnet_token_is_eog(j->m, t))
+            break;
+        size_t pn;
+        assert_int_equal(bitnet_token_to_piece(j->m, t, 0, j->text + n,
+                                               sizeof(j->text) - n - 1, &pn), BITNET_OK);
+        n += pn;
+    }
+    j->text[n] = '\0';
+}
+
+static void test_shared_tables(void **state)
+{
+    (void)state;
+    bitnet_model *m;
+    assert_int_equal(bitnet_model_load_file(&m, MODEL, NULL), BITNET_OK);
+    const int32_t nv = bitnet_model_n_vocab(m);
+    float *logits = malloc(sizeof(float) * (size_t)nv);
+    assert_non_null(logits);
+    for (int32_t i = 0; i < nv; i++)
+        logits[i] = (float)((i * 7919) % 1000) / 100.0f;
+    static const char *const grammars[4] = {
+        "root ::= \"yes\" | \"no\"",
+        "root ::= [0-9]+ \".\" [0-9]",
+        "root ::= \"ab\" [a-z]*",
+        "root ::= \"yes\" | \"no\"",
+    };
+    share_job jobs[4];
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        memset(&jobs[i], 0, sizeof(jobs[i]));
+        jobs[i].m = m;
+        jobs[i].grammar = grammars[i];
+        jobs[i].logits = logits;
+        assert_int_equal(pthread_create(&th[i], NULL, share_create, &jobs[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+        assert_int_equal(jobs[i].rc, BITNET_OK);
+    }
+    bitnet_sampler_free(jobs[3].s);          /* its tables stay for the rest */
+    jobs[3].s = NULL;
+    for (int i = 0; i < 3; i++) {
+        sample_text(&jobs[i], nv);
+        /* each sampler kept to its own grammar */
+        const char *t = jobs[i].text;
+        if (i == 0)
+            assert_true(strcmp(t, "yes") == 0 || strcmp(t, "no") == 0);
+        else if (i == 1)
+            assert_true(t[0] >= '0' && t[0] <= '9');
+        else
+            assert_true(strncmp(t, "ab", 2) == 0 && strspn(t + 2, "abcdefghijklmnopqrstuvwxyz") == strlen(t + 2));
+        bitnet_sampler_free(jobs[i].s);
+    }
+    /* a sampler made after the others were freed sees the same tables */
+    share_job late = { m, grammars[0], logits, NULL, 0, "" };
+    share_create(&late);
+    assert_int_equal(late.rc, BITNET_OK);
+    sample_text(&late, nv);
+    assert_string_equal(late.text, jobs[0].text);
+    bitnet_sampler_free(late.s);
+    free(logits);
+    bitnet_model_free(m);
+}
+
 int main(void)
 {
     FILE *f = fopen(MODEL, "rb");
@@ -313,6 +411,7 @@ int main(void)
 #endif
         cmocka_unit_test(test_rules),
         cmocka_unit_test(test_create_errors),
+        cmocka_unit_test(test_shared_tables),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
