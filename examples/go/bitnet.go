@@ -140,6 +140,7 @@ type ModelOptions struct {
 	VocabOnly    bool
 	Int8Head     bool
 	PreTokenizer int // BITNET_PRETOK_*; 0 = auto
+	HeadType     int // BITNET_HEAD_*; 0 = the file's head (1 F16, 2 int8, 3 Q8_0, 4 Q6_K)
 
 	// Log receives the library's messages about the model at LogLevel
 	// (LogError .. LogDebug; 0 = errors only) and below, as long as the
@@ -203,6 +204,7 @@ func modelParams(o ModelOptions) C.bitnet_model_params {
 		p.flags |= C.BITNET_MODEL_INT8_HEAD
 	}
 	p.pre_tokenizer = C.int32_t(o.PreTokenizer)
+	p.head_type = C.int32_t(o.HeadType)
 	return p
 }
 

@@ -500,3 +500,57 @@ func TestGrammar(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestHeadType(t *testing.T) {
+	path := testModel(t)
+	m := load(t)
+	prompt, err := m.Tokenize("Once upon a time", true, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logitsOf := func(mm *Model) []float32 {
+		ctx, err := mm.NewContext(ContextOptions{NContext: 64})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ctx.Close()
+		if err := ctx.Eval(prompt); err != nil {
+			t.Fatal(err)
+		}
+		l, err := ctx.Logits(-1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return append([]float32(nil), l...)
+	}
+	ref := logitsOf(m)
+	lo, hi := ref[0], ref[0]
+	for _, v := range ref {
+		if v < lo {
+			lo = v
+		}
+		if v > hi {
+			hi = v
+		}
+	}
+	for _, head := range []int{1, 3} { // F16 (the file's head): equal; Q8_0: close
+		q, err := LoadWithOptions(path, ModelOptions{HeadType: head})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := logitsOf(q)
+		q.Close()
+		if len(got) != len(ref) {
+			t.Fatalf("head %d: %d logits, want %d", head, len(got), len(ref))
+		}
+		for i := range got {
+			d := got[i] - ref[i]
+			if head == 1 && d != 0 || d > 0.05*(hi-lo) || -d > 0.05*(hi-lo) {
+				t.Fatalf("head %d: logit %d is %g, F16 head %g", head, i, got[i], ref[i])
+			}
+		}
+	}
+	if _, err := LoadWithOptions(path, ModelOptions{HeadType: 99}); err == nil {
+		t.Fatal("head type 99 loaded")
+	}
+}

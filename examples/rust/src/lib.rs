@@ -226,6 +226,12 @@ impl ModelBuilder {
         self.params.pre_tokenizer = pretok;
         self
     }
+    /// The output head's format, a `BITNET_HEAD_*` value (0: the file's;
+    /// 1 F16, 2 int8, 3 Q8_0, 4 Q6_K, converted at load).
+    pub fn head_type(mut self, head: i32) -> Self {
+        self.params.head_type = head;
+        self
+    }
 
     /// Receive the library's messages about this model (`BITNET_LOG_*`
     /// level, text) at `level` and below, for as long as the model lives.

@@ -396,3 +396,31 @@ fn abort_callback() {
     let p = r.err().expect("the panic must resume in the caller");
     assert_eq!(p.downcast_ref::<&str>(), Some(&"boom in abort"));
 }
+
+#[test]
+fn head_type_option() {
+    let m = load();
+    let prompt = m.tokenize("Once upon a time", true, false).unwrap();
+    let mut ctx = Context::builder(&m).n_ctx(64).build().unwrap();
+    ctx.eval(&prompt).unwrap();
+    let reference = ctx.logits(-1).unwrap().to_vec();
+    // 1 = F16 (the synthetic file's head: the same logits), 3 = Q8_0 (close)
+    for head in [1, 3] {
+        let q = Model::builder().head_type(head).load(model_path()).unwrap();
+        let mut c = Context::builder(&q).n_ctx(64).build().unwrap();
+        c.eval(&prompt).unwrap();
+        let got = c.logits(-1).unwrap();
+        assert_eq!(got.len(), reference.len());
+        if head == 1 {
+            assert_eq!(got, &reference[..]);
+        } else {
+            let span = reference.iter().cloned().fold(f32::MIN, f32::max)
+                - reference.iter().cloned().fold(f32::MAX, f32::min);
+            for (a, b) in got.iter().zip(&reference) {
+                assert!((a - b).abs() < 0.05 * span, "{} vs {}", a, b);
+            }
+        }
+    }
+    let e = Model::builder().head_type(99).load(model_path()).err().expect("must fail");
+    assert_eq!(e.status, sys::BITNET_E_INVALID_ARG);
+}
