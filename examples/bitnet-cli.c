@@ -167,8 +167,7 @@ static void startup_line(const bitnet_model *m, const char *path, long n_ctx)
             bitnet_version_string(), tg_len, tg ? tg : "", cpu_len, cpu ? cpu : "");
 }
 
-/* ---- generation state ------------------------------------------------- */
-
+/* ---- generation state (cli.h) ----------------------------------------- */
 
 int push_tok(gen *g, int32_t t)
 {
