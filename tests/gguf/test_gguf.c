@@ -1107,6 +1107,49 @@ static void test_head_type(void **state)
     unlink(path);
 }
 
+/* A head converted at load with enough rows to be cut among threads: every
+ * row equals the row quantised on its own (so the thread count cannot
+ * matter). */
+static void test_head_convert_rows(void **state)
+{
+    (void)state;
+    bitnet_synth_params sp;
+    bitnet_synth_params_init(&sp);
+    sp.n_layer = 1;
+    sp.n_vocab = 4500;
+    sp.n_embd = 256;
+    sp.n_ff = 256;
+    char path[256];
+    snprintf(path, sizeof(path), "%s", tmpfile_name("headrows"));
+    assert_int_equal(bitnet_synth_write(path, &sp), 0);
+    static const int32_t ht[] = { BITNET_HEAD_INT8, BITNET_HEAD_Q8_0, BITNET_HEAD_Q6_K };
+    float row[256];
+    uint8_t want[512];
+    for (int i = 0; i < 3; i++) {
+        bitnet_model_params p;
+        bitnet_model_params_init(&p);
+        p.head_type = ht[i];
+        bitnet_model *m;
+        assert_int_equal(bitnet_model_load_file(&m, path, &p), 0);
+        const bitnet_head *h = &m->head;
+        assert_int_equal(h->rows, 4500);
+        for (int32_t r = 0; r < h->rows; r++) {
+            bitnet__fmat_row(&m->output, r, row);
+            const uint8_t *got = h->w + (size_t)r * h->row_bytes;
+            if (h->fmt == BITNET_HF_I8) {
+                const float sc = bitnet__head_quant_row_i8(row, 256, (int8_t *)want);
+                assert_memory_equal(&sc, &h->scale[r], sizeof(float));
+                assert_memory_equal(want, got, 256);
+            } else {
+                bitnet__head_quant_row(h->fmt, row, 256, want);
+                assert_memory_equal(want, got, h->row_bytes);
+            }
+        }
+        bitnet_model_free(m);
+    }
+    unlink(path);
+}
+
 /* ---------------------------------------------------------------------- */
 /* the external files                                                     */
 
@@ -1281,6 +1324,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_tq_scales),
         cmocka_unit_test(test_synth_embd),
         cmocka_unit_test(test_head_type),
+        cmocka_unit_test(test_head_convert_rows),
         cmocka_unit_test(test_load_modes),
         bt_shared_test(test_shared_models),
     };
