@@ -49,14 +49,25 @@ BITNET_X86_TDRIVER_GEMV(avxvnni)
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 
+#ifndef GEMM_PREFETCH
+#define GEMM_PREFETCH 2048
+#endif
+
+/* pf: this row's pass also prefetches the group stream ahead (the first
+ * row of a group: with few tokens there is little work per weight byte to
+ * hide DRAM latency behind) */
 static ALWAYS_INLINE void row_tile(const uint8_t *p, const int8_t *const *qp, int32_t nb,
-                                   int32_t *out, const int nt)
+                                   int32_t *out, const int nt, const int pf)
 {
     const __m256i mask = _mm256_set1_epi8(3);
     __m256i acc[TOK];
     for (int t = 0; t < nt; t++)
         acc[t] = _mm256_setzero_si256();
     for (int32_t b = 0; b < nb; b++, p += BITNET_TMAT_GROUP * 32) {
+        if (pf) {
+            _mm_prefetch((const char *)((uintptr_t)p + GEMM_PREFETCH), _MM_HINT_T0);
+            _mm_prefetch((const char *)((uintptr_t)p + GEMM_PREFETCH + 64), _MM_HINT_T0);
+        }
         const __m256i w = _mm256_loadu_si256((const __m256i *)p);
         __m256i c[4];
         c[0] = _mm256_and_si256(_mm256_srli_epi16(w, 6), mask);
@@ -87,14 +98,14 @@ static void group_tile(const uint8_t *p, const int8_t *const *qp, int32_t nb,
     }
     for (int r = 0; r < 4; r++) {
         switch (nt) {
-        case 1: row_tile(p + 32 * r, qp, nb, sums + r, 1); break;
-        case 2: row_tile(p + 32 * r, qp, nb, sums + r, 2); break;
-        case 3: row_tile(p + 32 * r, qp, nb, sums + r, 3); break;
-        case 4: row_tile(p + 32 * r, qp, nb, sums + r, 4); break;
-        case 5: row_tile(p + 32 * r, qp, nb, sums + r, 5); break;
-        case 6: row_tile(p + 32 * r, qp, nb, sums + r, 6); break;
-        case 7: row_tile(p + 32 * r, qp, nb, sums + r, 7); break;
-        default: row_tile(p + 32 * r, qp, nb, sums + r, 8); break;
+        case 1: row_tile(p + 32 * r, qp, nb, sums + r, 1, r == 0); break;
+        case 2: row_tile(p + 32 * r, qp, nb, sums + r, 2, r == 0); break;
+        case 3: row_tile(p + 32 * r, qp, nb, sums + r, 3, r == 0); break;
+        case 4: row_tile(p + 32 * r, qp, nb, sums + r, 4, r == 0); break;
+        case 5: row_tile(p + 32 * r, qp, nb, sums + r, 5, r == 0); break;
+        case 6: row_tile(p + 32 * r, qp, nb, sums + r, 6, r == 0); break;
+        case 7: row_tile(p + 32 * r, qp, nb, sums + r, 7, r == 0); break;
+        default: row_tile(p + 32 * r, qp, nb, sums + r, 8, r == 0); break;
         }
     }
 }
