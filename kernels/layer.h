@@ -85,5 +85,6 @@ void bitnet__layer_kernels_init(bitnet_layer_kernels *k, uint32_t flags);
 BITNET_DECL_LAYER_KERNELS(ref);
 BITNET_DECL_LAYER_KERNELS(avx2);
 BITNET_DECL_LAYER_KERNELS(neon);
+decl_attn_f16_fn(bitnet__attn_f16_avx512);   /* the only AVX-512 layer entry */
 
 #endif /* BITNET_KERNELS_LAYER_H */

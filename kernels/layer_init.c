@@ -28,8 +28,12 @@ void bitnet__layer_kernels_init(bitnet_layer_kernels *k, uint32_t flags)
     SET(k, to_f16, avx2);
     SET(k, attn_f16, avx2);
 # endif
-    /* No AVX-512 attention: a 16-lane version of the same loop measured no
-     * faster than this one on Zen 4 (docs/kernels.md). */
+# if BITNET_HAVE_AVX512
+    /* attention only: the other entries touch a few thousand floats per
+     * token, and the AVX2 ones are within noise of a 16-lane loop */
+    if (flags & BITNET_CPU_AVX512)
+        SET(k, attn_f16, avx512);
+# endif
 #elif defined(__aarch64__)
     (void)flags;
 #else

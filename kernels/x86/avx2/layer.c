@@ -133,13 +133,102 @@ static inline __m128 reduce4(__m256 a0, __m256 a1, __m256 a2, __m256 a3)
     return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
 }
 
+/* prefetcht0 as an asm statement: GCC deletes a loop whose only work is
+ * _mm_prefetch (the builtin has no side effect, so the loop is "empty"),
+ * which attn_prefetch's loop over a row's lines would be. */
+static inline void prefetch_t0(uintptr_t a)
+{
+    __asm__ volatile("prefetcht0 %0" : : "m"(*(const char *)a));
+}
+
+/* Ask for key row kj's K ATTN_PREFETCH rows ahead and for its V row (used
+ * after the block's scores) while the FMAs run; a hint, never a fault. */
+static inline void attn_prefetch(const uint16_t *kj, const uint16_t *vj, int32_t hd)
+{
+    /* addresses as integers: K's may lie past the cache's end */
+    const uintptr_t ka = (uintptr_t)kj + (uintptr_t)ATTN_PREFETCH * 2u * (uintptr_t)hd;
+    const uintptr_t va = (uintptr_t)vj;
+    for (int32_t off = 0; off < 2 * hd; off += 64) {
+        prefetch_t0(ka + (uintptr_t)off);
+        prefetch_t0(va + (uintptr_t)off);
+    }
+}
+
+/* Scores of nk (1 or 2) keys for the gh heads: per (head, key) one 8-lane
+ * accumulator over the dims in order, reduced by reduce4; the second key
+ * shares the q loads of the first. A (head, key) score is the same
+ * whatever nk and gh are. */
+static inline __attribute__((always_inline))
+void attn_scores(const float *q, int32_t ldq, const int gh, const uint16_t *kj, const int nk,
+                 int32_t hd, float scale, float *p, int32_t j, const int full)
+{
+    const int32_t nc = (hd + 7) / 8;
+    __m256 a[2][GROUP];
+    for (int t = 0; t < 2; t++)
+        for (int h = 0; h < GROUP; h++)
+            a[t][h] = _mm256_setzero_ps();
+    for (int32_t c = 0; c < nc; c++) {
+        __m256 kv[2];
+        for (int t = 0; t < nk; t++)
+            kv[t] = full ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(kj + (size_t)t * (size_t)hd + 8 * c)))
+                         : load_h8(kj + (size_t)t * (size_t)hd + 8 * c, hd - 8 * c);
+        const float *qc = q + 8 * c;
+        for (int h = 0; h < gh; h++) {
+            const __m256 qv = _mm256_loadu_ps(qc + (size_t)h * (size_t)ldq);
+            for (int t = 0; t < nk; t++)
+                a[t][h] = _mm256_fmadd_ps(qv, kv[t], a[t][h]);
+        }
+    }
+    for (int t = 0; t < nk; t++) {
+        float sj[4];
+        _mm_storeu_ps(sj, _mm_mul_ps(reduce4(a[t][0], a[t][1], a[t][2], a[t][3]), _mm_set1_ps(scale)));
+        for (int h = 0; h < gh; h++)
+            p[h * BITNET_ATTN_BLOCK + j + t] = sj[h];
+    }
+}
+
+/* o[h] += p[h][j] v_j over the nb keys of a block, in key order, for the
+ * nd (1 or 2) 8-dim chunks at c: each chunk's accumulators stay in
+ * registers for the whole block and share the broadcasts of p. */
+static inline __attribute__((always_inline))
+void attn_pv(float *o, int32_t hd, const int gh, const uint16_t *vb, int32_t nb, const float *p,
+             const float *corr, int32_t c, const int nd, __m256i lastm, int last, const int full)
+{
+    __m256 acc[2][GROUP];
+    __m256i mk[2];
+    for (int d = 0; d < nd; d++) {
+        mk[d] = !full && last && d == nd - 1 ? lastm : _mm256_set1_epi32(-1);
+        for (int h = 0; h < gh; h++)
+            acc[d][h] = _mm256_mul_ps(_mm256_maskload_ps(o + (size_t)h * hd + 8 * (c + d), mk[d]),
+                                      _mm256_set1_ps(corr[h]));
+    }
+    const uint16_t *vc = vb + 8 * c;
+    for (int32_t j = 0; j < nb; j++, vc += hd) {
+        __m256 vv[2];
+        for (int d = 0; d < nd; d++)
+            vv[d] = full ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(vc + 8 * d)))
+                         : load_h8(vc + 8 * d, hd - 8 * (c + d));
+        for (int h = 0; h < gh; h++) {
+            const __m256 pb = _mm256_set1_ps(p[h * BITNET_ATTN_BLOCK + j]);
+            for (int d = 0; d < nd; d++)
+                acc[d][h] = _mm256_fmadd_ps(pb, vv[d], acc[d][h]);
+        }
+    }
+    for (int d = 0; d < nd; d++)
+        for (int h = 0; h < gh; h++)
+            _mm256_maskstore_ps(o + (size_t)h * hd + 8 * (c + d), mk[d], acc[d][h]);
+}
+
 /* The blocked online-softmax attention of the reference (docs/kernels.md),
  * up to four heads of a group per pass over K and V (gh is a constant after
- * inlining), 8 dims per step. Each head's arithmetic does not depend on its
- * group: its lanes of reduce4 and its softmax and V sums are its own. */
+ * inlining), 8 dims per step, keys two at a time for the scores and dims
+ * sixteen at a time for the V sums. Each head's arithmetic does not depend
+ * on its group or on the pairing: its lanes of reduce4, its softmax and its
+ * V sums are its own and in the same order. */
 static inline __attribute__((always_inline))
-void attn_group(const float *q, int32_t ldq, const int32_t gh, const uint16_t *k,
-                const uint16_t *v, int32_t n_kv, int32_t hd, float scale, float *o, float *p)
+void attn_group(const float *q, int32_t ldq, const int gh, const uint16_t *k,
+                const uint16_t *v, int32_t n_kv, int32_t hd, float scale, float *o, float *p,
+                const int full)
 {
     const int32_t nc = (hd + 7) / 8;
     const __m256i lastm = tail_mask(hd - 8 * (nc - 1));
@@ -151,74 +240,43 @@ void attn_group(const float *q, int32_t ldq, const int32_t gh, const uint16_t *k
     }
     for (int32_t b0 = 0; b0 < n_kv; b0 += BITNET_ATTN_BLOCK) {
         const int32_t nb = n_kv - b0 < BITNET_ATTN_BLOCK ? n_kv - b0 : BITNET_ATTN_BLOCK;
-        for (int32_t j = 0; j < nb; j++) {
-            const uint16_t *kj = k + (size_t)(b0 + j) * (size_t)hd;
-            /* the cache streams from DRAM: ask for the key ATTN_PREFETCH
-             * rows ahead and for this key's V row (needed after the
-             * scores) while the FMAs run; a hint, never a fault */
-            for (int32_t off = 0; off < 2 * hd; off += 64) {
-                _mm_prefetch((const char *)((uintptr_t)kj + (uintptr_t)ATTN_PREFETCH * 2u * (uintptr_t)hd + (uintptr_t)off), _MM_HINT_T0);
-                _mm_prefetch((const char *)((uintptr_t)(v + (size_t)(b0 + j) * (size_t)hd) + (uintptr_t)off), _MM_HINT_T0);
-            }
-            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-            for (int32_t c = 0; c < nc; c++) {
-                const __m256 kv = load_h8(kj + 8 * c, hd - 8 * c);
-                const float *qc = q + 8 * c;
-                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(qc), kv, a0);
-                if (gh > 1) a1 = _mm256_fmadd_ps(_mm256_loadu_ps(qc + ldq), kv, a1);
-                if (gh > 2) a2 = _mm256_fmadd_ps(_mm256_loadu_ps(qc + 2 * ldq), kv, a2);
-                if (gh > 3) a3 = _mm256_fmadd_ps(_mm256_loadu_ps(qc + 3 * ldq), kv, a3);
-            }
-            float sj[4];
-            _mm_storeu_ps(sj, _mm_mul_ps(reduce4(a0, a1, a2, a3), _mm_set1_ps(scale)));
-            p[j] = sj[0];
-            if (gh > 1) p[BITNET_ATTN_BLOCK + j] = sj[1];
-            if (gh > 2) p[2 * BITNET_ATTN_BLOCK + j] = sj[2];
-            if (gh > 3) p[3 * BITNET_ATTN_BLOCK + j] = sj[3];
+        const uint16_t *kb = k + (size_t)b0 * (size_t)hd, *vb = v + (size_t)b0 * (size_t)hd;
+        int32_t j = 0;
+        for (; j + 2 <= nb; j += 2) {
+            attn_prefetch(kb + (size_t)j * hd, vb + (size_t)j * hd, hd);
+            attn_prefetch(kb + (size_t)(j + 1) * hd, vb + (size_t)(j + 1) * hd, hd);
+            attn_scores(q, ldq, gh, kb + (size_t)j * hd, 2, hd, scale, p, j, full);
+        }
+        if (j < nb) {
+            attn_prefetch(kb + (size_t)j * hd, vb + (size_t)j * hd, hd);
+            attn_scores(q, ldq, gh, kb + (size_t)j * hd, 1, hd, scale, p, j, full);
         }
         float corr[GROUP];
         for (int32_t h = 0; h < gh; h++) {
             float *ph = p + (size_t)h * BITNET_ATTN_BLOCK;
             float mb = -INFINITY;
-            for (int32_t j = 0; j < nb; j++)
-                mb = ph[j] > mb ? ph[j] : mb;
+            for (int32_t i = 0; i < nb; i++)
+                mb = ph[i] > mb ? ph[i] : mb;
             const float mn = m[h] > mb ? m[h] : mb;
             corr[h] = expf(m[h] - mn);
             const __m256 vmn = _mm256_set1_ps(mn);
             __m256 sum = _mm256_setzero_ps();
-            for (int32_t j = 0; j < nb; j += 8) {
-                const __m256i mk = tail_mask(nb - j);
+            for (int32_t i = 0; i < nb; i += 8) {
+                const __m256i mk = tail_mask(nb - i);
                 const __m256 e = _mm256_and_ps(_mm256_castsi256_ps(mk),
-                    exp_neg(_mm256_sub_ps(_mm256_maskload_ps(ph + j, mk), vmn)));
-                _mm256_maskstore_ps(ph + j, mk, e);
+                    exp_neg(_mm256_sub_ps(_mm256_maskload_ps(ph + i, mk), vmn)));
+                _mm256_maskstore_ps(ph + i, mk, e);
                 sum = _mm256_add_ps(sum, e);
             }
             const float lc = l[h] * corr[h];
             l[h] = lc + hsum8(sum);
             m[h] = mn;
         }
-        for (int32_t c = 0; c < nc; c++) {
-            const __m256i mk = c + 1 < nc ? _mm256_set1_epi32(-1) : lastm;
-            const int32_t left = hd - 8 * c;
-            float *oc = o + 8 * c;
-            __m256 o0 = _mm256_mul_ps(_mm256_maskload_ps(oc, mk), _mm256_set1_ps(corr[0]));
-            __m256 o1 = o0, o2 = o0, o3 = o0;
-            if (gh > 1) o1 = _mm256_mul_ps(_mm256_maskload_ps(oc + hd, mk), _mm256_set1_ps(corr[1]));
-            if (gh > 2) o2 = _mm256_mul_ps(_mm256_maskload_ps(oc + 2 * hd, mk), _mm256_set1_ps(corr[2]));
-            if (gh > 3) o3 = _mm256_mul_ps(_mm256_maskload_ps(oc + 3 * hd, mk), _mm256_set1_ps(corr[3]));
-            const uint16_t *vc = v + (size_t)b0 * (size_t)hd + 8 * c;
-            for (int32_t j = 0; j < nb; j++, vc += hd) {
-                const __m256 vv = load_h8(vc, left);
-                o0 = _mm256_fmadd_ps(_mm256_set1_ps(p[j]), vv, o0);
-                if (gh > 1) o1 = _mm256_fmadd_ps(_mm256_set1_ps(p[BITNET_ATTN_BLOCK + j]), vv, o1);
-                if (gh > 2) o2 = _mm256_fmadd_ps(_mm256_set1_ps(p[2 * BITNET_ATTN_BLOCK + j]), vv, o2);
-                if (gh > 3) o3 = _mm256_fmadd_ps(_mm256_set1_ps(p[3 * BITNET_ATTN_BLOCK + j]), vv, o3);
-            }
-            _mm256_maskstore_ps(oc, mk, o0);
-            if (gh > 1) _mm256_maskstore_ps(oc + hd, mk, o1);
-            if (gh > 2) _mm256_maskstore_ps(oc + 2 * hd, mk, o2);
-            if (gh > 3) _mm256_maskstore_ps(oc + 3 * hd, mk, o3);
-        }
+        int32_t c = 0;
+        for (; c + 2 <= nc; c += 2)
+            attn_pv(o, hd, gh, vb, nb, p, corr, c, 2, lastm, c + 2 == nc, full);
+        if (c < nc)
+            attn_pv(o, hd, gh, vb, nb, p, corr, c, 1, lastm, 1, full);
     }
     for (int32_t h = 0; h < gh; h++) {
         const float inv = 1.0f / l[h];
@@ -244,11 +302,20 @@ void bitnet__attn_f16_avx2(const float *q, int32_t n_q, const uint16_t *k, const
                     i < hd ? bitnet__fp16_to_fp32(bitnet__fp32_to_fp16(qh[i])) : 0.0f;
         }
         float *oh = out + (size_t)h * hd;
-        switch (gh) {
-        case 4: attn_group(qr, ldq, 4, k, v, n_kv, hd, scale, oh, work); break;
-        case 3: attn_group(qr, ldq, 3, k, v, n_kv, hd, scale, oh, work); break;
-        case 2: attn_group(qr, ldq, 2, k, v, n_kv, hd, scale, oh, work); break;
-        default: attn_group(qr, ldq, 1, k, v, n_kv, hd, scale, oh, work); break;
+        if (hd % 8 == 0) {    /* every model's head size: no partial chunk */
+            switch (gh) {
+            case 4: attn_group(qr, ldq, 4, k, v, n_kv, hd, scale, oh, work, 1); break;
+            case 3: attn_group(qr, ldq, 3, k, v, n_kv, hd, scale, oh, work, 1); break;
+            case 2: attn_group(qr, ldq, 2, k, v, n_kv, hd, scale, oh, work, 1); break;
+            default: attn_group(qr, ldq, 1, k, v, n_kv, hd, scale, oh, work, 1); break;
+            }
+        } else {
+            switch (gh) {
+            case 4: attn_group(qr, ldq, 4, k, v, n_kv, hd, scale, oh, work, 0); break;
+            case 3: attn_group(qr, ldq, 3, k, v, n_kv, hd, scale, oh, work, 0); break;
+            case 2: attn_group(qr, ldq, 2, k, v, n_kv, hd, scale, oh, work, 0); break;
+            default: attn_group(qr, ldq, 1, k, v, n_kv, hd, scale, oh, work, 0); break;
+            }
         }
     }
 }
