@@ -120,7 +120,13 @@ static inline __m256i tail_mask(int32_t n)
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-#define GROUP 4
+#define GROUP 4                /* query heads per pass */
+#ifndef KEYS
+#define KEYS 3                 /* keys per score step */
+#endif
+#ifndef DCH
+#define DCH 3                  /* 8-dim chunks per V step */
+#endif
 #ifndef ATTN_PREFETCH
 #define ATTN_PREFETCH 16       /* key rows ahead */
 #endif
@@ -163,12 +169,12 @@ void attn_scores(const float *q, int32_t ldq, const int gh, const uint16_t *kj, 
                  int32_t hd, float scale, float *p, int32_t j, const int full)
 {
     const int32_t nc = (hd + 7) / 8;
-    __m256 a[2][GROUP];
-    for (int t = 0; t < 2; t++)
+    __m256 a[KEYS][GROUP];
+    for (int t = 0; t < KEYS; t++)
         for (int h = 0; h < GROUP; h++)
             a[t][h] = _mm256_setzero_ps();
     for (int32_t c = 0; c < nc; c++) {
-        __m256 kv[2];
+        __m256 kv[KEYS];
         for (int t = 0; t < nk; t++)
             kv[t] = full ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(kj + (size_t)t * (size_t)hd + 8 * c)))
                          : load_h8(kj + (size_t)t * (size_t)hd + 8 * c, hd - 8 * c);
@@ -194,8 +200,8 @@ static inline __attribute__((always_inline))
 void attn_pv(float *o, int32_t hd, const int gh, const uint16_t *vb, int32_t nb, const float *p,
              const float *corr, int32_t c, const int nd, __m256i lastm, int last, const int full)
 {
-    __m256 acc[2][GROUP];
-    __m256i mk[2];
+    __m256 acc[DCH][GROUP];
+    __m256i mk[DCH];
     for (int d = 0; d < nd; d++) {
         mk[d] = !full && last && d == nd - 1 ? lastm : _mm256_set1_epi32(-1);
         for (int h = 0; h < gh; h++)
@@ -204,7 +210,7 @@ void attn_pv(float *o, int32_t hd, const int gh, const uint16_t *vb, int32_t nb,
     }
     const uint16_t *vc = vb + 8 * c;
     for (int32_t j = 0; j < nb; j++, vc += hd) {
-        __m256 vv[2];
+        __m256 vv[DCH];
         for (int d = 0; d < nd; d++)
             vv[d] = full ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(vc + 8 * d)))
                          : load_h8(vc + 8 * d, hd - 8 * (c + d));
@@ -242,21 +248,32 @@ void attn_group(const float *q, int32_t ldq, const int gh, const uint16_t *k,
         const int32_t nb = n_kv - b0 < BITNET_ATTN_BLOCK ? n_kv - b0 : BITNET_ATTN_BLOCK;
         const uint16_t *kb = k + (size_t)b0 * (size_t)hd, *vb = v + (size_t)b0 * (size_t)hd;
         int32_t j = 0;
-        for (; j + 2 <= nb; j += 2) {
-            attn_prefetch(kb + (size_t)j * hd, vb + (size_t)j * hd, hd);
-            attn_prefetch(kb + (size_t)(j + 1) * hd, vb + (size_t)(j + 1) * hd, hd);
-            attn_scores(q, ldq, gh, kb + (size_t)j * hd, 2, hd, scale, p, j, full);
+        for (; j + KEYS <= nb; j += KEYS) {
+            for (int t = 0; t < KEYS; t++)
+                attn_prefetch(kb + (size_t)(j + t) * hd, vb + (size_t)(j + t) * hd, hd);
+            attn_scores(q, ldq, gh, kb + (size_t)j * hd, KEYS, hd, scale, p, j, full);
         }
-        if (j < nb) {
-            attn_prefetch(kb + (size_t)j * hd, vb + (size_t)j * hd, hd);
+        for (int32_t t = j; t < nb; t++)
+            attn_prefetch(kb + (size_t)t * hd, vb + (size_t)t * hd, hd);
+        for (; j < nb; j++)
             attn_scores(q, ldq, gh, kb + (size_t)j * hd, 1, hd, scale, p, j, full);
-        }
         float corr[GROUP];
         for (int32_t h = 0; h < gh; h++) {
             float *ph = p + (size_t)h * BITNET_ATTN_BLOCK;
-            float mb = -INFINITY;
-            for (int32_t i = 0; i < nb; i++)
-                mb = ph[i] > mb ? ph[i] : mb;
+            /* the block maximum: exact in any order; max_ps returns its
+             * second operand for a NaN, so a NaN score is skipped as the
+             * reference's comparison skips it */
+            const __m256 ninf = _mm256_set1_ps(-INFINITY);
+            __m256 mv = ninf;
+            for (int32_t i = 0; i < nb; i += 8) {
+                const __m256i mk = tail_mask(nb - i);
+                mv = _mm256_max_ps(_mm256_blendv_ps(ninf, _mm256_maskload_ps(ph + i, mk),
+                                                    _mm256_castsi256_ps(mk)), mv);
+            }
+            __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mv), _mm256_extractf128_ps(mv, 1));
+            m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+            m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+            const float mb = _mm_cvtss_f32(m4);
             const float mn = m[h] > mb ? m[h] : mb;
             corr[h] = expf(m[h] - mn);
             const __m256 vmn = _mm256_set1_ps(mn);
@@ -273,10 +290,10 @@ void attn_group(const float *q, int32_t ldq, const int gh, const uint16_t *k,
             m[h] = mn;
         }
         int32_t c = 0;
-        for (; c + 2 <= nc; c += 2)
-            attn_pv(o, hd, gh, vb, nb, p, corr, c, 2, lastm, c + 2 == nc, full);
-        if (c < nc)
-            attn_pv(o, hd, gh, vb, nb, p, corr, c, 1, lastm, 1, full);
+        for (; c + DCH <= nc; c += DCH)
+            attn_pv(o, hd, gh, vb, nb, p, corr, c, DCH, lastm, c + DCH == nc, full);
+        for (; c < nc; c++)
+            attn_pv(o, hd, gh, vb, nb, p, corr, c, 1, lastm, c + 1 == nc, full);
     }
     for (int32_t h = 0; h < gh; h++) {
         const float inv = 1.0f / l[h];
@@ -297,9 +314,11 @@ void bitnet__attn_f16_avx2(const float *q, int32_t n_q, const uint16_t *k, const
         float *qr = work + (size_t)gh * BITNET_ATTN_BLOCK;
         for (int32_t r = 0; r < gh; r++) {
             const float *qh = q + (size_t)(h + r) * hd;
-            for (int32_t i = 0; i < ldq; i++)
-                qr[(size_t)r * ldq + i] =
-                    i < hd ? bitnet__fp16_to_fp32(bitnet__fp32_to_fp16(qh[i])) : 0.0f;
+            for (int32_t i = 0; i < ldq; i += 8) {   /* RNE, as bitnet__fp32_to_fp16 */
+                const __m256 x = _mm256_maskload_ps(qh + i, tail_mask(hd - i));
+                _mm256_storeu_ps(qr + (size_t)r * ldq + i,
+                                 _mm256_cvtph_ps(_mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+            }
         }
         float *oh = out + (size_t)h * hd;
         if (hd % 8 == 0) {    /* every model's head size: no partial chunk */
