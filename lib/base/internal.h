@@ -123,6 +123,11 @@ void bitnet__pages_unmap(void *p, size_t size);
 void bitnet__pages_prefault(const void *p, size_t size);
 /* Ask for huge pages on [p, p+size) (a hint; no effect where unsupported). */
 void bitnet__pages_advise_huge(void *p, size_t size);
+/* The whole pages inside [p, p + size) of a read-only file mapping are
+ * dropped from this process (MADV_DONTNEED); reading them again brings them
+ * back from the file. Only for memory mapped from a file: anonymous memory
+ * would read back as zeros. A no-op where unsupported. */
+void bitnet__pages_drop(const void *p, size_t size);
 
 /* Number of online CPUs (>= 1). */
 int bitnet__ncpu(void);

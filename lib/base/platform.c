@@ -154,3 +154,18 @@ void bitnet__pages_advise_huge(void *p, size_t size)
     (void)size;
 #endif
 }
+
+void bitnet__pages_drop(const void *p, size_t size)
+{
+#if defined(MADV_DONTNEED)
+    long pg = sysconf(_SC_PAGESIZE);
+    if (pg <= 0 || size == 0) return;
+    const uintptr_t u = (uintptr_t)pg;
+    /* whole pages only: a neighbour's bytes on a shared page stay */
+    uintptr_t b = ((uintptr_t)p + u - 1) / u * u, e = ((uintptr_t)p + size) / u * u;
+    if (e > b) madvise((void *)b, (size_t)(e - b), MADV_DONTNEED);
+#else
+    (void)p;
+    (void)size;
+#endif
+}

@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "format/json.h"
@@ -258,21 +257,10 @@ void bitnet__st_release(const bitnet_st_set *s, const bitnet_st_tensor *t)
 void bitnet__st_release_range(const bitnet_st_set *s, const bitnet_st_tensor *t,
                               size_t off, size_t n)
 {
-#if defined(MADV_DONTNEED)
     const bitnet_file_view *v = &s->files[t->file];
     if (!v->map_base || n == 0 || off > (size_t)(t->end - t->begin) ||
         n > (size_t)(t->end - t->begin) - off) return;
-    long pg = sysconf(_SC_PAGESIZE);
-    if (pg <= 0) return;
-    uintptr_t b = (uintptr_t)t->data + off, e = b + n;
-    uintptr_t p = (uintptr_t)pg;
-    /* whole pages inside the tensor only: neighbours stay resident */
-    b = (b + p - 1) / p * p;
-    e = e / p * p;
-    if (e > b) madvise((void *)b, (size_t)(e - b), MADV_DONTNEED);
-#else
-    (void)s; (void)t; (void)off; (void)n;
-#endif
+    bitnet__pages_drop(t->data + off, n);
 }
 
 /* Add one file to the set; its tensors are appended. */

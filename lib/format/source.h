@@ -199,6 +199,10 @@ typedef struct bitnet_source_ops {
     int (*acquire)(const bitnet_source *s, const bitnet_tensor_desc *t,
                    bitnet_tensor_desc *view);
     void (*release)(const bitnet_source *s, const bitnet_tensor_desc *t);
+    /* Optional: a tensor read in place that will seldom be read again (an
+     * embedding whose converted head replaced it) may leave memory; its
+     * data stays valid, and reads bring its pages back. */
+    void (*drop)(const bitnet_source *s, const bitnet_tensor_desc *t);
 } bitnet_source_ops;
 
 struct bitnet_source {
@@ -260,6 +264,10 @@ static inline void bitnet__source_release(const bitnet_source *s,
                                           const bitnet_tensor_desc *t)
 {
     if (s->ops->release) s->ops->release(s, t);
+}
+static inline void bitnet__source_drop(const bitnet_source *s, const bitnet_tensor_desc *t)
+{
+    if (s->ops->drop) s->ops->drop(s, t);
 }
 
 #endif /* BITNET_SOURCE_H */

@@ -648,6 +648,16 @@ static int load(bitnet_model **out, bitnet_source *src, const bitnet_model_param
     }
     rc = bitnet__model_head_setup(m, L.p.head_type);
     if (rc) goto fail;
+    if (m->head.w != m->output.data) {
+        /* a converted head: the file's matrix was read once, at load; its
+         * pages may go (a tied embedding's rows come back as they are
+         * looked up) */
+        bitnet_tensor_desc td;
+        const char *hn = m->output.data == m->tok_embd.data ? "token_embd.weight"
+                                                            : "output.weight";
+        if (bitnet__source_tensor(src, hn, &td) == BITNET_OK && td.data == m->output.data)
+            bitnet__source_drop(src, &td);
+    }
     m->fingerprint = fingerprint(m, src);
     free(L.scratch);
     {

@@ -1150,6 +1150,74 @@ static void test_head_convert_rows(void **state)
     unlink(path);
 }
 
+/* The resident size (kB) of the mapping that holds p, from
+ * /proc/self/smaps; -1 where there is no such file (not Linux). */
+static long mapping_rss_kb(const void *p)
+{
+    FILE *f = fopen("/proc/self/smaps", "r");
+    if (!f) return -1;
+    char line[512];
+    int inside = 0;
+    long rss = -1;
+    while (fgets(line, sizeof(line), f)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' ')) {
+            inside = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+        } else if (inside && strncmp(line, "Rss:", 4) == 0) {
+            rss = strtol(line + 4, NULL, 10);
+            break;
+        }
+    }
+    fclose(f);
+    return rss;
+}
+
+/* A mapped file's pages leave the process once the loader is done with
+ * them: the ternary weights after their copy into the kernel layout, the
+ * F16 head after its conversion (the data stays readable: rows fault back
+ * in). Read in place, the F16 head stays resident. */
+static void test_mapped_pages_dropped(void **state)
+{
+    (void)state;
+    bitnet_synth_params sp;
+    bitnet_synth_params_init(&sp);
+    sp.n_layer = 2;
+    sp.n_vocab = 8000;
+    sp.n_embd = 256;
+    sp.n_ff = 512;
+    sp.embd_type = BITNET_TYPE_F16;
+    char path[256];
+    snprintf(path, sizeof(path), "%s", tmpfile_name("drop"));
+    assert_int_equal(bitnet_synth_write(path, &sp), 0);
+    bitnet_model_params p;
+    bitnet_model_params_init(&p);
+    bitnet_model *m;
+    assert_int_equal(bitnet_model_load_file(&m, path, &p), 0);
+    const long f16_kb = (long)((size_t)m->output.rows * m->output.row_bytes / 1024);
+    const long in_place = mapping_rss_kb(m->output.data);
+    if (in_place < 0) {
+        bitnet_model_free(m);
+        unlink(path);
+        skip();
+    }
+    assert_true(in_place >= f16_kb);                    /* the head reads it */
+    float want[256], got[256];
+    bitnet__fmat_row(&m->tok_embd, 4321, want);
+    bitnet_model_free(m);
+
+    p.head_type = BITNET_HEAD_INT8;
+    assert_int_equal(bitnet_model_load_file(&m, path, &p), 0);
+    const long dropped = mapping_rss_kb(m->output.data);
+    /* what is left: the header and vocabulary, the fingerprint's samples */
+    if (!(dropped < f16_kb / 4))
+        fail_msg("mapping resident %ld kB after the conversion (F16 head %ld kB)",
+                 dropped, f16_kb);
+    bitnet__fmat_row(&m->tok_embd, 4321, got);          /* faults back in */
+    assert_memory_equal(want, got, sizeof(want));
+    bitnet_model_free(m);
+    unlink(path);
+}
+
 /* ---------------------------------------------------------------------- */
 /* the external files                                                     */
 
@@ -1325,6 +1393,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_synth_embd),
         cmocka_unit_test(test_head_type),
         cmocka_unit_test(test_head_convert_rows),
+        cmocka_unit_test(test_mapped_pages_dropped),
         cmocka_unit_test(test_load_modes),
         bt_shared_test(test_shared_models),
     };
