@@ -918,6 +918,54 @@ static void test_absmean(void **state)
     for (int i = 0; i < N; i++) assert_int_equal(t[i], i % 3 - 1);
 }
 
+/* A tensor large enough to be cut among threads (3 Mi BF16 values): the
+ * same scale as the rule of docs/formats.md computed here (chunk sums of
+ * 16384 elements in double, added in order), the same values, and a
+ * non-finite value far in refused with its index. */
+static void test_absmean_large(void **state)
+{
+    (void)state;
+    enum { N = 3 << 20, CH = 16384 };
+    uint16_t *h = malloc(2 * (size_t)N);
+    int8_t *t = malloc(N);
+    assert_non_null(h);
+    assert_non_null(t);
+    uint64_t x = 88172645463325252ull;
+    double sum = 0, part = 0;
+    for (size_t i = 0; i < N; i++) {
+        x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+        float f = ((float)(x >> 40) / 16777216.0f - 0.5f) * 0.1f;
+        uint32_t u;
+        memcpy(&u, &f, 4);
+        h[i] = (uint16_t)(u >> 16);                    /* truncated to BF16 */
+        u = (uint32_t)h[i] << 16;
+        memcpy(&f, &u, 4);
+        part += fabs((double)f);
+        if ((i + 1) % CH == 0 || i + 1 == N) {
+            sum += part;
+            part = 0;
+        }
+    }
+    const float mean = (float)(sum / N);
+    bitnet_tensor_desc ft = fake_tensor(GGML_T_BF16, h, 3072, 1024);
+    float s;
+    assert_int_equal(bitnet__ternary_decode(&ft, t, &s), 0);
+    assert_true(s == mean);
+    for (size_t i = 0; i < N; i++) {
+        uint32_t u = (uint32_t)h[i] << 16;
+        float f;
+        memcpy(&f, &u, 4);
+        float q = f / mean;
+        int e = q > 0.5f ? 1 : q < -0.5f ? -1 : 0;
+        if (t[i] != e) fail_msg("element %zu: %d, want %d", i, t[i], e);
+    }
+    h[2500001] = 0x7fc0;                                /* a BF16 NaN */
+    assert_int_equal(bitnet__ternary_decode(&ft, t, &s), BITNET_E_FORMAT);
+    assert_msg_has("element 2500001");
+    free(h);
+    free(t);
+}
+
 static void test_tq_scales(void **state)
 {
     (void)state;
@@ -1389,6 +1437,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_progress),
         cmocka_unit_test(test_scale_tensor),
         cmocka_unit_test(test_absmean),
+        cmocka_unit_test(test_absmean_large),
         cmocka_unit_test(test_tq_scales),
         cmocka_unit_test(test_synth_embd),
         cmocka_unit_test(test_head_type),
