@@ -41,3 +41,4 @@ meson test -C "$build" --suite kernels --print-errorlogs
 # must fall back, and the NEON kernels must still match the reference.
 qemu-aarch64 -cpu cortex-a57 -L "$sysroot" "$build/tests/kernels/test_kernels" | tee "$build/kernels-a57.log"
 grep -q 'level dotprod  skipped' "$build/kernels-a57.log"
+qemu-aarch64 -cpu cortex-a57 -L "$sysroot" "$build/tests/kernels/test_layer" | tail -3

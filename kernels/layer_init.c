@@ -35,7 +35,15 @@ void bitnet__layer_kernels_init(bitnet_layer_kernels *k, uint32_t flags)
         SET(k, attn_f16, avx512);
 # endif
 #elif defined(__aarch64__)
-    (void)flags;
+    if (!(flags & BITNET_CPU_NEON))
+        return;
+# if BITNET_HAVE_NEON
+    SET(k, rope_norm, neon);
+    SET(k, relu2_mul, neon);
+    SET(k, add, neon);
+    SET(k, to_f16, neon);
+    SET(k, attn_f16, neon);
+# endif
 #else
     (void)flags;
 #endif
