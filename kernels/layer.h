@@ -43,11 +43,28 @@
  * of hd fp16 values (row stride hd), out is n_q rows of hd floats; work has
  * BITNET_ATTN_WORK(n_q, n_kv, hd) floats, 64-byte aligned. Each head is
  * computed alone (its result does not depend on n_q). Order of operations:
- * docs/kernels.md, "Attention". */
+ * docs/kernels.md, "Attention". With ml == NULL out is the attention
+ * output; otherwise the keys are one segment of a longer range: out gets
+ * the segment's unscaled sums o and ml[2h], ml[2h + 1] its running maximum
+ * m and sum l, for bitnet__attn_fold. */
 #define decl_attn_f16_fn(name) void (name)(const float *q, int32_t n_q, \
     const uint16_t *k, const uint16_t *v, int32_t n_kv, int32_t hd, \
-    float scale, float *out, float *work)
+    float scale, float *out, float *ml, float *work)
 #define BITNET_ATTN_BLOCK 64   /* keys per online-softmax block */
+/* Keys per segment: a range of more keys is cut into segments of this many
+ * (the last one shorter), computed on their own and folded in order
+ * (bitnet__attn_fold), so that the segments of one head can run on several
+ * threads; the cut depends on the key count only. */
+#define BITNET_ATTN_SEG 1024
+
+/* Segment s of n_q heads into the state of segments 0..s-1 (acc: n_q rows
+ * of hd unscaled sums, acc_ml its (m, l) pairs): m' = max(m, m_s),
+ * a = expf(m - m'), b = expf(m_s - m'), l = l*a + l_s*b, o = o*a + o_s*b,
+ * products rounded, no FMA. With last, acc is then scaled by 1/l into the
+ * attention output. One function for every ISA: a few hundred floats per
+ * segment and head. */
+void bitnet__attn_fold(float *acc, float *acc_ml, const float *seg, const float *seg_ml,
+                       int32_t n_q, int32_t hd, int last);
 #define BITNET_ATTN_WORK(n_q, n_kv, hd) \
     ((size_t)(n_q) * ((size_t)(n_kv) + (size_t)(hd) + BITNET_ATTN_BLOCK) + 64)
 

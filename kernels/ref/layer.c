@@ -73,7 +73,8 @@ void bitnet__to_f16_ref(const float *x, uint16_t *y, int32_t n)
  * out = o * (1/l). The SIMD variants keep the blocks and the order of the
  * block steps; inside a block they reassociate and use their own exp. */
 void bitnet__attn_f16_ref(const float *q, int32_t n_q, const uint16_t *k, const uint16_t *v,
-                          int32_t n_kv, int32_t hd, float scale, float *out, float *work)
+                          int32_t n_kv, int32_t hd, float scale, float *out, float *ml,
+                          float *work)
 {
     float *p = work, *qh = work + BITNET_ATTN_BLOCK;
     for (int32_t h = 0; h < n_q; h++) {
@@ -114,8 +115,38 @@ void bitnet__attn_f16_ref(const float *q, int32_t n_q, const uint16_t *k, const 
             }
             m = mn;
         }
+        if (ml) {                 /* a segment: its state, o left unscaled */
+            ml[2 * h] = m;
+            ml[2 * h + 1] = l;
+            continue;
+        }
         const float inv = 1.0f / l;
         for (int32_t d = 0; d < hd; d++)
             o[d] *= inv;
+    }
+}
+
+void bitnet__attn_fold(float *acc, float *acc_ml, const float *seg, const float *seg_ml,
+                       int32_t n_q, int32_t hd, int last)
+{
+    for (int32_t h = 0; h < n_q; h++) {
+        float *o = acc + (size_t)h * (size_t)hd;
+        const float *os = seg + (size_t)h * (size_t)hd;
+        const float m = acc_ml[2 * h], ms = seg_ml[2 * h];
+        const float mn = m > ms ? m : ms;
+        const float a = expf(m - mn), b = expf(ms - mn);
+        const float la = acc_ml[2 * h + 1] * a, lb = seg_ml[2 * h + 1] * b;
+        const float l = la + lb;
+        for (int32_t d = 0; d < hd; d++) {
+            const float x = o[d] * a, y = os[d] * b;
+            o[d] = x + y;
+        }
+        acc_ml[2 * h] = mn;
+        acc_ml[2 * h + 1] = l;
+        if (last) {
+            const float inv = 1.0f / l;
+            for (int32_t d = 0; d < hd; d++)
+                o[d] *= inv;
+        }
     }
 }

@@ -38,9 +38,10 @@ static int ensure_attn_work(bitnet_context *w, int32_t n_ctx, const char *fname)
 {
     if (w->attn_ctx >= n_ctx)
         return BITNET_OK;
-    size_t len = (BITNET_ATTN_WORK(w->nh / w->nkv, n_ctx, w->hd) + 15) / 16 * 16, n, bytes;
-    if (bitnet__mul_ovf((size_t)w->n_threads, len, &n) ||
-        bitnet__mul_ovf(n, sizeof(float), &bytes))
+    size_t len = bitnet__attn_thread_len(w->nh / w->nkv, n_ctx, w->hd), n, bytes;
+    const size_t part = bitnet__attn_part_len(w->nkv, w->nh / w->nkv, n_ctx, w->hd);
+    if (bitnet__mul_ovf((size_t)w->n_threads, len, &n) || n + part < n ||
+        bitnet__mul_ovf(n + part, sizeof(float), &bytes))
         return bitnet__error(BITNET_E_NOMEM, "%s: attention scratch too large", fname);
     float *nw = bitnet__aalloc(bytes, 64);
     if (!nw)
@@ -49,6 +50,7 @@ static int ensure_attn_work(bitnet_context *w, int32_t n_ctx, const char *fname)
     bitnet__afree(w->attn_work);
     w->attn_work = nw;
     w->attn_work_len = len;
+    w->attn_part = nw + n;
     w->attn_ctx = n_ctx;
     return BITNET_OK;
 }

@@ -211,9 +211,12 @@ int bitnet_context_create(bitnet_context **out, const bitnet_model *model,
         c->rcos = zalloc(nbz * (c->nrot / 2), sizeof(float), &fail);
         c->rsin = zalloc(nbz * (c->nrot / 2), sizeof(float), &fail);
     }
-    c->attn_work_len = (BITNET_ATTN_WORK(nh / nkv, n_ctx, hd) + 15) / 16 * 16;
+    c->attn_work_len = bitnet__attn_thread_len(nh / nkv, n_ctx, hd);
     c->attn_ctx = n_ctx;
-    c->attn_work = zalloc((size_t)c->n_threads * c->attn_work_len, sizeof(float), &fail);
+    c->attn_work = zalloc((size_t)c->n_threads * c->attn_work_len +
+                          bitnet__attn_part_len(nkv, nh / nkv, n_ctx, hd), sizeof(float), &fail);
+    if (c->attn_work)
+        c->attn_part = c->attn_work + (size_t)c->n_threads * c->attn_work_len;
     c->toks = zalloc((size_t)n_ctx, sizeof(int32_t), &fail);
     c->st_tok = zalloc(nbz, sizeof(int32_t), &fail);
     c->st_pos = zalloc(nbz, sizeof(int32_t), &fail);

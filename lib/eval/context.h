@@ -108,8 +108,11 @@ struct bitnet_context {
     float *as;                /* [nb] activation scales */
     int32_t *asum;            /* [nb] */
     float *rcos, *rsin;       /* [nb][nrot/2] */
-    float *attn_work;         /* [n_threads][attn_work_len] attention scratch */
+    float *attn_work;         /* [n_threads][attn_work_len] attention scratch,
+                                 then attn_part */
     size_t attn_work_len;     /* floats per thread */
+    float *attn_part;         /* [n_kv][segments][group * (hd + 2)]: the
+                                 segments of one decode token (forward.c) */
     int32_t attn_ctx;         /* positions attn_work_len has room for (>= the
                                  n_ctx of every context this one runs) */
     float *xo;                /* [nb][D] final normed hidden */
@@ -151,5 +154,20 @@ void bitnet__eval_run_step(bitnet_context *c, int32_t nb);
 int bitnet__eval_run(bitnet_context *work, bitnet_context *const *seqs,
                      const int32_t *const *tokens, const size_t *n_tokens,
                      size_t n_seq, int all_logits, const char *fname);
+
+/* Attention scratch for contexts of up to n_ctx positions (floats): per
+ * thread the kernel's work and one segment's state (o and (m, l) of a
+ * group, and the running (m, l)); after the threads' parts, the segments of
+ * every KV head of one token, for a decode step whose segments are cut
+ * among the threads. */
+static inline size_t bitnet__attn_thread_len(int32_t group, int32_t n_ctx, int32_t hd)
+{
+    return (BITNET_ATTN_WORK(group, n_ctx, hd) + (size_t)group * ((size_t)hd + 4) + 15) / 16 * 16;
+}
+static inline size_t bitnet__attn_part_len(int32_t nkv, int32_t group, int32_t n_ctx, int32_t hd)
+{
+    const size_t nseg = ((size_t)n_ctx + BITNET_ATTN_SEG - 1) / BITNET_ATTN_SEG;
+    return (size_t)nkv * nseg * (size_t)group * ((size_t)hd + 2);
+}
 
 #endif /* BITNET_EVAL_CONTEXT_H */

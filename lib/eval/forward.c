@@ -220,6 +220,11 @@ void bitnet__eval_step(void *arg, int ith, int nth)
     bitnet__threadpool_barrier(tp);
 
     float *work = c->attn_work + (size_t)ith * c->attn_work_len;
+    /* a thread's segment state, after the kernel's work */
+    float *seg_buf = work + BITNET_ATTN_WORK(group, c->attn_ctx, hd);
+    const size_t part_len = (size_t)group * ((size_t)hd + 2);
+    /* a decode token past one segment: its segments are the items */
+    const int seg_split = nb == 1 && nth > 1 && st->tpos[0] + 1 > BITNET_ATTN_SEG;
 
     for (int32_t l = 0; l < c->n_layer; l++) {
         const bitnet_layer *L = &m->layers[l];
@@ -270,26 +275,76 @@ void bitnet__eval_step(void *arg, int ith, int nth)
          * (each part reads the K and V again: at depth 4096 decode was
          * 10-40 % faster with 5 KV heads on 2 threads unsplit, 3 + 2,
          * than in 10 parts). A head's result does not depend on its part (kernel
-         * test), so the logits do not depend on the thread count. */
-        for (int32_t it = ith; it < nb * nkv * parts; it += nth) {
-            int32_t t = it / (nkv * parts), kvh = it / parts % nkv, pt = it % parts;
-            int32_t h0 = kvh * group + pt * per_part;
-            int32_t nq = group - pt * per_part < per_part ? group - pt * per_part : per_part;
-            if (nq <= 0)
-                continue;
-            const bitnet_context *tc = st->tctx[t];
+         * test), so the logits do not depend on the thread count.
+         * More than BITNET_ATTN_SEG keys are cut into segments, folded in
+         * order (bitnet__attn_fold); the cut depends on the key count only.
+         * A decode token's segments are items of their own, spread over
+         * the threads (5 KV heads at depth 4096: 20 items, 10 + 10) and
+         * folded below by the thread of the token; otherwise one thread
+         * takes a head's segments in order and folds as it goes. */
+        if (seg_split) {
+            const bitnet_context *tc = st->tctx[0];
+            const int32_t n0 = st->tpos[0] + 1, nseg = (n0 + BITNET_ATTN_SEG - 1) / BITNET_ATTN_SEG;
             const uint16_t *kc = tc->kcache + (size_t)l * tc->kv_layer_stride;
             const uint16_t *vc = tc->vcache + (size_t)l * tc->kv_layer_stride;
-            c->k.layer.attn_f16(c->q + (size_t)t * Dq + (size_t)h0 * hd, nq,
-                                kc + kvh * tc->kv_head_stride, vc + kvh * tc->kv_head_stride,
-                                st->tpos[t] + 1, hd, c->kq_scale,
-                                c->att + (size_t)t * Dq + (size_t)h0 * hd, work);
+            for (int32_t it = ith; it < nkv * nseg; it += nth) {
+                const int32_t kvh = it / nseg, s = it % nseg, k0 = s * BITNET_ATTN_SEG;
+                const int32_t ns = n0 - k0 < BITNET_ATTN_SEG ? n0 - k0 : BITNET_ATTN_SEG;
+                float *part = c->attn_part + (size_t)it * part_len;
+                const size_t off = kvh * tc->kv_head_stride + (size_t)k0 * hd;
+                c->k.layer.attn_f16(c->q + (size_t)kvh * group * hd, group, kc + off, vc + off,
+                                    ns, hd, c->kq_scale, part, part + (size_t)group * hd, work);
+            }
+        } else {
+            for (int32_t it = ith; it < nb * nkv * parts; it += nth) {
+                int32_t t = it / (nkv * parts), kvh = it / parts % nkv, pt = it % parts;
+                int32_t h0 = kvh * group + pt * per_part;
+                int32_t nq = group - pt * per_part < per_part ? group - pt * per_part : per_part;
+                if (nq <= 0)
+                    continue;
+                const bitnet_context *tc = st->tctx[t];
+                const uint16_t *kc = tc->kcache + (size_t)l * tc->kv_layer_stride;
+                const uint16_t *vc = tc->vcache + (size_t)l * tc->kv_layer_stride;
+                const float *q = c->q + (size_t)t * Dq + (size_t)h0 * hd;
+                float *out = c->att + (size_t)t * Dq + (size_t)h0 * hd;
+                const int32_t n = st->tpos[t] + 1;
+                const size_t kvo = kvh * tc->kv_head_stride;
+                if (n <= BITNET_ATTN_SEG) {
+                    c->k.layer.attn_f16(q, nq, kc + kvo, vc + kvo, n, hd, c->kq_scale, out,
+                                        NULL, work);
+                    continue;
+                }
+                /* segment 0 into out, the others through seg_o and folded */
+                float *acc_ml = seg_buf, *seg_ml = seg_buf + 2 * group, *seg_o = seg_ml + 2 * group;
+                for (int32_t k0 = 0; k0 < n; k0 += BITNET_ATTN_SEG) {
+                    const int32_t ns = n - k0 < BITNET_ATTN_SEG ? n - k0 : BITNET_ATTN_SEG;
+                    const size_t off = kvo + (size_t)k0 * hd;
+                    c->k.layer.attn_f16(q, nq, kc + off, vc + off, ns, hd, c->kq_scale,
+                                        k0 ? seg_o : out, k0 ? seg_ml : acc_ml, work);
+                    if (k0)
+                        bitnet__attn_fold(out, acc_ml, seg_o, seg_ml, nq, hd, k0 + ns == n);
+                }
+            }
         }
         bitnet__threadpool_barrier(tp);
 
         kp = L->wo.cols_padded;
         for (int32_t t = ith; t < nb; t += nth) {
             float *a = c->att + (size_t)t * Dq;
+            if (seg_split) {      /* nb == 1: fold the decode token's segments */
+                const int32_t nseg = (st->tpos[0] + 1 + BITNET_ATTN_SEG - 1) / BITNET_ATTN_SEG;
+                for (int32_t kvh = 0; kvh < nkv; kvh++) {
+                    float *out = a + (size_t)kvh * group * hd, *acc_ml = seg_buf;
+                    const float *p0 = c->attn_part + (size_t)kvh * nseg * part_len;
+                    memcpy(out, p0, (size_t)group * hd * sizeof(float));
+                    memcpy(acc_ml, p0 + (size_t)group * hd, 2 * (size_t)group * sizeof(float));
+                    for (int32_t s = 1; s < nseg; s++) {
+                        const float *ps = p0 + (size_t)s * part_len;
+                        bitnet__attn_fold(out, acc_ml, ps, ps + (size_t)group * hd, group, hd,
+                                          s == nseg - 1);
+                    }
+                }
+            }
             if (L->attn_sub_norm)
                 c->k.rmsnorm(a, L->attn_sub_norm, a, Dq, eps);
             quant_rows(c, a, Dq, kp, t);

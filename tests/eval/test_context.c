@@ -151,6 +151,55 @@ static void test_threads_bitexact(void **state)
     }
 }
 
+/* Past 1024 positions (BITNET_ATTN_SEG, kernels/layer.h) attention is cut
+ * into segments folded in order, and a decode token's segments are spread
+ * over the threads: the logits stay bit-exact for 1, 2 and 3 threads, at
+ * prompt positions past one and two segments and at decode steps there. */
+static void test_long_context_threads(void **state)
+{
+    (void)state;
+    enum { SEG = 1024, N_PRE = 2 * SEG + 40, N_DEC = 3 };
+    const size_t rb = row_bytes(M_B158), rows = N_PRE + N_DEC;
+    int32_t *lt = malloc(sizeof(int32_t) * rows);
+    assert_non_null(lt);
+    uint32_t r = 777;
+    for (size_t i = 0; i < rows; i++) {
+        r = r * 1103515245u + 12345u;
+        lt[i] = (int32_t)((r >> 8) % 300);
+    }
+    char *ref = NULL;
+    for (int th = 1; th <= 3; th++) {
+        bitnet_context *c = make_ctx(M_B158, th, N_PRE + N_DEC + 5, 512, 0);
+        char *got = malloc(rb * rows);
+        assert_non_null(got);
+        assert_int_equal(bitnet_context_eval(c, lt, N_PRE, BITNET_EVAL_ALL_LOGITS), BITNET_OK);
+        for (int i = 0; i < N_PRE; i++) {
+            const float *lg;
+            assert_int_equal(bitnet_context_logits(c, i, &lg), BITNET_OK);
+            memcpy(got + (size_t)i * rb, lg, rb);
+        }
+        for (int i = 0; i < N_DEC; i++) {
+            const float *lg;
+            assert_int_equal(bitnet_context_eval(c, &lt[N_PRE + i], 1, 0), BITNET_OK);
+            assert_int_equal(bitnet_context_logits(c, -1, &lg), BITNET_OK);
+            for (size_t j = 0; j < rb / sizeof(float); j++)
+                assert_true(isfinite(lg[j]));
+            memcpy(got + (size_t)(N_PRE + i) * rb, lg, rb);
+        }
+        bitnet_context_free(c);
+        if (!ref) {
+            ref = got;
+            continue;
+        }
+        for (size_t i = 0; i < rows; i++)
+            if (memcmp(ref + i * rb, got + i * rb, rb) != 0)
+                fail_msg("%d threads: logits of position %zu differ from 1 thread", th, i);
+        free(got);
+    }
+    free(ref);
+    free(lt);
+}
+
 static void test_batch_split_bitexact(void **state)
 {
     (void)state;
@@ -572,6 +621,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_threads_bitexact),
         cmocka_unit_test(test_batch_split_bitexact),
+        cmocka_unit_test(test_long_context_threads),
         cmocka_unit_test(test_rewind),
         cmocka_unit_test(test_state_roundtrip),
         cmocka_unit_test(test_context_full_and_args),

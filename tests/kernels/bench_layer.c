@@ -119,7 +119,7 @@ static void run(int32_t n_kv)
                             lk.attn_f16(q + (size_t)(h * GROUPQ + g) * HD, nq,
                                         k + (size_t)l * per + (size_t)h * n_kv * HD,
                                         v + (size_t)l * per + (size_t)h * n_kv * HD,
-                                        n_kv, HD, 0.0884f, o + (size_t)(h * GROUPQ + g) * HD, work);
+                                        n_kv, HD, 0.0884f, o + (size_t)(h * GROUPQ + g) * HD, NULL, work);
                 t = now() - t;
                 if (t < best) best = t;
             }

@@ -214,8 +214,8 @@ static void check_attn(const bitnet_layer_kernels *k, const bitnet_layer_kernels
             float av = fabsf(bitnet__fp16_to_fp32(vv[i]));
             vmax = av > vmax ? av : vmax;
         }
-        ref->attn_f16(q, n_q, kk, vv, n_kv, hd, scale, o_ref, work);
-        k->attn_f16(q, n_q, kk, vv, n_kv, hd, scale, o, work);
+        ref->attn_f16(q, n_q, kk, vv, n_kv, hd, scale, o_ref, NULL, work);
+        k->attn_f16(q, n_q, kk, vv, n_kv, hd, scale, o, NULL, work);
         for (int32_t i = 0; i < n_q * hd && ok; i++) {
             double d = fabs((double)o[i] - o_ref[i]);
             if (!(d <= ldexp(vmax, -16) + ldexp(fabs((double)o_ref[i]), -16))) {
@@ -225,13 +225,53 @@ static void check_attn(const bitnet_layer_kernels *k, const bitnet_layer_kernels
             }
         }
         for (int32_t h = 0; h < n_q && ok; h++) {
-            k->attn_f16(q + (size_t)h * hd, 1, kk, vv, n_kv, hd, scale, o1, work);
+            k->attn_f16(q + (size_t)h * hd, 1, kk, vv, n_kv, hd, scale, o1, NULL, work);
             if (!same_bits(o1, o + (size_t)h * hd, (size_t)hd)) {
                 ok = 0;
                 snprintf(what, sizeof(what), "head %d of %d alone differs (hd %d n_kv %d)",
                          (int)h, (int)n_q, (int)hd, (int)n_kv);
             }
         }
+        /* the whole range as one segment: (o, m, l), and o * (1/l) is the
+         * output bit for bit */
+        float *os = xmalloc(4 * (size_t)n_q * hd), *acc = xmalloc(4 * (size_t)n_q * hd);
+        float ml[8], acc_ml[8];
+        k->attn_f16(q, n_q, kk, vv, n_kv, hd, scale, os, ml, work);
+        for (int32_t h = 0; h < n_q && ok; h++) {
+            const float inv = 1.0f / ml[2 * h + 1];
+            for (int32_t d = 0; d < hd && ok; d++) {
+                const float y = os[(size_t)h * hd + d] * inv;
+                if (!same_bits(&y, &o[(size_t)h * hd + d], 1)) {
+                    ok = 0;
+                    snprintf(what, sizeof(what), "segment state of head %d: o/l differs "
+                             "(hd %d n_kv %d)", (int)h, (int)hd, (int)n_kv);
+                }
+            }
+        }
+        /* segments of a multiple of 64 keys folded in order: within the
+         * bound of the reference over the whole range */
+        const int32_t seg = BITNET_ATTN_BLOCK * rnd_int(1, 4);
+        for (int32_t s0 = 0; s0 < n_kv; s0 += seg) {
+            const int32_t ns = n_kv - s0 < seg ? n_kv - s0 : seg;
+            const int last = s0 + ns == n_kv;
+            k->attn_f16(q, n_q, kk + (size_t)s0 * hd, vv + (size_t)s0 * hd, ns, hd, scale,
+                        s0 ? os : acc, s0 ? ml : acc_ml, work);
+            if (s0)
+                bitnet__attn_fold(acc, acc_ml, os, ml, n_q, hd, last);
+            else if (last)                    /* one segment: scale it here */
+                for (int32_t h = 0; h < n_q; h++)
+                    for (int32_t d = 0; d < hd; d++)
+                        acc[(size_t)h * hd + d] *= 1.0f / acc_ml[2 * h + 1];
+        }
+        for (int32_t i = 0; i < n_q * hd && ok; i++) {
+            double d = fabs((double)acc[i] - o_ref[i]);
+            if (!(d <= ldexp(vmax, -16) + ldexp(fabs((double)o_ref[i]), -16))) {
+                ok = 0;
+                snprintf(what, sizeof(what), "hd %d n_kv %d in segments of %d: out[%d] %.9g "
+                         "vs ref %.9g", (int)hd, (int)n_kv, (int)seg, (int)i, acc[i], o_ref[i]);
+            }
+        }
+        free(os); free(acc);
         free(q); free(kk); free(vv); free(o_ref); free(o); free(o1); free(work);
     }
     result("attn_f16", k->name_attn_f16, ok, what);

@@ -295,7 +295,7 @@ void attn_pv(float *o, int32_t hd, const int gh, const uint16_t *vb, int32_t nb,
 static inline __attribute__((always_inline))
 void attn_group(const float *q, int32_t ldq, const int gh, const uint16_t *k,
                 const uint16_t *v, int32_t n_kv, int32_t hd, float scale, float *o, float *p,
-                const int full)
+                float *ml, const int full)
 {
     const int32_t nc = (hd + 3) / 4;
     float m[GROUP], l[GROUP];
@@ -354,6 +354,13 @@ void attn_group(const float *q, int32_t ldq, const int gh, const uint16_t *k,
         default: break;
         }
     }
+    if (ml) {                 /* a segment: its state, o left unscaled */
+        for (int32_t h = 0; h < gh; h++) {
+            ml[2 * h] = m[h];
+            ml[2 * h + 1] = l[h];
+        }
+        return;
+    }
     for (int32_t h = 0; h < gh; h++) {
         const float inv = 1.0f / l[h];
         float *oh = o + (size_t)h * hd;
@@ -366,7 +373,8 @@ void attn_group(const float *q, int32_t ldq, const int gh, const uint16_t *k,
 }
 
 void bitnet__attn_f16_neon(const float *q, int32_t n_q, const uint16_t *k, const uint16_t *v,
-                           int32_t n_kv, int32_t hd, float scale, float *out, float *work)
+                           int32_t n_kv, int32_t hd, float scale, float *out, float *ml,
+                           float *work)
 {
     /* rows of q padded with zeros to a multiple of 4: the scores load
      * whole chunks of q (zero times the zero-padded K tail adds 0) */
@@ -390,20 +398,20 @@ void bitnet__attn_f16_neon(const float *q, int32_t n_q, const uint16_t *k, const
                 vst1q_f32(qr + (size_t)r * ldq + i, vcvt_f32_f16(vcvt_f16_f32(x)));
             }
         }
-        float *oh = out + (size_t)h * hd;
+        float *oh = out + (size_t)h * hd, *mlh = ml ? ml + 2 * (size_t)h : NULL;
         if (hd % 4 == 0) {    /* every model's head size: no partial chunk */
             switch (gh) {
-            case 4: attn_group(qr, ldq, 4, k, v, n_kv, hd, scale, oh, work, 1); break;
-            case 3: attn_group(qr, ldq, 3, k, v, n_kv, hd, scale, oh, work, 1); break;
-            case 2: attn_group(qr, ldq, 2, k, v, n_kv, hd, scale, oh, work, 1); break;
-            default: attn_group(qr, ldq, 1, k, v, n_kv, hd, scale, oh, work, 1); break;
+            case 4: attn_group(qr, ldq, 4, k, v, n_kv, hd, scale, oh, work, mlh, 1); break;
+            case 3: attn_group(qr, ldq, 3, k, v, n_kv, hd, scale, oh, work, mlh, 1); break;
+            case 2: attn_group(qr, ldq, 2, k, v, n_kv, hd, scale, oh, work, mlh, 1); break;
+            default: attn_group(qr, ldq, 1, k, v, n_kv, hd, scale, oh, work, mlh, 1); break;
             }
         } else {
             switch (gh) {
-            case 4: attn_group(qr, ldq, 4, k, v, n_kv, hd, scale, oh, work, 0); break;
-            case 3: attn_group(qr, ldq, 3, k, v, n_kv, hd, scale, oh, work, 0); break;
-            case 2: attn_group(qr, ldq, 2, k, v, n_kv, hd, scale, oh, work, 0); break;
-            default: attn_group(qr, ldq, 1, k, v, n_kv, hd, scale, oh, work, 0); break;
+            case 4: attn_group(qr, ldq, 4, k, v, n_kv, hd, scale, oh, work, mlh, 0); break;
+            case 3: attn_group(qr, ldq, 3, k, v, n_kv, hd, scale, oh, work, mlh, 0); break;
+            case 2: attn_group(qr, ldq, 2, k, v, n_kv, hd, scale, oh, work, mlh, 0); break;
+            default: attn_group(qr, ldq, 1, k, v, n_kv, hd, scale, oh, work, mlh, 0); break;
             }
         }
     }

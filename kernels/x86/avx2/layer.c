@@ -234,7 +234,7 @@ void attn_pv(float *o, int32_t hd, const int gh, const uint16_t *vb, int32_t nb,
 static inline __attribute__((always_inline))
 void attn_group(const float *q, int32_t ldq, const int gh, const uint16_t *k,
                 const uint16_t *v, int32_t n_kv, int32_t hd, float scale, float *o, float *p,
-                const int full)
+                float *ml, const int full)
 {
     const int32_t nc = (hd + 7) / 8;
     const __m256i lastm = tail_mask(hd - 8 * (nc - 1));
@@ -295,6 +295,13 @@ void attn_group(const float *q, int32_t ldq, const int gh, const uint16_t *k,
         for (; c < nc; c++)
             attn_pv(o, hd, gh, vb, nb, p, corr, c, 1, lastm, c + 1 == nc, full);
     }
+    if (ml) {                 /* a segment: its state, o left unscaled */
+        for (int32_t h = 0; h < gh; h++) {
+            ml[2 * h] = m[h];
+            ml[2 * h + 1] = l[h];
+        }
+        return;
+    }
     for (int32_t h = 0; h < gh; h++) {
         const float inv = 1.0f / l[h];
         float *oh = o + (size_t)h * hd;
@@ -304,7 +311,8 @@ void attn_group(const float *q, int32_t ldq, const int gh, const uint16_t *k,
 }
 
 void bitnet__attn_f16_avx2(const float *q, int32_t n_q, const uint16_t *k, const uint16_t *v,
-                           int32_t n_kv, int32_t hd, float scale, float *out, float *work)
+                           int32_t n_kv, int32_t hd, float scale, float *out, float *ml,
+                           float *work)
 {
     for (int32_t h = 0; h < n_q; h += GROUP) {
         const int32_t gh = n_q - h < GROUP ? n_q - h : GROUP;
@@ -320,20 +328,20 @@ void bitnet__attn_f16_avx2(const float *q, int32_t n_q, const uint16_t *k, const
                                  _mm256_cvtph_ps(_mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
             }
         }
-        float *oh = out + (size_t)h * hd;
+        float *oh = out + (size_t)h * hd, *mlh = ml ? ml + 2 * (size_t)h : NULL;
         if (hd % 8 == 0) {    /* every model's head size: no partial chunk */
             switch (gh) {
-            case 4: attn_group(qr, ldq, 4, k, v, n_kv, hd, scale, oh, work, 1); break;
-            case 3: attn_group(qr, ldq, 3, k, v, n_kv, hd, scale, oh, work, 1); break;
-            case 2: attn_group(qr, ldq, 2, k, v, n_kv, hd, scale, oh, work, 1); break;
-            default: attn_group(qr, ldq, 1, k, v, n_kv, hd, scale, oh, work, 1); break;
+            case 4: attn_group(qr, ldq, 4, k, v, n_kv, hd, scale, oh, work, mlh, 1); break;
+            case 3: attn_group(qr, ldq, 3, k, v, n_kv, hd, scale, oh, work, mlh, 1); break;
+            case 2: attn_group(qr, ldq, 2, k, v, n_kv, hd, scale, oh, work, mlh, 1); break;
+            default: attn_group(qr, ldq, 1, k, v, n_kv, hd, scale, oh, work, mlh, 1); break;
             }
         } else {
             switch (gh) {
-            case 4: attn_group(qr, ldq, 4, k, v, n_kv, hd, scale, oh, work, 0); break;
-            case 3: attn_group(qr, ldq, 3, k, v, n_kv, hd, scale, oh, work, 0); break;
-            case 2: attn_group(qr, ldq, 2, k, v, n_kv, hd, scale, oh, work, 0); break;
-            default: attn_group(qr, ldq, 1, k, v, n_kv, hd, scale, oh, work, 0); break;
+            case 4: attn_group(qr, ldq, 4, k, v, n_kv, hd, scale, oh, work, mlh, 0); break;
+            case 3: attn_group(qr, ldq, 3, k, v, n_kv, hd, scale, oh, work, mlh, 0); break;
+            case 2: attn_group(qr, ldq, 2, k, v, n_kv, hd, scale, oh, work, mlh, 0); break;
+            default: attn_group(qr, ldq, 1, k, v, n_kv, hd, scale, oh, work, mlh, 0); break;
             }
         }
     }
