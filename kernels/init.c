@@ -19,6 +19,7 @@ static void init_x86(bitnet_kernels *k, uint32_t flags)
     SET(k, tgemv, avx2);
     SET(k, tgemm, avx2);
     SET(k, rmsnorm, avx2);
+    SET(k, rope, avx2);
     SET(k, dot_f16, avx2);
     SET(k, axpy_f16, avx2);
     SET(k, head_f16, avx2);
@@ -60,6 +61,7 @@ static void init_arm(bitnet_kernels *k, uint32_t flags)
         return;
 #if BITNET_HAVE_NEON
     SET(k, quant_act, neon);
+    SET(k, rope, neon);
     SET(k, tgemv, neon);
     SET(k, tgemm, neon);
     SET(k, dot_f16, neon);

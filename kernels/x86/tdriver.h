@@ -12,6 +12,15 @@
 
 #include "kernels_impl.h"
 
+/* prefetcht0 of the line at address a, as an asm statement: GCC deletes a
+ * loop whose only work is _mm_prefetch (the builtin has no side effect),
+ * and a loop over the lines of a range is such a loop. The address is an
+ * integer: it may lie past the end of the data (a prefetch never faults). */
+static inline void bitnet__x86_prefetch(uintptr_t a)
+{
+    __asm__ volatile("prefetcht0 %0" : : "m"(*(const char *)a));
+}
+
 static inline int32_t bitnet__x86_hsum_epi32(__m256i v)
 {
     __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));

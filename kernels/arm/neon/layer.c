@@ -15,6 +15,32 @@
 
 #include "kernels_impl.h"
 
+/* NEOX RoPE (the main table's rope; BitNet b1.58 2B4T uses it): pairs
+ * (i, i + n_rot/2), the halves contiguous, so 4 pairs per step with the
+ * reference's products and sums (no FMA): bit-exact. */
+void bitnet__rope_neon(float *x, int32_t n_heads, int32_t head_dim, int32_t n_rot,
+                       const float *cos_t, const float *sin_t)
+{
+    const int32_t half = n_rot / 2;
+    for (int32_t h = 0; h < n_heads; h++) {
+        float *p = x + (size_t)h * (size_t)head_dim;
+        int32_t i = 0;
+        for (; i + 4 <= half; i += 4) {
+            const float32x4_t x0 = vld1q_f32(p + i), x1 = vld1q_f32(p + i + half);
+            const float32x4_t c = vld1q_f32(cos_t + i), s = vld1q_f32(sin_t + i);
+            vst1q_f32(p + i, vsubq_f32(vmulq_f32(x0, c), vmulq_f32(x1, s)));
+            vst1q_f32(p + i + half, vaddq_f32(vmulq_f32(x0, s), vmulq_f32(x1, c)));
+        }
+        for (; i < half; i++) {
+            const float x0 = p[i], x1 = p[i + half];
+            const float a = x0 * cos_t[i], b = x1 * sin_t[i];
+            const float d = x0 * sin_t[i], e = x1 * cos_t[i];
+            p[i] = a - b;
+            p[i + half] = d + e;
+        }
+    }
+}
+
 void bitnet__rope_norm_neon(float *x, int32_t n_heads, int32_t head_dim, int32_t n_rot,
                             const float *cos_t, const float *sin_t)
 {

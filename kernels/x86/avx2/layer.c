@@ -8,7 +8,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "kernels_impl.h"
+#include "x86/tdriver.h"
 
 void bitnet__rope_norm_avx2(float *x, int32_t n_heads, int32_t head_dim, int32_t n_rot,
                             const float *cos_t, const float *sin_t)
@@ -33,6 +33,32 @@ void bitnet__rope_norm_avx2(float *x, int32_t n_heads, int32_t head_dim, int32_t
             const float d = x0 * sin_t[i], e = x1 * cos_t[i];
             v[2 * i] = a - b;
             v[2 * i + 1] = d + e;
+        }
+    }
+}
+
+/* NEOX RoPE (the main table's rope; BitNet b1.58 2B4T uses it): pairs
+ * (i, i + n_rot/2), the halves contiguous, so 8 pairs per step with the
+ * reference's products and sums (no FMA): bit-exact. */
+void bitnet__rope_avx2(float *x, int32_t n_heads, int32_t head_dim, int32_t n_rot,
+                       const float *cos_t, const float *sin_t)
+{
+    const int32_t half = n_rot / 2;
+    for (int32_t h = 0; h < n_heads; h++) {
+        float *p = x + (size_t)h * (size_t)head_dim;
+        int32_t i = 0;
+        for (; i + 8 <= half; i += 8) {
+            const __m256 x0 = _mm256_loadu_ps(p + i), x1 = _mm256_loadu_ps(p + i + half);
+            const __m256 c = _mm256_loadu_ps(cos_t + i), s = _mm256_loadu_ps(sin_t + i);
+            _mm256_storeu_ps(p + i, _mm256_sub_ps(_mm256_mul_ps(x0, c), _mm256_mul_ps(x1, s)));
+            _mm256_storeu_ps(p + i + half, _mm256_add_ps(_mm256_mul_ps(x0, s), _mm256_mul_ps(x1, c)));
+        }
+        for (; i < half; i++) {
+            const float x0 = p[i], x1 = p[i + half];
+            const float a = x0 * cos_t[i], b = x1 * sin_t[i];
+            const float d = x0 * sin_t[i], e = x1 * cos_t[i];
+            p[i] = a - b;
+            p[i + half] = d + e;
         }
     }
 }
@@ -139,14 +165,6 @@ static inline __m128 reduce4(__m256 a0, __m256 a1, __m256 a2, __m256 a3)
     return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
 }
 
-/* prefetcht0 as an asm statement: GCC deletes a loop whose only work is
- * _mm_prefetch (the builtin has no side effect, so the loop is "empty"),
- * which attn_prefetch's loop over a row's lines would be. */
-static inline void prefetch_t0(uintptr_t a)
-{
-    __asm__ volatile("prefetcht0 %0" : : "m"(*(const char *)a));
-}
-
 /* Ask for key row kj's K ATTN_PREFETCH rows ahead and for its V row (used
  * after the block's scores) while the FMAs run; a hint, never a fault. */
 static inline void attn_prefetch(const uint16_t *kj, const uint16_t *vj, int32_t hd)
@@ -155,8 +173,8 @@ static inline void attn_prefetch(const uint16_t *kj, const uint16_t *vj, int32_t
     const uintptr_t ka = (uintptr_t)kj + (uintptr_t)ATTN_PREFETCH * 2u * (uintptr_t)hd;
     const uintptr_t va = (uintptr_t)vj;
     for (int32_t off = 0; off < 2 * hd; off += 64) {
-        prefetch_t0(ka + (uintptr_t)off);
-        prefetch_t0(va + (uintptr_t)off);
+        bitnet__x86_prefetch(ka + (uintptr_t)off);
+        bitnet__x86_prefetch(va + (uintptr_t)off);
     }
 }
 

@@ -101,6 +101,9 @@ BITNET_X86_TDRIVER_GEMV(avx2)
  * sums are exactly group_dot's, so the results equal tgemv's.
  */
 #define GEMM_TOK 4
+#ifndef GEMM_PREFETCH
+#define GEMM_PREFETCH 2048
+#endif
 
 static inline void row_chunk_tok4(const uint8_t *pw, const int8_t *const *qp,
                                   int32_t off, int32_t nblk, __m256i *acc)
@@ -169,6 +172,15 @@ void bitnet__tgemm_avx2(const bitnet_tmat *w, int32_t r0, int32_t r1,
                     acc[i] = _mm256_setzero_si256();
                 for (int32_t b0 = 0; b0 < nb; b0 += GROUP_FLUSH) {
                     const int32_t nblk = nb - b0 < GROUP_FLUSH ? nb - b0 : GROUP_FLUSH;
+                    if (t0 == 0) {
+                        /* the first token tile reads the group stream from
+                         * DRAM: ask for the chunk GEMM_PREFETCH bytes ahead
+                         * (with few tokens there is little work per weight
+                         * byte to hide the latency behind) */
+                        const uintptr_t a = (uintptr_t)(p + (size_t)b0 * 128) + GEMM_PREFETCH;
+                        for (int32_t o = 0; o < nblk * 128; o += 64)
+                            bitnet__x86_prefetch(a + (uintptr_t)o);
+                    }
                     for (int r = lo; r < hi; r++)
                         row_chunk_tok4(p + (size_t)b0 * 128 + 32 * r, qp, b0 * 128, nblk, acc + r);
                 }

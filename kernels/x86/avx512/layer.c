@@ -12,7 +12,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "kernels_impl.h"
+#include "x86/tdriver.h"
 
 #define GROUP 4                /* query heads per pass */
 #define KEYS 4                 /* keys per score step */
@@ -73,14 +73,6 @@ static inline __m512 load_h16(const uint16_t *p, int32_t left, const int full)
     return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask16(left), p));
 }
 
-/* prefetcht0 as an asm statement: GCC deletes a loop whose only work is
- * _mm_prefetch (the builtin has no side effect, so the loop is "empty"),
- * which attn_prefetch's loop over a row's lines would be. */
-static inline void prefetch_t0(uintptr_t a)
-{
-    __asm__ volatile("prefetcht0 %0" : : "m"(*(const char *)a));
-}
-
 /* Ask for key row kj's K ATTN_PREFETCH rows ahead and for its V row (used
  * after the block's scores) while the FMAs run; a hint, never a fault. */
 static inline void attn_prefetch(const uint16_t *kj, const uint16_t *vj, int32_t hd)
@@ -89,8 +81,8 @@ static inline void attn_prefetch(const uint16_t *kj, const uint16_t *vj, int32_t
     const uintptr_t ka = (uintptr_t)kj + (uintptr_t)ATTN_PREFETCH * 2u * (uintptr_t)hd;
     const uintptr_t va = (uintptr_t)vj;
     for (int32_t off = 0; off < 2 * hd; off += 64) {
-        prefetch_t0(ka + (uintptr_t)off);
-        prefetch_t0(va + (uintptr_t)off);
+        bitnet__x86_prefetch(ka + (uintptr_t)off);
+        bitnet__x86_prefetch(va + (uintptr_t)off);
     }
 }
 
