@@ -10,7 +10,7 @@
 
 /* GEMV prefetch distance (bytes ahead in the group stream). */
 #ifndef GEMV_PREFETCH
-#define GEMV_PREFETCH 2048
+#define GEMV_PREFETCH 4096
 #endif
 
 static inline __m128i group_dot(const uint8_t *p, const int8_t *q, int32_t nb)
