@@ -5,11 +5,20 @@
  */
 #include "x86/tdriver.h"
 
+/* GEMV prefetch distance (bytes ahead in the group stream), as AVX-512 */
+#ifndef GEMV_PREFETCH
+#define GEMV_PREFETCH 4096
+#endif
+
 static inline __m128i group_dot(const uint8_t *p, const int8_t *q, int32_t nb)
 {
     const __m256i mask = _mm256_set1_epi8(3);
     __m256i acc0 = _mm256_setzero_si256(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
     for (int32_t b = 0; b < nb; b++, p += 128, q += 128) {
+        /* one forward stream: ask for it early (a prefetch never faults;
+         * the address is computed as an integer, it may be past the end) */
+        _mm_prefetch((const char *)((uintptr_t)p + GEMV_PREFETCH), _MM_HINT_T0);
+        _mm_prefetch((const char *)((uintptr_t)p + GEMV_PREFETCH + 64), _MM_HINT_T0);
         const __m256i q0 = _mm256_loadu_si256((const __m256i *)q);
         const __m256i q1 = _mm256_loadu_si256((const __m256i *)(q + 32));
         const __m256i q2 = _mm256_loadu_si256((const __m256i *)(q + 64));
