@@ -62,7 +62,10 @@ long bitnet__alloc_fail_pending(void);
 #endif
 
 /* Aligned allocation (alignment a power of two >= sizeof(void*)); returns NULL
- * on failure or size 0. Free with bitnet__afree. */
+ * on failure or size 0. Free with bitnet__afree. From BITNET_HUGE_MIN bytes
+ * up the block is aligned to BITNET_HUGE_ALIGN and advised for huge pages. */
+#define BITNET_HUGE_MIN ((size_t)4 << 20)
+#define BITNET_HUGE_ALIGN ((size_t)2 << 20)
 void *bitnet__aalloc(size_t size, size_t alignment);
 void bitnet__afree(void *p);
 
