@@ -350,9 +350,13 @@ static void bench(int quick)
                 bitnet_tmat w0 = make_tmat(rows, cols, 0.4f);
                 int ncopy = (int)(total_target / w0.size) + 1;
                 bitnet_tmat *ws = malloc(sizeof(*ws) * (size_t)ncopy);
+                /* the copies one after another in one block, as the
+                 * model's arena holds its matrices */
+                const size_t stride = (w0.size + 63) / 64 * 64;
+                uint8_t *block = xaligned(stride * (size_t)ncopy);
                 for (int c = 0; c < ncopy; c++) {
                     ws[c] = w0;
-                    ws[c].data = xaligned(w0.size);
+                    ws[c].data = block + stride * (size_t)c;
                     memcpy(ws[c].data, w0.data, w0.size);
                 }
                 bench_job j;
@@ -412,8 +416,7 @@ static void bench(int quick)
                     j.y = y;
                     free(yy);
                 }
-                for (int c = 0; c < ncopy; c++)
-                    free(ws[c].data);
+                free(block);
                 free(ws);
                 free(w0.data);
             }
