@@ -69,10 +69,13 @@ static inline float bitnet__act_scale_from_max(double amax)
 
 /* ---- output-head helpers ---------------------------------------------- */
 
-/* Activation block of the Q6_K head (k / 256 of them per token). */
+/* Activation block of the Q6_K head (k / 256 of them per token): bsums[g]
+ * is the sum of qs[16 g .. 16 g + 16) (|.| <= 2032), so that a kernel can
+ * take sum (c - 32) x as sum c x - 32 bsum per 16-column group. */
 typedef struct bitnet_q8k_block {
     float d;
     int8_t qs[256];
+    int16_t bsums[16];
 } bitnet_q8k_block;
 
 static inline float bitnet__fp16_load(const uint8_t *p)

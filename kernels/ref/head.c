@@ -210,6 +210,12 @@ void bitnet__quant_q8_k_ref(const float *x, int32_t k, void *xq)
             }
             blk.d = 1.0f / iscale;
         }
+        for (int g = 0; g < 16; g++) {
+            int s = 0;
+            for (int j = 0; j < 16; j++)
+                s += blk.qs[16 * g + j];
+            blk.bsums[g] = (int16_t)s;
+        }
         memcpy((uint8_t *)xq + (size_t)b * sizeof(blk), &blk, sizeof(blk));
     }
 }

@@ -142,17 +142,73 @@ static void q8_0_rows(const uint8_t *w, size_t row_bytes, int32_t r0, int32_t r1
 
 /*
  * Half h of a block: ql[64h .. 64h + 64) is one zmm L (l0 | l1), qh[32h ..
- * 32h + 32) broadcast to both halves. Codes of columns 128h + [0, 64):
- * (L & 15) | (qh << 4 | qh << 2 per half) & 0x30; of [64, 128):
- * (L >> 4) & 15 | (qh | qh >> 2 per half) & 0x30. Then (code - 32) x as
- * int16 pair sums (|.| <= 8192), times the int16 group scales (vpmaddwd).
+ * 32h + 32) broadcast to both halves. Codes c (0..63) of columns 128h +
+ * [0, 64): (L & 15) | (qh << 4 | qh << 2 per half) & 0x30; of [64, 128):
+ * (L >> 4) & 15 | (qh | qh >> 2 per half) & 0x30. c x pair sums in int16
+ * (|.| <= 16128), times the int16 group scales (vpmaddwd); the -32 of each
+ * code comes off once per block as 32 sum_g scale_g bsum_g (the activation
+ * block's group sums). All exact in int32: the reference's integers.
  */
+static inline __m512i q6k_block(const uint8_t *wb, const bitnet_q8k_block *a,
+                                const __m512i *gidx, __m512i sh_a, __m512i sh_b)
+{
+    const __m512i m4 = _mm512_set1_epi8(0xF), m30 = _mm512_set1_epi8(0x30);
+    const __m512i sc = _mm512_zextsi256_si512(
+        _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(wb + 192))));
+    const __m512i bs = _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)a->bsums));
+    __m512i s2[2];
+    for (int h = 0; h < 2; h++) {
+        const __m512i l = _mm512_loadu_si512((const void *)(wb + 64 * h));
+        const __m512i qh = _mm512_broadcast_i64x4(
+            _mm256_loadu_si256((const __m256i *)(wb + 128 + 32 * h)));
+        const __m512i ca = _mm512_or_si512(_mm512_and_si512(l, m4),
+                                           _mm512_and_si512(_mm512_sllv_epi16(qh, sh_a), m30));
+        const __m512i cb = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4),
+                                           _mm512_and_si512(_mm512_srlv_epi16(qh, sh_b), m30));
+        const __m512i xa = _mm512_loadu_si512((const void *)(a->qs + 128 * h));
+        const __m512i xc = _mm512_loadu_si512((const void *)(a->qs + 128 * h + 64));
+        s2[h] = _mm512_dpwssd_epi32(_mm512_madd_epi16(_mm512_maddubs_epi16(ca, xa),
+                                                      _mm512_permutexvar_epi16(gidx[2 * h], sc)),
+                                    _mm512_maddubs_epi16(cb, xc),
+                                    _mm512_permutexvar_epi16(gidx[2 * h + 1], sc));
+    }
+    /* the codes' -32: 32 sum_g scale_g bsum_g off */
+    return _mm512_sub_epi32(_mm512_add_epi32(s2[0], s2[1]),
+                            _mm512_slli_epi32(_mm512_madd_epi16(sc, bs), 5));
+}
+
+/* The lane sums of v[0..n) as lanes 0..n-1 of one vector, in order (the
+ * other lanes are not meaningful); pairs past n are not looked at. */
+static inline __m512i hsum_blocks(const __m512i *v, int n)
+{
+    const __m512i z = _mm512_setzero_si512();
+    __m512i t[8], u[4];
+    for (int i = 0; i < 8; i++)
+        t[i] = 2 * i >= n ? z
+             : _mm512_add_epi32(_mm512_unpacklo_epi32(v[2 * i], v[2 * i + 1]),
+                                _mm512_unpackhi_epi32(v[2 * i], v[2 * i + 1]));
+    for (int j = 0; j < 4; j++)   /* 128-bit lane L, dword m: lane L of v[4j + m] */
+        u[j] = 4 * j >= n ? z
+             : _mm512_add_epi32(_mm512_unpacklo_epi64(t[2 * j], t[2 * j + 1]),
+                                _mm512_unpackhi_epi64(t[2 * j], t[2 * j + 1]));
+    /* c0: lanes (u0 L0+L1, u0 L2+L3, u1 L0+L1, u1 L2+L3), c1 likewise */
+    const __m512i c0 = _mm512_add_epi32(_mm512_shuffle_i32x4(u[0], u[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                                        _mm512_shuffle_i32x4(u[0], u[1], _MM_SHUFFLE(3, 1, 3, 1)));
+    const __m512i c1 = n <= 8 ? c0
+        : _mm512_add_epi32(_mm512_shuffle_i32x4(u[2], u[3], _MM_SHUFFLE(2, 0, 2, 0)),
+                           _mm512_shuffle_i32x4(u[2], u[3], _MM_SHUFFLE(3, 1, 3, 1)));
+    return _mm512_add_epi32(_mm512_shuffle_i32x4(c0, c1, _MM_SHUFFLE(2, 0, 2, 0)),
+                            _mm512_shuffle_i32x4(c0, c1, _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+/* Blocks in runs of 16: the 16 integer sums in one vector, then the
+ * reference's p = (float)s * (d_w * d_x) per lane and acc[b & 15] += p as
+ * one vector add (lanes without a block add nothing). */
 static void q6_k_rows(const uint8_t *w, size_t row_bytes, int32_t r0, int32_t r1,
                       const void *xq, int32_t k, float *y)
 {
     const bitnet_q8k_block *a = xq;
-    const __m512i m4 = _mm512_set1_epi8(0xF), m30 = _mm512_set1_epi8(0x30);
-    const __m512i ones = _mm512_set1_epi8(1);
+    const int32_t nb = k / 256;
     /* 16-bit shift counts per half (low 256 bits, high 256 bits) */
     const __m512i sh_a = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
     const __m512i sh_b = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
@@ -165,39 +221,37 @@ static void q6_k_rows(const uint8_t *w, size_t row_bytes, int32_t r0, int32_t r1
     }
     for (int32_t r = r0; r < r1; r++) {
         const uint8_t *wr = w + (size_t)r * row_bytes;
-        float acc[16] = { 0 };
-        for (int32_t b = 0; b < k / 256; b++) {
-            const uint8_t *wb = wr + 210 * (size_t)b;
-            _mm_prefetch((const char *)((uintptr_t)wb + HEAD_PREFETCH), _MM_HINT_T0);
-            _mm_prefetch((const char *)((uintptr_t)wb + HEAD_PREFETCH + 64), _MM_HINT_T0);
-            _mm_prefetch((const char *)((uintptr_t)wb + HEAD_PREFETCH + 128), _MM_HINT_T0);
-            _mm_prefetch((const char *)((uintptr_t)wb + HEAD_PREFETCH + 192), _MM_HINT_T0);
-            const __m512i sc = _mm512_castsi256_si512(
-                _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(wb + 192))));
-            const int8_t *xb = a[b].qs;
-            __m512i s = _mm512_setzero_si512();
-            for (int h = 0; h < 2; h++) {
-                const __m512i l = _mm512_loadu_si512((const void *)(wb + 64 * h));
-                const __m512i qh = _mm512_broadcast_i64x4(
-                    _mm256_loadu_si256((const __m256i *)(wb + 128 + 32 * h)));
-                const __m512i ca = _mm512_or_si512(_mm512_and_si512(l, m4),
-                                                   _mm512_and_si512(_mm512_sllv_epi16(qh, sh_a), m30));
-                const __m512i cb = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4),
-                                                   _mm512_and_si512(_mm512_srlv_epi16(qh, sh_b), m30));
-                const __m512i xa = _mm512_loadu_si512((const void *)(xb + 128 * h));
-                const __m512i xc = _mm512_loadu_si512((const void *)(xb + 128 * h + 64));
-                const __m512i pa = _mm512_sub_epi16(_mm512_maddubs_epi16(ca, xa),
-                                                    _mm512_slli_epi16(_mm512_maddubs_epi16(ones, xa), 5));
-                const __m512i pb = _mm512_sub_epi16(_mm512_maddubs_epi16(cb, xc),
-                                                    _mm512_slli_epi16(_mm512_maddubs_epi16(ones, xc), 5));
-                s = _mm512_add_epi32(s, _mm512_madd_epi16(pa, _mm512_permutexvar_epi16(gidx[2 * h], sc)));
-                s = _mm512_add_epi32(s, _mm512_madd_epi16(pb, _mm512_permutexvar_epi16(gidx[2 * h + 1], sc)));
+        __m512 acc = _mm512_setzero_ps();
+        for (int32_t b0 = 0; b0 < nb; b0 += 16) {
+            const int nv = nb - b0 < 16 ? nb - b0 : 16;
+            __m512i v[16];
+            uint16_t dw[16] = { 0 };
+            float dx[16] = { 0 };
+            for (int i = 0; i < nv; i++) {
+                const uint8_t *wb = wr + 210 * (size_t)(b0 + i);
+                _mm_prefetch((const char *)((uintptr_t)wb + HEAD_PREFETCH), _MM_HINT_T0);
+                _mm_prefetch((const char *)((uintptr_t)wb + HEAD_PREFETCH + 64), _MM_HINT_T0);
+                _mm_prefetch((const char *)((uintptr_t)wb + HEAD_PREFETCH + 128), _MM_HINT_T0);
+                _mm_prefetch((const char *)((uintptr_t)wb + HEAD_PREFETCH + 192), _MM_HINT_T0);
+                v[i] = q6k_block(wb, a + b0 + i, gidx, sh_a, sh_b);
+                memcpy(&dw[i], wb + 208, 2);
+                dx[i] = a[b0 + i].d;
             }
-            const float d = bitnet__fp16_load(wb + 208) * a[b].d;
-            const float p = (float)_mm512_reduce_add_epi32(s) * d;
-            acc[b & 15] = acc[b & 15] + p;
+            if (nv & 1)                /* the odd one's pair partner */
+                v[nv] = _mm512_setzero_si512();
+            const __mmask16 valid = (__mmask16)(nv == 16 ? 0xffffu : (1u << nv) - 1);
+            /* d = d_w * d_x as the reference (fp16 -> fp32 is exact) */
+            const __m512 d = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)dw)),
+                                           _mm512_loadu_ps(dx));
+            const __m512 p = _mm512_mul_ps(_mm512_cvtepi32_ps(hsum_blocks(v, nv)), d);
+            acc = _mm512_mask_add_ps(acc, valid, acc, p);
         }
-        y[r - r0] = bitnet__lanes16_fold(acc);
+        /* fold in the reference order: i + 8, then + 4, + 2, + 1 */
+        const __m256 h8 = _mm256_add_ps(_mm512_castps512_ps256(acc), _mm512_extractf32x8_ps(acc, 1));
+        __m128 f = _mm_add_ps(_mm256_castps256_ps128(h8), _mm256_extractf128_ps(h8, 1));
+        f = _mm_add_ps(f, _mm_movehl_ps(f, f));
+        f = _mm_add_ss(f, _mm_movehdup_ps(f));
+        y[r - r0] = _mm_cvtss_f32(f);
     }
 }
 
