@@ -36,7 +36,7 @@ int bitnet__head_init(bitnet_head *h)
     switch (h->fmt) {
     case BITNET_HF_I8: h->xq_size = up64(BITNET_HEAD_I8_QOFF + h->row_bytes); break;
     case BITNET_HF_Q8_0:
-    case BITNET_HF_Q4_0: h->xq_size = up64(c / 32 * 34); break;
+    case BITNET_HF_Q4_0: h->xq_size = up64(bitnet__q8_0_xd_off((int32_t)c) + c / 32 * 8); break;
     case BITNET_HF_Q6_K: h->xq_size = up64(c / 256 * sizeof(bitnet_q8k_block)); break;
     default: h->xq_size = up64(c * sizeof(float)); break;
     }
@@ -56,9 +56,23 @@ void bitnet__head_prepare(const bitnet_kernels *k, const bitnet_head *h,
         break;
     }
     case BITNET_HF_Q8_0:
-    case BITNET_HF_Q4_0:
+    case BITNET_HF_Q4_0: {
         k->quant_q8_0(x, h->cols, xq);
+        /* the blocks' d as float and their sums of q, after the blocks */
+        const int32_t nb = h->cols / 32;
+        uint8_t *o = xq;
+        uint8_t *xd = o + bitnet__q8_0_xd_off(h->cols);
+        for (int32_t b = 0; b < nb; b++) {
+            const uint8_t *blk = o + 34 * (size_t)b;
+            const float d = bitnet__fp16_load(blk);
+            int32_t sum = 0;
+            for (int j = 0; j < 32; j++)
+                sum += (int8_t)blk[2 + j];
+            memcpy(xd + 4 * (size_t)b, &d, 4);
+            memcpy(xd + 4 * (size_t)nb + 4 * (size_t)b, &sum, 4);
+        }
         break;
+    }
     case BITNET_HF_Q6_K:
         k->quant_q8_k(x, h->cols, xq);
         break;

@@ -69,6 +69,15 @@ static inline float bitnet__act_scale_from_max(double amax)
 
 /* ---- output-head helpers ---------------------------------------------- */
 
+/* A token's Q8_0 activations (heads Q8_0 and Q4_0): k / 32 blocks of 34
+ * bytes (fp16 d, 32 int8), then from the next 64-byte boundary the blocks'
+ * d as float and their sums of q as int32 (k / 32 of each), for kernels
+ * that take a block's scale or sum without a gather. */
+static inline size_t bitnet__q8_0_xd_off(int32_t k)
+{
+    return ((size_t)k / 32 * 34 + 63) / 64 * 64;
+}
+
 /* Activation block of the Q6_K head (k / 256 of them per token): bsums[g]
  * is the sum of qs[16 g .. 16 g + 16) (|.| <= 2032), so that a kernel can
  * take sum (c - 32) x as sum c x - 32 bsum per 16-column group. */

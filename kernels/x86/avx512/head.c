@@ -95,13 +95,17 @@ static inline __m512 load_d16(const uint8_t *p, int32_t stride, __mmask16 valid)
     return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(g));
 }
 
-/* Q8_0 rows: |w| times x with the sign of w moved onto x (x is never -128:
- * Q8_0 activations are in [-127, 127]), vpdpbusd per block pair. */
+/* Q8_0 rows: (w ^ 0x80) is w + 128 as a u8, so per block sum w x =
+ * vpdpbusd(w ^ 0x80, x) - 128 sum x, with the activation's block sums and
+ * float scales read from after its blocks (bitnet__q8_0_xd_off). */
 static void q8_0_rows(const uint8_t *w, size_t row_bytes, int32_t r0, int32_t r1,
                       const void *xq, int32_t k, float *y)
 {
     const uint8_t *a = xq;
     const int32_t nb = k / 32;
+    const float *xd = (const float *)(const void *)(a + bitnet__q8_0_xd_off(k));
+    const int32_t *xsum = (const int32_t *)(const void *)(xd + nb);
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
     for (int32_t r = r0; r < r1; r++) {
         const uint8_t *wr = w + (size_t)r * row_bytes;
         __m512 acc = _mm512_setzero_ps();
@@ -119,13 +123,13 @@ static void q8_0_rows(const uint8_t *w, size_t row_bytes, int32_t r0, int32_t r1
                 _mm_prefetch((const char *)((uintptr_t)wb + HEAD_PREFETCH), _MM_HINT_T0);
                 const __m512i wv = load_pair(wb + 2, 34, 2 * i + 1 < nv);
                 const __m512i xv = load_pair(a + 34 * b + 2, 34, 2 * i + 1 < nv);
-                const __m512i xs = _mm512_mask_sub_epi8(xv, _mm512_movepi8_mask(wv),
-                                                        _mm512_setzero_si512(), xv);
-                v[i] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(wv), xs);
+                v[i] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_xor_si512(wv, flip), xv);
             }
+            const __m512i isum = _mm512_sub_epi32(block_sums16(v),
+                _mm512_slli_epi32(_mm512_maskz_loadu_epi32(valid, xsum + b0), 7));
             const __m512 d = _mm512_mul_ps(load_d16(wr + 34 * (size_t)b0, 34, valid),
-                                           load_d16(a + 34 * (size_t)b0, 34, valid));
-            const __m512 p = _mm512_mul_ps(_mm512_cvtepi32_ps(block_sums16(v)), d);
+                                           _mm512_maskz_loadu_ps(valid, xd + b0));
+            const __m512 p = _mm512_mul_ps(_mm512_cvtepi32_ps(isum), d);
             /* lanes without a block add nothing (not even 0 * inf) */
             acc = _mm512_add_ps(acc, _mm512_maskz_mov_ps(valid, p));
         }
