@@ -89,30 +89,32 @@ static void name(const uint8_t *w, size_t row_bytes, int32_t r0, int32_t r1, \
 { \
     const uint8_t *a = xq; \
     const int32_t nb = k / 32; \
+    const float *xd = (const float *)(const void *)(a + bitnet__q8_0_xd_off(k)); \
     for (int32_t r = r0; r < r1; r++) { \
         const uint8_t *wr = w + (size_t)r * row_bytes; \
         __m256 lo = _mm256_setzero_ps(), hi = lo; \
         for (int32_t b0 = 0; b0 < nb; b0 += 8) { \
             const int nv = nb - b0 < 8 ? nb - b0 : 8; \
             __m256i s[8]; \
-            uint16_t dw[8] = { 0 }, dx[8] = { 0 }; \
+            uint16_t dw[8] = { 0 }; \
+            const __m256i live = _mm256_cmpgt_epi32(_mm256_set1_epi32(nv), \
+                                                    _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)); \
             for (int i = 0; i < 8; i++) { \
                 if (i < nv) { \
                     const uint8_t *wb = wr + (size_t)(b0 + i) * (wbs), *ab = a + (size_t)(b0 + i) * 34; \
                     _mm_prefetch((const char *)((uintptr_t)wb + 1024), _MM_HINT_T0); \
                     s[i] = block(wb + 2, ab + 2); \
                     memcpy(&dw[i], wb, 2); \
-                    memcpy(&dx[i], ab, 2); \
                 } else { \
                     s[i] = _mm256_setzero_si256(); \
                 } \
             } \
-            const __m256 d = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)dw)), \
-                                           _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)dx))); \
+            const __m256 d = _mm256_mul_ps(_mm256_cvtph_ps(_mm_setr_epi16((short)dw[0], (short)dw[1], \
+                (short)dw[2], (short)dw[3], (short)dw[4], (short)dw[5], (short)dw[6], (short)dw[7])), \
+                                           _mm256_maskload_ps(xd + b0, live)); \
             __m256 p = _mm256_mul_ps(_mm256_cvtepi32_ps(hsum8x8(s)), d); \
             if (nv < 8) /* lanes without a block add nothing (not even 0 * inf) */ \
-                p = _mm256_and_ps(p, _mm256_castsi256_ps(_mm256_cmpgt_epi32( \
-                        _mm256_set1_epi32(nv), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)))); \
+                p = _mm256_and_ps(p, _mm256_castsi256_ps(live)); \
             if ((b0 / 8) & 1) \
                 hi = _mm256_add_ps(hi, p); \
             else \
@@ -124,51 +126,85 @@ static void name(const uint8_t *w, size_t row_bytes, int32_t r0, int32_t r1, \
 QROWS(q8_0_rows, 34, q8_block)
 QROWS(q4_0_rows, 18, q4_block)
 
-/* Q6_K: the 6-bit codes (0..63) of a 32-column slice times x, minus 32 x,
- * pair sums in int16 (|.| <= 8192), times the two 16-column group scales
- * (lanes 0-7, 8-15) with vpmaddwd: exact int32. */
+/* Q6_K: the 6-bit codes (0..63) of a 32-column slice times x as int16 pair
+ * sums (|.| <= 16128), times the two 16-column group scales (lanes 0-7,
+ * 8-15, picked by a byte shuffle from the block's 16 scales) with
+ * vpmaddwd; the codes' -32 comes off once per block as 32 sum_g scale_g
+ * bsum_g. Exact int32: the reference's integers. */
+static inline __m256i q6k_block(const uint8_t *wb, const bitnet_q8k_block *a)
+{
+    const __m256i m4 = _mm256_set1_epi8(0xF), m30 = _mm256_set1_epi8(0x30);
+    const __m256i sc = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(wb + 192)));
+    __m256i s = _mm256_slli_epi32(_mm256_madd_epi16(sc, _mm256_loadu_si256((const __m256i *)a->bsums)), 5);
+    s = _mm256_sub_epi32(_mm256_setzero_si256(), s);
+    for (int h = 0; h < 2; h++) {
+        /* both 128-bit lanes: the int16 scales of groups 8h .. 8h + 8 */
+        const __m256i t = _mm256_permute2x128_si256(sc, sc, h ? 0x11 : 0x00);
+        const __m256i l0 = _mm256_loadu_si256((const __m256i *)(wb + 64 * h));
+        const __m256i l1 = _mm256_loadu_si256((const __m256i *)(wb + 64 * h + 32));
+        const __m256i qh = _mm256_loadu_si256((const __m256i *)(wb + 128 + 32 * h));
+        __m256i c[4];
+        c[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30));
+        c[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30));
+        c[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(qh, m30));
+        c[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                               _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30));
+        for (int f = 0; f < 4; f++) {
+            /* int16 word 2f of t in the low lane, 2f + 1 in the high one */
+            const char lo = (char)(4 * f), hi = (char)(4 * f + 2);
+            const __m256i ctl = _mm256_setr_epi8(lo, lo + 1, lo, lo + 1, lo, lo + 1, lo, lo + 1,
+                                                 lo, lo + 1, lo, lo + 1, lo, lo + 1, lo, lo + 1,
+                                                 hi, hi + 1, hi, hi + 1, hi, hi + 1, hi, hi + 1,
+                                                 hi, hi + 1, hi, hi + 1, hi, hi + 1, hi, hi + 1);
+            const __m256i x = _mm256_loadu_si256((const __m256i *)(a->qs + 128 * h + 32 * f));
+            s = _mm256_add_epi32(s, _mm256_madd_epi16(_mm256_maddubs_epi16(c[f], x),
+                                                      _mm256_shuffle_epi8(t, ctl)));
+        }
+    }
+    return s;
+}
+
+/* Blocks in runs of 8 (lanes b % 16 < 8 in lo, the others in hi): the
+ * integer sums in one vector, then the reference's (float)s * (d_w d_x). */
 static void q6_k_rows(const uint8_t *w, size_t row_bytes, int32_t r0, int32_t r1,
                       const void *xq, int32_t k, float *y)
 {
     const bitnet_q8k_block *a = xq;
-    const __m256i m4 = _mm256_set1_epi8(0xF), m30 = _mm256_set1_epi8(0x30);
-    const __m256i ones = _mm256_set1_epi8(1);
+    const int32_t nb = k / 256;
     for (int32_t r = r0; r < r1; r++) {
         const uint8_t *wr = w + (size_t)r * row_bytes;
-        float acc[16] = { 0 };
-        for (int32_t b = 0; b < k / 256; b++) {
-            const uint8_t *wb = wr + 210 * (size_t)b;
-            _mm_prefetch((const char *)((uintptr_t)wb + 1024), _MM_HINT_T0);
-            _mm_prefetch((const char *)((uintptr_t)wb + 1024 + 64), _MM_HINT_T0);
-            _mm_prefetch((const char *)((uintptr_t)wb + 1024 + 128), _MM_HINT_T0);
-            _mm_prefetch((const char *)((uintptr_t)wb + 1024 + 192), _MM_HINT_T0);
-            const int8_t *sc = (const int8_t *)(wb + 192);
-            const int8_t *xb = a[b].qs;
-            __m256i s = _mm256_setzero_si256();
-            for (int h = 0; h < 2; h++) {
-                const __m256i l0 = _mm256_loadu_si256((const __m256i *)(wb + 64 * h));
-                const __m256i l1 = _mm256_loadu_si256((const __m256i *)(wb + 64 * h + 32));
-                const __m256i qh = _mm256_loadu_si256((const __m256i *)(wb + 128 + 32 * h));
-                __m256i c[4];
-                c[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30));
-                c[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30));
-                c[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(qh, m30));
-                c[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                                       _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30));
-                for (int f = 0; f < 4; f++) {
-                    const int e = 128 * h + 32 * f, g = e / 16;
-                    const __m256i x = _mm256_loadu_si256((const __m256i *)(xb + e));
-                    const __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(c[f], x),
-                                                       _mm256_slli_epi16(_mm256_maddubs_epi16(ones, x), 5));
-                    const __m256i scv = _mm256_set_m128i(_mm_set1_epi16(sc[g + 1]), _mm_set1_epi16(sc[g]));
-                    s = _mm256_add_epi32(s, _mm256_madd_epi16(p, scv));
+        __m256 lo = _mm256_setzero_ps(), hi = lo;
+        for (int32_t b0 = 0; b0 < nb; b0 += 8) {
+            const int nv = nb - b0 < 8 ? nb - b0 : 8;
+            __m256i s[8];
+            float d[8];
+            for (int i = 0; i < 8; i++) {
+                if (i < nv) {
+                    const uint8_t *wb = wr + 210 * (size_t)(b0 + i);
+                    _mm_prefetch((const char *)((uintptr_t)wb + 1024), _MM_HINT_T0);
+                    _mm_prefetch((const char *)((uintptr_t)wb + 1024 + 64), _MM_HINT_T0);
+                    _mm_prefetch((const char *)((uintptr_t)wb + 1024 + 128), _MM_HINT_T0);
+                    _mm_prefetch((const char *)((uintptr_t)wb + 1024 + 192), _MM_HINT_T0);
+                    s[i] = q6k_block(wb, a + b0 + i);
+                    uint16_t hw;
+                    memcpy(&hw, wb + 208, 2);
+                    d[i] = _cvtsh_ss(hw) * a[b0 + i].d;
+                } else {
+                    s[i] = _mm256_setzero_si256();
+                    d[i] = 0.0f;
                 }
             }
-            const float d = bitnet__fp16_load(wb + 208) * a[b].d;
-            const float p = (float)bitnet__x86_hsum_epi32(s) * d;
-            acc[b & 15] = acc[b & 15] + p;
+            __m256 p = _mm256_mul_ps(_mm256_cvtepi32_ps(hsum8x8(s)),
+                                     _mm256_setr_ps(d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]));
+            if (nv < 8) /* lanes without a block add nothing (not even 0 * inf) */
+                p = _mm256_and_ps(p, _mm256_castsi256_ps(_mm256_cmpgt_epi32(
+                        _mm256_set1_epi32(nv), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))));
+            if ((b0 / 8) & 1)
+                hi = _mm256_add_ps(hi, p);
+            else
+                lo = _mm256_add_ps(lo, p);
         }
-        y[r - r0] = bitnet__lanes16_fold(acc);
+        y[r - r0] = fold16(lo, hi);
     }
 }
 
