@@ -139,7 +139,8 @@ static inline __m256i q6k_block(const uint8_t *wb, const bitnet_q8k_block *a)
     s = _mm256_sub_epi32(_mm256_setzero_si256(), s);
     for (int h = 0; h < 2; h++) {
         /* both 128-bit lanes: the int16 scales of groups 8h .. 8h + 8 */
-        const __m256i t = _mm256_permute2x128_si256(sc, sc, h ? 0x11 : 0x00);
+        const __m256i t = h ? _mm256_permute2x128_si256(sc, sc, 0x11)
+                            : _mm256_permute2x128_si256(sc, sc, 0x00);
         const __m256i l0 = _mm256_loadu_si256((const __m256i *)(wb + 64 * h));
         const __m256i l1 = _mm256_loadu_si256((const __m256i *)(wb + 64 * h + 32));
         const __m256i qh = _mm256_loadu_si256((const __m256i *)(wb + 128 + 32 * h));
