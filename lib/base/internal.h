@@ -124,7 +124,11 @@ void bitnet__pages_unmap(void *p, size_t size);
 /* Read-fault [p, p+size) of a file mapping in one go, before a scan reads
  * it all (a hint; no effect where unsupported or not mapped). */
 void bitnet__pages_prefault(const void *p, size_t size);
-/* Ask for huge pages on [p, p+size) (a hint; no effect where unsupported). */
+/* 0 when the environment variable BITNET_HUGE_PAGES is "0" (read once):
+ * then no huge-page advice is given anywhere. */
+int bitnet__huge_pages(void);
+/* Ask for huge pages on [p, p+size) (a hint; no effect where unsupported
+ * or when bitnet__huge_pages() is 0). */
 void bitnet__pages_advise_huge(void *p, size_t size);
 /* The whole pages inside [p, p + size) of a read-only file mapping are
  * dropped from this process (MADV_DONTNEED); reading them again brings them

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -104,6 +105,25 @@ double bitnet__now(void)
 
 /* ---- anonymous pages ------------------------------------------------- */
 
+/* Huge-page advice on the weights and large buffers, unless the environment
+ * variable BITNET_HUGE_PAGES is "0" (where a kernel's direct compaction on
+ * fragmented memory makes the first touch of advised memory stall). */
+static int huge_pages = 1;
+static pthread_once_t huge_once = PTHREAD_ONCE_INIT;
+
+static void read_huge_pages(void)
+{
+    const char *e = getenv("BITNET_HUGE_PAGES");
+    if (e && strcmp(e, "0") == 0)
+        huge_pages = 0;
+}
+
+int bitnet__huge_pages(void)
+{
+    pthread_once(&huge_once, read_huge_pages);
+    return huge_pages;
+}
+
 #if defined(MAP_ANONYMOUS) && defined(MAP_POPULATE)
 # define HAVE_POPULATE 1
 #else
@@ -135,7 +155,8 @@ void *bitnet__pages_map(size_t size)
     if (m + len > p + body)
         munmap(p + body, (size_t)(m + len - (p + body)));
 # ifdef MADV_HUGEPAGE
-    madvise(p, body, MADV_HUGEPAGE);
+    if (bitnet__huge_pages())
+        madvise(p, body, MADV_HUGEPAGE);
 # endif
 # ifdef MADV_POPULATE_WRITE
     madvise(p, body, MADV_POPULATE_WRITE);
@@ -171,7 +192,8 @@ void bitnet__pages_prefault(const void *p, size_t size)
 void bitnet__pages_advise_huge(void *p, size_t size)
 {
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
-    madvise(p, size, MADV_HUGEPAGE);
+    if (bitnet__huge_pages())
+        madvise(p, size, MADV_HUGEPAGE);
 #else
     (void)p;
     (void)size;
