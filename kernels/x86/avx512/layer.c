@@ -45,19 +45,26 @@ static inline __m512 exp_neg(__m512 x)
     return _mm512_maskz_mul_ps((__mmask16)~under, y, _mm512_castsi512_ps(e));
 }
 
-/* 16 lanes to 8: low half + high half */
-static inline __m256 fold8(__m512 a)
+/* The sums of 16 accumulators as one vector: lane i is the sum of v[i] by
+ * the same tree for every i, whatever the others hold (in each 128-bit lane
+ * (e0 + e2) + (e1 + e3), then lanes (L0 + L1) + (L2 + L3)). */
+static inline __m512 reduce16(const __m512 *v)
 {
-    return _mm256_add_ps(_mm512_castps512_ps256(a), _mm512_extractf32x8_ps(a, 1));
-}
-
-/* The sums of four accumulators as one vector of 4; lane i is the sum of
- * a_i by the same tree for every i, whatever the other three hold. */
-static inline __m128 reduce4(__m512 a0, __m512 a1, __m512 a2, __m512 a3)
-{
-    const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(fold8(a0), fold8(a1)),
-                                    _mm256_hadd_ps(fold8(a2), fold8(a3)));
-    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    __m512 t[8], u[4];
+    for (int i = 0; i < 8; i++)
+        t[i] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]),
+                             _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]));
+    for (int j = 0; j < 4; j++) {
+        const __m512d a = _mm512_castps_pd(t[2 * j]), b = _mm512_castps_pd(t[2 * j + 1]);
+        u[j] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(a, b)),
+                             _mm512_castpd_ps(_mm512_unpackhi_pd(a, b)));
+    }
+    const __m512 c0 = _mm512_add_ps(_mm512_shuffle_f32x4(u[0], u[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                                    _mm512_shuffle_f32x4(u[0], u[1], _MM_SHUFFLE(3, 1, 3, 1)));
+    const __m512 c1 = _mm512_add_ps(_mm512_shuffle_f32x4(u[2], u[3], _MM_SHUFFLE(2, 0, 2, 0)),
+                                    _mm512_shuffle_f32x4(u[2], u[3], _MM_SHUFFLE(3, 1, 3, 1)));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(c0, c1, _MM_SHUFFLE(2, 0, 2, 0)),
+                         _mm512_shuffle_f32x4(c0, c1, _MM_SHUFFLE(3, 1, 3, 1)));
 }
 
 static inline __mmask16 mask16(int32_t n)
@@ -87,7 +94,7 @@ static inline void attn_prefetch(const uint16_t *kj, const uint16_t *vj, int32_t
 }
 
 /* Scores of nk (1-4) keys from kj for gh heads into p[h][j .. j+nk): per
- * (head, key) one accumulator over the dims in order, reduced by reduce4,
+ * (head, key) one accumulator over the dims in order, reduced by reduce16,
  * times scale. A (head, key) score does not depend on nk or gh. */
 static inline __attribute__((always_inline))
 void attn_scores(const float *q, int32_t ldq, const int gh, const uint16_t *kj, const int nk,
@@ -108,11 +115,13 @@ void attn_scores(const float *q, int32_t ldq, const int gh, const uint16_t *kj, 
                 a[h][t] = _mm512_fmadd_ps(qv, kv[t], a[h][t]);
         }
     }
-    const __m128 sc = _mm_set1_ps(scale);
-    for (int h = 0; h < gh; h++) {
-        const __m128 s = _mm_mul_ps(reduce4(a[h][0], a[h][1], a[h][2], a[h][3]), sc);
-        _mm_mask_storeu_ps(p + h * BITNET_ATTN_BLOCK + j, (__mmask8)((1u << nk) - 1), s);
-    }
+    /* lane 4h + t: the score of head h, key t */
+    const __m512 s = _mm512_mul_ps(reduce16(&a[0][0]), _mm512_set1_ps(scale));
+    const __mmask8 mk = (__mmask8)((1u << nk) - 1);
+    _mm_mask_storeu_ps(p + j, mk, _mm512_castps512_ps128(s));
+    if (gh > 1) _mm_mask_storeu_ps(p + BITNET_ATTN_BLOCK + j, mk, _mm512_extractf32x4_ps(s, 1));
+    if (gh > 2) _mm_mask_storeu_ps(p + 2 * BITNET_ATTN_BLOCK + j, mk, _mm512_extractf32x4_ps(s, 2));
+    if (gh > 3) _mm_mask_storeu_ps(p + 3 * BITNET_ATTN_BLOCK + j, mk, _mm512_extractf32x4_ps(s, 3));
 }
 
 /* o[h] = o[h] * corr[h] + sum_j p[h][j] v_j over the nb keys of a block, in
@@ -148,7 +157,7 @@ void attn_pv(float *o, int32_t hd, const int gh, const uint16_t *vb, int32_t nb,
 
 /* Up to four heads of a group per pass over K and V (gh constant after
  * inlining). Each head's arithmetic is its own and in the same order
- * whatever its group: its reduce4 lanes, its softmax, its V sums. */
+ * whatever its group: its reduce16 lanes, its softmax, its V sums. */
 static inline __attribute__((always_inline))
 void attn_group(const float *q, int32_t ldq, const int gh, const uint16_t *k,
                 const uint16_t *v, int32_t n_kv, int32_t hd, float scale, float *o, float *p,
