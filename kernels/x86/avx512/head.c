@@ -52,6 +52,17 @@ BITNET_HEAD_I8_DRIVER(bitnet__head_i8_avx512, i8_rows)
 
 #ifndef BITNET_HEAD_AVX512_I8_ONLY  /* the SIMDe build of the test takes i8 only */
 
+/* The 16 lanes of block products folded in the reference order
+ * (bitnet__lanes16_fold): i + 8, then + 4, + 2, + 1. */
+static inline float fold16(__m512 acc)
+{
+    const __m256 h8 = _mm256_add_ps(_mm512_castps512_ps256(acc), _mm512_extractf32x8_ps(acc, 1));
+    __m128 f = _mm_add_ps(_mm256_castps256_ps128(h8), _mm256_extractf128_ps(h8, 1));
+    f = _mm_add_ps(f, _mm_movehl_ps(f, f));
+    f = _mm_add_ss(f, _mm_movehdup_ps(f));
+    return _mm_cvtss_f32(f);
+}
+
 /* ---- Q8_0: 16 blocks per step ------------------------------------------ */
 
 /* Two 32-byte blocks at p and p + stride as one zmm. */
@@ -133,12 +144,7 @@ static void q8_0_rows(const uint8_t *w, size_t row_bytes, int32_t r0, int32_t r1
             /* lanes without a block add nothing (not even 0 * inf) */
             acc = _mm512_add_ps(acc, _mm512_maskz_mov_ps(valid, p));
         }
-        /* fold in the reference order: i + 8, then + 4, + 2, + 1 */
-        __m256 h = _mm256_add_ps(_mm512_castps512_ps256(acc), _mm512_extractf32x8_ps(acc, 1));
-        __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-        s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-        s = _mm_add_ss(s, _mm_movehdup_ps(s));
-        y[r - r0] = _mm_cvtss_f32(s);
+        y[r - r0] = fold16(acc);
     }
 }
 
@@ -250,12 +256,7 @@ static void q6_k_rows(const uint8_t *w, size_t row_bytes, int32_t r0, int32_t r1
             const __m512 p = _mm512_mul_ps(_mm512_cvtepi32_ps(hsum_blocks(v, nv)), d);
             acc = _mm512_mask_add_ps(acc, valid, acc, p);
         }
-        /* fold in the reference order: i + 8, then + 4, + 2, + 1 */
-        const __m256 h8 = _mm256_add_ps(_mm512_castps512_ps256(acc), _mm512_extractf32x8_ps(acc, 1));
-        __m128 f = _mm_add_ps(_mm256_castps256_ps128(h8), _mm256_extractf128_ps(h8, 1));
-        f = _mm_add_ps(f, _mm_movehl_ps(f, f));
-        f = _mm_add_ss(f, _mm_movehdup_ps(f));
-        y[r - r0] = _mm_cvtss_f32(f);
+        y[r - r0] = fold16(acc);
     }
 }
 
