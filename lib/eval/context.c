@@ -27,8 +27,8 @@ static void *zalloc(size_t n, size_t size, int *fail)
     return p;
 }
 
-/* Like zalloc but leaves the memory untouched (the KV cache: pages are
- * only faulted in when used). */
+/* Like zalloc but leaves the memory untouched and on small pages (the KV
+ * cache: pages are only faulted in when used). */
 static void *ualloc(size_t n, size_t size, int *fail)
 {
     size_t bytes = 0;
@@ -38,7 +38,7 @@ static void *ualloc(size_t n, size_t size, int *fail)
     }
     if (bytes == 0)
         return NULL;
-    void *p = bitnet__aalloc(bytes, 64);
+    void *p = bitnet__aalloc_sparse(bytes, 64);
     if (!p)
         *fail = 1;
     return p;

@@ -155,6 +155,44 @@ static void test_threads_bitexact(void **state)
  * into segments folded in order, and a decode token's segments are spread
  * over the threads: the logits stay bit-exact for 1, 2 and 3 threads, at
  * prompt positions past one and two segments and at decode steps there. */
+static long rss_kb(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f) return -1;
+    long pages_total = 0, pages_res = -1;
+    if (fscanf(f, "%ld %ld", &pages_total, &pages_res) != 2) pages_res = -1;
+    fclose(f);
+    return pages_res < 0 ? -1 : pages_res * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* The KV cache is allocated untouched and on small pages: a context for
+ * 65536 positions (64 MiB of K and V here) that has seen two tokens holds
+ * only the pages of the rows written, not huge pages around them. */
+static void test_kv_cache_lazy(void **state)
+{
+    (void)state;
+    /* glibc's MALLOC_PERTURB_ (meson test sets it) fills every allocation,
+     * which faults the whole cache in; the eval-context-kv-lazy test runs
+     * this without it */
+    const char *perturb = getenv("MALLOC_PERTURB_");
+    if (perturb && *perturb && strcmp(perturb, "0") != 0) {
+        print_message("MALLOC_PERTURB_=%s touches all allocated memory: checked by "
+                      "eval-context-kv-lazy\n", perturb);
+        skip();
+    }
+    const long before = rss_kb();
+    if (before < 0)
+        skip();
+    bitnet_context *c = make_ctx(M_B158, 1, 65536, 64, 0);
+    assert_int_equal(bitnet_context_eval(c, toks, 2, 0), BITNET_OK);
+    const long after = rss_kb();
+    print_message("resident after a 65536-position context and 2 tokens: +%ld kB\n",
+                  after - before);
+    if (!(after - before < 8 * 1024))
+        fail_msg("context for 65536 positions holds %ld kB after 2 tokens", after - before);
+    bitnet_context_free(c);
+}
+
 static void test_long_context_threads(void **state)
 {
     (void)state;
@@ -622,6 +660,7 @@ int main(void)
         cmocka_unit_test(test_threads_bitexact),
         cmocka_unit_test(test_batch_split_bitexact),
         cmocka_unit_test(test_long_context_threads),
+        cmocka_unit_test(test_kv_cache_lazy),
         cmocka_unit_test(test_rewind),
         cmocka_unit_test(test_state_roundtrip),
         cmocka_unit_test(test_context_full_and_args),
