@@ -10,7 +10,7 @@
 /* Rows are forward streams: prefetch this many bytes ahead (past a row's
  * end that is the next rows, which come next). */
 #ifndef HEAD_PREFETCH
-#define HEAD_PREFETCH 2048
+#define HEAD_PREFETCH 4096
 #endif
 
 /* int8 x int8 head with vpdpbusd: (w + 128) is a u8, so
