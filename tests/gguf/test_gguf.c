@@ -1155,21 +1155,30 @@ static void test_head_type(void **state)
     unlink(path);
 }
 
+/* A synthetic model of the given shape (the synth defaults otherwise)
+ * written to a temporary file named after tag; path receives its name. */
+static void write_shape(char *path, size_t path_size, const char *tag, int32_t n_layer,
+                        int32_t n_vocab, int32_t n_embd, int32_t n_ff)
+{
+    bitnet_synth_params sp;
+    bitnet_synth_params_init(&sp);
+    sp.n_layer = n_layer;
+    sp.n_vocab = n_vocab;
+    sp.n_embd = n_embd;
+    sp.n_ff = n_ff;
+    sp.embd_type = BITNET_TYPE_F16;
+    snprintf(path, path_size, "%s", tmpfile_name(tag));
+    assert_int_equal(bitnet_synth_write(path, &sp), 0);
+}
+
 /* A head converted at load with enough rows to be cut among threads: every
  * row equals the row quantised on its own (so the thread count cannot
  * matter). */
 static void test_head_convert_rows(void **state)
 {
     (void)state;
-    bitnet_synth_params sp;
-    bitnet_synth_params_init(&sp);
-    sp.n_layer = 1;
-    sp.n_vocab = 4500;
-    sp.n_embd = 256;
-    sp.n_ff = 256;
     char path[256];
-    snprintf(path, sizeof(path), "%s", tmpfile_name("headrows"));
-    assert_int_equal(bitnet_synth_write(path, &sp), 0);
+    write_shape(path, sizeof(path), "headrows", 1, 4500, 256, 256);
     static const int32_t ht[] = { BITNET_HEAD_INT8, BITNET_HEAD_Q8_0, BITNET_HEAD_Q6_K };
     float row[256];
     uint8_t want[512];
@@ -1228,22 +1237,15 @@ static long mapping_rss_kb(const void *p)
 }
 
 /* The packed weights live in a 2 MiB-aligned mapping advised for huge pages
- * before it is written, and large aligned buffers (heads, the KV cache)
- * start on a 2 MiB boundary too. Whether the kernel gives huge pages is its
+ * before it is written, and large aligned buffers (converted heads, context
+ * buffers; not the KV cache, tests/eval) start on a 2 MiB boundary too. Whether the kernel gives huge pages is its
  * choice (transparent_hugepage may be "never"), so that part is reported,
  * not asserted. */
 static void test_weights_huge_aligned(void **state)
 {
     (void)state;
-    bitnet_synth_params sp;
-    bitnet_synth_params_init(&sp);
-    sp.n_layer = 4;
-    sp.n_vocab = 4000;
-    sp.n_embd = 1024;
-    sp.n_ff = 2816;
     char path[256];
-    snprintf(path, sizeof(path), "%s", tmpfile_name("huge"));
-    assert_int_equal(bitnet_synth_write(path, &sp), 0);
+    write_shape(path, sizeof(path), "huge", 4, 4000, 1024, 2816);
     bitnet_model_params p;
     bitnet_model_params_init(&p);
     bitnet_model *m;
@@ -1286,16 +1288,8 @@ static void test_weights_huge_aligned(void **state)
 static void test_mapped_pages_dropped(void **state)
 {
     (void)state;
-    bitnet_synth_params sp;
-    bitnet_synth_params_init(&sp);
-    sp.n_layer = 2;
-    sp.n_vocab = 8000;
-    sp.n_embd = 256;
-    sp.n_ff = 512;
-    sp.embd_type = BITNET_TYPE_F16;
     char path[256];
-    snprintf(path, sizeof(path), "%s", tmpfile_name("drop"));
-    assert_int_equal(bitnet_synth_write(path, &sp), 0);
+    write_shape(path, sizeof(path), "drop", 2, 8000, 256, 512);
     bitnet_model_params p;
     bitnet_model_params_init(&p);
     bitnet_model *m;
