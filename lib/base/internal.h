@@ -67,9 +67,6 @@ long bitnet__alloc_fail_pending(void);
 #define BITNET_HUGE_MIN ((size_t)4 << 20)
 #define BITNET_HUGE_ALIGN ((size_t)2 << 20)
 void *bitnet__aalloc(size_t size, size_t alignment);
-/* The same for memory touched sparsely (the KV cache, whose pages should
- * fault in only where rows are written): never advised for huge pages. */
-void *bitnet__aalloc_sparse(size_t size, size_t alignment);
 void bitnet__afree(void *p);
 
 /* ---- params structs -------------------------------------------------- */
@@ -133,9 +130,6 @@ int bitnet__huge_pages(void);
 /* Ask for huge pages on [p, p+size) (a hint; no effect where unsupported
  * or when bitnet__huge_pages() is 0). */
 void bitnet__pages_advise_huge(void *p, size_t size);
-/* Ask for small pages on the whole pages inside [p, p+size) (even where
- * the system gives huge pages unasked: memory touched sparsely). */
-void bitnet__pages_advise_small(void *p, size_t size);
 /* The whole pages inside [p, p + size) of a read-only file mapping are
  * dropped from this process (MADV_DONTNEED); reading them again brings them
  * back from the file. Only for memory mapped from a file: anonymous memory

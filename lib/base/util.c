@@ -85,20 +85,20 @@ void *bitnet__realloc(void *p, size_t size)
     return fail_now() ? NULL : realloc(p, size);
 }
 
-static void *aalloc(size_t size, size_t alignment, int allow_huge)
+void *bitnet__aalloc(size_t size, size_t alignment)
 {
     if (size == 0 || fail_now())
         return NULL;
     if (alignment < sizeof(void *))
         alignment = sizeof(void *);
-    /* Large buffers (converted heads, context buffers) start on a 2 MiB boundary
-     * and ask for huge pages before they are first touched: streaming a
-     * gigabyte of weights through 4 KiB pages costs a TLB miss every 4 KiB.
-     * On the 2B4T shape, Zen 5, 2 threads: pp128 +20-30 %, tg64 +7-14 %
-     * (docs/performance.md). The hint is ignored where unsupported. Memory
-     * touched sparsely (the KV cache) stays on small pages: a huge page
-     * would make a whole 2 MiB resident for one touched row. */
-    const int huge = allow_huge && size >= BITNET_HUGE_MIN;
+    /* Large buffers (converted heads, context buffers, the KV cache) start
+     * on a 2 MiB boundary and ask for huge pages before they are first
+     * touched: streaming a gigabyte of weights through 4 KiB pages costs a
+     * TLB miss every 4 KiB. On the 2B4T shape, Zen 5, 2 threads: pp128
+     * +20-30 %, tg64 +7-14 % (docs/performance.md). The hint is ignored
+     * where unsupported. The KV cache is laid out so that it is touched
+     * chunk by chunk (lib/eval/context.h), not a row here and there. */
+    const int huge = size >= BITNET_HUGE_MIN;
     if (huge && alignment < BITNET_HUGE_ALIGN)
         alignment = BITNET_HUGE_ALIGN;
     /* round the size up so aligned_alloc's contract holds */
@@ -111,19 +111,7 @@ static void *aalloc(size_t size, size_t alignment, int allow_huge)
         return NULL;
     if (huge)
         bitnet__pages_advise_huge(p, rounded);
-    else if (!allow_huge && size >= BITNET_HUGE_MIN)
-        bitnet__pages_advise_small(p, rounded);
     return p;
-}
-
-void *bitnet__aalloc(size_t size, size_t alignment)
-{
-    return aalloc(size, alignment, 1);
-}
-
-void *bitnet__aalloc_sparse(size_t size, size_t alignment)
-{
-    return aalloc(size, alignment, 0);
 }
 
 void bitnet__afree(void *p)

@@ -209,14 +209,15 @@ int bitnet_context_copy(bitnet_context *dst, const bitnet_context *src)
         return bitnet__error(BITNET_E_CONTEXT_FULL,
                              "bitnet_context_copy: src holds %d tokens, dst's n_ctx is %d",
                              (int)src->pos, (int)dst->n_ctx);
-    size_t rowbytes = (size_t)src->pos * (size_t)src->hd * sizeof(uint16_t);
-    if (rowbytes) {
-        for (int32_t l = 0; l < src->n_layer; l++) {
-            for (int32_t j = 0; j < src->nkv; j++) {
-                size_t so = (size_t)l * src->kv_layer_stride + (size_t)j * src->kv_head_stride;
-                size_t d = (size_t)l * dst->kv_layer_stride + (size_t)j * dst->kv_head_stride;
-                memcpy(dst->kcache + d, src->kcache + so, rowbytes);
-                memcpy(dst->vcache + d, src->vcache + so, rowbytes);
+    /* the rows in runs contiguous in both caches (their chunks may differ) */
+    const size_t hd = (size_t)src->hd;
+    for (int32_t l = 0; l < src->n_layer; l++) {
+        for (int32_t j = 0; j < src->nkv; j++) {
+            for (size_t p = 0, n; p < (size_t)src->pos; p += n) {
+                n = bitnet__kv_run(dst, p, bitnet__kv_run(src, p, (size_t)src->pos - p));
+                const size_t so = bitnet__kv_off(src, l, j, p), d = bitnet__kv_off(dst, l, j, p);
+                memcpy(dst->kcache + d, src->kcache + so, n * hd * sizeof(uint16_t));
+                memcpy(dst->vcache + d, src->vcache + so, n * hd * sizeof(uint16_t));
             }
         }
     }

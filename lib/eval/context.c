@@ -27,8 +27,9 @@ static void *zalloc(size_t n, size_t size, int *fail)
     return p;
 }
 
-/* Like zalloc but leaves the memory untouched and on small pages (the KV
- * cache: pages are only faulted in when used). */
+/* Like zalloc but leaves the memory untouched (the KV cache: its pages are
+ * faulted in as positions are written; huge pages when it is large, see
+ * context.h for why its layout allows them). */
 static void *ualloc(size_t n, size_t size, int *fail)
 {
     size_t bytes = 0;
@@ -38,7 +39,7 @@ static void *ualloc(size_t n, size_t size, int *fail)
     }
     if (bytes == 0)
         return NULL;
-    void *p = bitnet__aalloc_sparse(bytes, 64);
+    void *p = bitnet__aalloc(bytes, 64);
     if (!p)
         *fail = 1;
     return p;
@@ -183,10 +184,13 @@ int bitnet_context_create(bitnet_context **out, const bitnet_model *model,
 
     int fail = 0;
     size_t nbz = (size_t)n_batch;
-    c->kv_head_stride = (size_t)n_ctx * (size_t)hd;
+    c->kv_chunk = n_ctx < BITNET_ATTN_SEG ? (size_t)n_ctx : BITNET_ATTN_SEG;
+    c->kv_head_stride = c->kv_chunk * (size_t)hd;
     c->kv_layer_stride = (size_t)nkv * c->kv_head_stride;
+    c->kv_chunk_stride = (size_t)m->n_layer * c->kv_layer_stride;
     size_t kv_elems;
-    if (bitnet__mul_ovf(c->kv_layer_stride, (size_t)m->n_layer, &kv_elems))
+    if (bitnet__mul_ovf(c->kv_chunk_stride, ((size_t)n_ctx + c->kv_chunk - 1) / c->kv_chunk,
+                        &kv_elems))
         fail = 1;
     if (!fail) {
         c->kcache = ualloc(kv_elems, sizeof(uint16_t), &fail);

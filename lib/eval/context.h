@@ -91,10 +91,19 @@ struct bitnet_context {
     int32_t D, Dq, Dkv, F, hd, nh, nkv, nrot, n_vocab, n_layer;
     float theta_scale, kq_scale;
 
-    /* KV cache, [n_layer][n_head_kv][n_ctx][head_dim] fp16 */
+    /* KV cache, fp16, in chunks of kv_chunk positions:
+     * [n_ctx / kv_chunk][n_layer][n_head_kv][kv_chunk][head_dim] (the last
+     * chunk may be partly past n_ctx). A chunk is an attention segment
+     * (BITNET_ATTN_SEG positions, or n_ctx when smaller): the rows a kernel
+     * call reads are contiguous, and the cache becomes resident chunk by
+     * chunk as positions are used, so it can live on huge pages without a
+     * long context's cache being resident from the first token. Row
+     * addresses: bitnet__kv_off. */
     uint16_t *kcache, *vcache;
-    size_t kv_head_stride;    /* n_ctx * hd */
-    size_t kv_layer_stride;   /* nkv * n_ctx * hd */
+    size_t kv_chunk;          /* positions per chunk */
+    size_t kv_head_stride;    /* kv_chunk * hd */
+    size_t kv_layer_stride;   /* nkv * kv_head_stride */
+    size_t kv_chunk_stride;   /* n_layer * kv_layer_stride */
 
     /* scratch for up to n_batch tokens */
     float *x;                 /* [nb][D] residual stream */
@@ -168,6 +177,21 @@ static inline size_t bitnet__attn_part_len(int32_t nkv, int32_t group, int32_t n
 {
     const size_t nseg = ((size_t)n_ctx + BITNET_ATTN_SEG - 1) / BITNET_ATTN_SEG;
     return (size_t)nkv * nseg * (size_t)group * ((size_t)hd + 2);
+}
+
+/* Offset (elements) of the K or V row of (layer l, KV head j, position
+ * pos) in c's cache; the rows from pos on are contiguous for
+ * bitnet__kv_run(c, pos, n) of them. */
+static inline size_t bitnet__kv_off(const struct bitnet_context *c, int32_t l, int32_t j,
+                                    size_t pos)
+{
+    return pos / c->kv_chunk * c->kv_chunk_stride + (size_t)l * c->kv_layer_stride +
+           (size_t)j * c->kv_head_stride + pos % c->kv_chunk * (size_t)c->hd;
+}
+static inline size_t bitnet__kv_run(const struct bitnet_context *c, size_t pos, size_t n)
+{
+    const size_t left = c->kv_chunk - pos % c->kv_chunk;
+    return n < left ? n : left;
 }
 
 #endif /* BITNET_EVAL_CONTEXT_H */

@@ -258,12 +258,11 @@ void bitnet__eval_step(void *arg, int ith, int nth)
                 }
             }
             const bitnet_context *tc = st->tctx[t];
-            uint16_t *kc = tc->kcache + (size_t)l * tc->kv_layer_stride;
-            uint16_t *vc = tc->vcache + (size_t)l * tc->kv_layer_stride;
-            size_t p = (size_t)st->tpos[t];
+            const size_t p = (size_t)st->tpos[t];
             for (int32_t j = 0; j < nkv; j++) {
-                c->k.layer.to_f16(k + (size_t)j * hd, kc + j * tc->kv_head_stride + p * hd, hd);
-                c->k.layer.to_f16(v + (size_t)j * hd, vc + j * tc->kv_head_stride + p * hd, hd);
+                const size_t off = bitnet__kv_off(tc, l, j, p);
+                c->k.layer.to_f16(k + (size_t)j * hd, tc->kcache + off, hd);
+                c->k.layer.to_f16(v + (size_t)j * hd, tc->vcache + off, hd);
             }
         }
         bitnet__threadpool_barrier(tp);
@@ -285,15 +284,15 @@ void bitnet__eval_step(void *arg, int ith, int nth)
         if (seg_split) {
             const bitnet_context *tc = st->tctx[0];
             const int32_t n0 = st->tpos[0] + 1, nseg = (n0 + BITNET_ATTN_SEG - 1) / BITNET_ATTN_SEG;
-            const uint16_t *kc = tc->kcache + (size_t)l * tc->kv_layer_stride;
-            const uint16_t *vc = tc->vcache + (size_t)l * tc->kv_layer_stride;
             for (int32_t it = ith; it < nkv * nseg; it += nth) {
                 const int32_t kvh = it / nseg, s = it % nseg, k0 = s * BITNET_ATTN_SEG;
                 const int32_t ns = n0 - k0 < BITNET_ATTN_SEG ? n0 - k0 : BITNET_ATTN_SEG;
                 float *part = c->attn_part + (size_t)it * part_len;
-                const size_t off = kvh * tc->kv_head_stride + (size_t)k0 * hd;
-                c->k.layer.attn_f16(c->q + (size_t)kvh * group * hd, group, kc + off, vc + off,
-                                    ns, hd, c->kq_scale, part, part + (size_t)group * hd, work);
+                /* a segment is one chunk of the cache: contiguous rows */
+                const size_t off = bitnet__kv_off(tc, l, kvh, (size_t)k0);
+                c->k.layer.attn_f16(c->q + (size_t)kvh * group * hd, group, tc->kcache + off,
+                                    tc->vcache + off, ns, hd, c->kq_scale, part,
+                                    part + (size_t)group * hd, work);
             }
         } else {
             for (int32_t it = ith; it < nb * nkv * parts; it += nth) {
@@ -303,13 +302,12 @@ void bitnet__eval_step(void *arg, int ith, int nth)
                 if (nq <= 0)
                     continue;
                 const bitnet_context *tc = st->tctx[t];
-                const uint16_t *kc = tc->kcache + (size_t)l * tc->kv_layer_stride;
-                const uint16_t *vc = tc->vcache + (size_t)l * tc->kv_layer_stride;
+                const uint16_t *kc = tc->kcache, *vc = tc->vcache;
                 const float *q = c->q + (size_t)t * Dq + (size_t)h0 * hd;
                 float *out = c->att + (size_t)t * Dq + (size_t)h0 * hd;
                 const int32_t n = st->tpos[t] + 1;
-                const size_t kvo = kvh * tc->kv_head_stride;
-                if (n <= BITNET_ATTN_SEG) {
+                if (n <= BITNET_ATTN_SEG) {      /* within the first chunk */
+                    const size_t kvo = bitnet__kv_off(tc, l, kvh, 0);
                     c->k.layer.attn_f16(q, nq, kc + kvo, vc + kvo, n, hd, c->kq_scale, out,
                                         NULL, work);
                     continue;
@@ -318,7 +316,7 @@ void bitnet__eval_step(void *arg, int ith, int nth)
                 float *acc_ml = seg_buf, *seg_ml = seg_buf + 2 * group, *seg_o = seg_ml + 2 * group;
                 for (int32_t k0 = 0; k0 < n; k0 += BITNET_ATTN_SEG) {
                     const int32_t ns = n - k0 < BITNET_ATTN_SEG ? n - k0 : BITNET_ATTN_SEG;
-                    const size_t off = kvo + (size_t)k0 * hd;
+                    const size_t off = bitnet__kv_off(tc, l, kvh, (size_t)k0);
                     c->k.layer.attn_f16(q, nq, kc + off, vc + off, ns, hd, c->kq_scale,
                                         k0 ? seg_o : out, k0 ? seg_ml : acc_ml, work);
                     if (k0)

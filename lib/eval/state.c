@@ -103,15 +103,18 @@ int bitnet_context_state_save(const bitnet_context *c, void *buf, size_t cap, si
     put32(b + 32, (uint32_t)c->pos);
     put32(b + 36, (uint32_t)nl);
     uint8_t *p = b + STATE_HEADER;
-    size_t rowbytes = (size_t)c->pos * (size_t)c->hd * sizeof(uint16_t);
+    /* per (layer, KV head): its K rows 0..pos-1, then its V rows (the
+     * cache's chunks do not show in the blob) */
+    const size_t rowbytes = (size_t)c->hd * sizeof(uint16_t);
     for (int32_t l = 0; l < c->n_layer; l++) {
         for (int32_t j = 0; j < c->nkv; j++) {
-            size_t off = (size_t)l * c->kv_layer_stride + (size_t)j * c->kv_head_stride;
-            if (rowbytes) {
-                memcpy(p, c->kcache + off, rowbytes);
-                p += rowbytes;
-                memcpy(p, c->vcache + off, rowbytes);
-                p += rowbytes;
+            for (int v = 0; v < 2; v++) {
+                const uint16_t *cache = v ? c->vcache : c->kcache;
+                for (size_t r = 0, n; r < (size_t)c->pos; r += n) {
+                    n = bitnet__kv_run(c, r, (size_t)c->pos - r);
+                    memcpy(p, cache + bitnet__kv_off(c, l, j, r), n * rowbytes);
+                    p += n * rowbytes;
+                }
             }
         }
     }
@@ -164,15 +167,16 @@ int bitnet_context_state_load(bitnet_context *c, const void *buf, size_t size)
         return bitnet__error(BITNET_E_FORMAT, "bitnet_context_state_load: checksum mismatch");
 
     const uint8_t *p = b + STATE_HEADER;
-    size_t rowbytes = (size_t)pos * (size_t)c->hd * sizeof(uint16_t);
+    const size_t rowbytes = (size_t)c->hd * sizeof(uint16_t);
     for (int32_t l = 0; l < c->n_layer; l++) {
         for (int32_t j = 0; j < c->nkv; j++) {
-            size_t off = (size_t)l * c->kv_layer_stride + (size_t)j * c->kv_head_stride;
-            if (rowbytes) {
-                memcpy(c->kcache + off, p, rowbytes);
-                p += rowbytes;
-                memcpy(c->vcache + off, p, rowbytes);
-                p += rowbytes;
+            for (int v = 0; v < 2; v++) {
+                uint16_t *cache = v ? c->vcache : c->kcache;
+                for (size_t r = 0, n; r < (size_t)pos; r += n) {
+                    n = bitnet__kv_run(c, r, (size_t)pos - r);
+                    memcpy(cache + bitnet__kv_off(c, l, j, r), p, n * rowbytes);
+                    p += n * rowbytes;
+                }
             }
         }
     }

@@ -193,6 +193,63 @@ static void test_kv_cache_lazy(void **state)
     bitnet_context_free(c);
 }
 
+/* The KV cache is kept in chunks of 1024 positions (fewer when n_ctx is
+ * smaller): copies and state blobs between contexts whose chunks differ,
+ * and past a chunk boundary, continue exactly as the original. */
+static void kv_chunks_case(int32_t n_src, int32_t pos, int32_t n_copy, int32_t n_load)
+{
+    enum { MORE = 3 };
+    const size_t rb = row_bytes(M_B158);
+    int32_t *lt = malloc(sizeof(int32_t) * (size_t)(pos + MORE));
+    assert_non_null(lt);
+    uint32_t r = 4242u + (uint32_t)pos;
+    for (int32_t i = 0; i < pos + MORE; i++) {
+        r = r * 1103515245u + 12345u;
+        lt[i] = (int32_t)((r >> 8) % 300);
+    }
+    bitnet_context *a = make_ctx(M_B158, 2, n_src, 512, 0);
+    bitnet_context *b = make_ctx(M_B158, 1, n_copy, 512, 0);
+    bitnet_context *c = make_ctx(M_B158, 2, n_load, 256, 0);
+    assert_int_equal(bitnet_context_eval(a, lt, (size_t)pos, 0), BITNET_OK);
+    assert_int_equal(bitnet_context_copy(b, a), BITNET_OK);
+    size_t need = bitnet_context_state_size(a), n = 0;
+    unsigned char *blob = malloc(need);
+    assert_non_null(blob);
+    assert_int_equal(bitnet_context_state_save(a, blob, need, &n), BITNET_OK);
+    assert_int_equal(bitnet_context_state_load(c, blob, n), BITNET_OK);
+    /* the blob of the copy is the blob of the original, byte for byte */
+    unsigned char *blob2 = malloc(need);
+    assert_non_null(blob2);
+    assert_int_equal(bitnet_context_state_size(b), need);
+    assert_int_equal(bitnet_context_state_save(b, blob2, need, &n), BITNET_OK);
+    assert_memory_equal(blob, blob2, need);
+    for (int32_t i = 0; i < MORE; i++) {
+        const float *la, *lb, *lc;
+        assert_int_equal(bitnet_context_eval(a, &lt[pos + i], 1, 0), BITNET_OK);
+        assert_int_equal(bitnet_context_eval(b, &lt[pos + i], 1, 0), BITNET_OK);
+        assert_int_equal(bitnet_context_eval(c, &lt[pos + i], 1, 0), BITNET_OK);
+        assert_int_equal(bitnet_context_logits(a, -1, &la), BITNET_OK);
+        assert_int_equal(bitnet_context_logits(b, -1, &lb), BITNET_OK);
+        assert_int_equal(bitnet_context_logits(c, -1, &lc), BITNET_OK);
+        assert_memory_equal(la, lb, rb);
+        assert_memory_equal(la, lc, rb);
+    }
+    free(blob);
+    free(blob2);
+    free(lt);
+    bitnet_context_free(a);
+    bitnet_context_free(b);
+    bitnet_context_free(c);
+}
+
+static void test_kv_chunks_copy_state(void **state)
+{
+    (void)state;
+    kv_chunks_case(3000, 1100, 1200, 1105);   /* across the first chunk boundary */
+    kv_chunks_case(3000, 600, 700, 650);      /* into contexts of one smaller chunk */
+    kv_chunks_case(640, 600, 3000, 2048);     /* from one smaller chunk */
+}
+
 static void test_long_context_threads(void **state)
 {
     (void)state;
@@ -661,6 +718,7 @@ int main(void)
         cmocka_unit_test(test_batch_split_bitexact),
         cmocka_unit_test(test_long_context_threads),
         cmocka_unit_test(test_kv_cache_lazy),
+        cmocka_unit_test(test_kv_chunks_copy_state),
         cmocka_unit_test(test_rewind),
         cmocka_unit_test(test_state_roundtrip),
         cmocka_unit_test(test_context_full_and_args),

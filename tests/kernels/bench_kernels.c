@@ -2,7 +2,10 @@
  * Kernel benchmark: throughput per kernel, ISA level and thread count
  * against the measured streaming read bandwidth (docs/kernels.md).
  *
- *   bench_kernels [--quick] [--seed N]
+ *   bench_kernels [--quick] [--top] [--threads N] [--seed N]
+ *
+ * --top runs only the highest ISA level the CPU has (no reference, no lower
+ * levels); --threads N only that thread count (1 or 2).
  *
  * The equivalence checks are test_kernels.c.
  */
@@ -167,15 +170,9 @@ static void job_headq(void *a, int tid, int nth)
 static void job_read(void *a, int tid, int nth)
 {
     bench_job *j = a;
-    const size_t n = j->buf_bytes / 8, lo = n * (size_t)tid / (size_t)nth,
+    const size_t n = j->buf_bytes / 256, lo = n * (size_t)tid / (size_t)nth,
                  hi = n * (size_t)(tid + 1) / (size_t)nth;
-    const uint64_t *p = (const uint64_t *)(const void *)j->buf;
-    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    size_t i = lo;
-    for (; i + 4 <= hi; i += 4) {
-        s0 += p[i]; s1 += p[i + 1]; s2 += p[i + 2]; s3 += p[i + 3];
-    }
-    j->sink[tid] += s0 + s1 + s2 + s3;
+    j->sink[tid] += kutil_read(j->buf, lo, hi);
 }
 
 /* The streaming read buffer of the paired measurements below. */
@@ -305,7 +302,7 @@ static void bench_heads_l2(const bitnet_kernels *k)
     free(x); free(y);
 }
 
-static void bench(int quick)
+static void bench(int quick, int top, int only_nth)
 {
     /* the 2B4T matrices, then the eval's fused stages (q, k, v as one list
      * of row units: 3840 rows; gate and up: 13824), which is how the 640-row
@@ -323,6 +320,8 @@ static void bench(int quick)
         qbuf[i] = (int8_t)rnd_int(-127, 127);
 
     for (int nth = 1; nth <= 2; nth++) {
+        if (only_nth && nth != only_nth)
+            continue;
         pool p;
         pool_start(&p, nth);
         const double bw = read_bandwidth(&p, quick);
@@ -343,7 +342,7 @@ static void bench(int quick)
         for (int i = 0; isa_order[i].name; i++)
             if (avail & isa_order[i].flag)
                 levels[nlev++] = level |= isa_order[i].flag;
-        for (int lv = 0; lv < nlev; lv++) {
+        for (int lv = top ? nlev - 1 : 0; lv < nlev; lv++) {
             const int li = lv - 1;                 /* -1: the C reference */
             level = levels[lv];
             bitnet_kernels k;
@@ -527,18 +526,23 @@ static void bench(int quick)
 int main(int argc, char **argv)
 {
     uint64_t seed = 1;
-    int quick = 0;
+    int quick = 0, top = 0, only_nth = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--seed") && i + 1 < argc)
             seed = strtoull(argv[++i], NULL, 0);
         else if (!strcmp(argv[i], "--quick"))
             quick = 1;
+        else if (!strcmp(argv[i], "--top"))
+            top = 1;
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc &&
+                 (!strcmp(argv[i + 1], "1") || !strcmp(argv[i + 1], "2")))
+            only_nth = atoi(argv[++i]);
         else {
-            fprintf(stderr, "usage: %s [--quick] [--seed N]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--quick] [--top] [--threads 1|2] [--seed N]\n", argv[0]);
             return 2;
         }
     }
     rng_state = seed;
-    bench(quick);
+    bench(quick, top, only_nth);
     return 0;
 }

@@ -154,7 +154,7 @@ static inline __m256i tail_mask(int32_t n)
 #define DCH 3                  /* 8-dim chunks per V step */
 #endif
 #ifndef ATTN_PREFETCH
-#define ATTN_PREFETCH 16       /* key rows ahead */
+#define ATTN_PREFETCH BITNET_ATTN_BLOCK   /* rows ahead: the next block */
 #endif
 
 /* The sums of four vectors of 8 as one vector of 4 (lane h: the sum of
@@ -165,17 +165,16 @@ static inline __m128 reduce4(__m256 a0, __m256 a1, __m256 a2, __m256 a3)
     return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
 }
 
-/* Ask for key row kj's K ATTN_PREFETCH rows ahead and for its V row (used
- * after the block's scores) while the FMAs run; a hint, never a fault. */
-static inline void attn_prefetch(const uint16_t *kj, const uint16_t *vj, int32_t hd)
+/* The rows of the next block, asked for while this block is computed (as
+ * the AVX-512 variant): K row j + ATTN_PREFETCH while the scores take key
+ * j, V row j + ATTN_PREFETCH during the first chunk pass of the V sums. A
+ * hint, never a fault: addresses are integers, past the end of the cache
+ * for the last block. */
+static inline void prefetch_row(const uint16_t *row, int32_t hd)
 {
-    /* addresses as integers: K's may lie past the cache's end */
-    const uintptr_t ka = (uintptr_t)kj + (uintptr_t)ATTN_PREFETCH * 2u * (uintptr_t)hd;
-    const uintptr_t va = (uintptr_t)vj;
-    for (int32_t off = 0; off < 2 * hd; off += 64) {
-        bitnet__x86_prefetch(ka + (uintptr_t)off);
-        bitnet__x86_prefetch(va + (uintptr_t)off);
-    }
+    const uintptr_t a = (uintptr_t)row + (uintptr_t)ATTN_PREFETCH * 2u * (uintptr_t)hd;
+    for (int32_t off = 0; off < 2 * hd; off += 64)
+        bitnet__x86_prefetch(a + (uintptr_t)off);
 }
 
 /* Scores of nk (1 or 2) keys for the gh heads: per (head, key) one 8-lane
@@ -228,6 +227,8 @@ void attn_pv(float *o, int32_t hd, const int gh, const uint16_t *vb, int32_t nb,
     }
     const uint16_t *vc = vb + 8 * c;
     for (int32_t j = 0; j < nb; j++, vc += hd) {
+        if (c == 0)
+            prefetch_row(vb + (size_t)j * (size_t)hd, hd);
         __m256 vv[DCH];
         for (int d = 0; d < nd; d++)
             vv[d] = full ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(vc + 8 * d)))
@@ -268,11 +269,11 @@ void attn_group(const float *q, int32_t ldq, const int gh, const uint16_t *k,
         int32_t j = 0;
         for (; j + KEYS <= nb; j += KEYS) {
             for (int t = 0; t < KEYS; t++)
-                attn_prefetch(kb + (size_t)(j + t) * hd, vb + (size_t)(j + t) * hd, hd);
+                prefetch_row(kb + (size_t)(j + t) * hd, hd);
             attn_scores(q, ldq, gh, kb + (size_t)j * hd, KEYS, hd, scale, p, j, full);
         }
         for (int32_t t = j; t < nb; t++)
-            attn_prefetch(kb + (size_t)t * hd, vb + (size_t)t * hd, hd);
+            prefetch_row(kb + (size_t)t * hd, hd);
         for (; j < nb; j++)
             attn_scores(q, ldq, gh, kb + (size_t)j * hd, 1, hd, scale, p, j, full);
         float corr[GROUP];
