@@ -3,6 +3,7 @@
  *
  *   bitnet-bench [-m MODEL] [-p 128] [-n 64] [-t 1,2] [-r 3] [-d 0]
  *                [--parallel 1,8] [--json] [--head auto|f16|int8|q8_0|q6_k] [--int8-head]
+ *                [--no-mmap]
  *
  * pp<P>: one eval call of P tokens on an empty context (P / seconds).
  * tg<N>: N evals of one token each on an empty context (N / seconds).
@@ -33,7 +34,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
         "usage: bitnet-bench [-m MODEL] [-p 128] [-n 64] [-t 1,2] [-r 3] [-d 0] [--parallel 1]\n"
-        "                    [--json] [--head H] [--int8-head]\n"
+        "                    [--json] [--head H] [--int8-head] [--no-mmap]\n"
         "  -m, --model F      GGUF model file (default: the bundled model)\n"
         "  -p, --n-prompt L   prompt lengths (comma list; 0 skips; default 128)\n"
         "  -n, --n-gen L      generated token counts (comma list; 0 skips; default 64)\n"
@@ -45,7 +46,9 @@ static void usage(FILE *f)
         "  --json             print a JSON array instead of a table\n"
         "  --head H           output head format: auto (the file's, default), f16, int8,\n"
         "                     q8_0, q6_k (converted at load when the file's differs)\n"
-        "  --int8-head        same as --head int8\n");
+        "  --int8-head        same as --head int8\n"
+        "  --no-mmap          read the file into memory (BITNET_MODEL_NO_MMAP) instead of\n"
+        "                     mapping it\n");
 }
 
 static int fail(const char *what, const char *detail)
@@ -163,7 +166,7 @@ int main(int argc, char **argv)
     int ths[MAX_LIST] = { 0 }, n_th = 0;
     int pars[MAX_LIST] = { 1 }, n_par = 1;
     int deps[MAX_LIST] = { 0 }, n_dep = 1;
-    int reps = 3, json = 0, head = BITNET_HEAD_AUTO;
+    int reps = 3, json = 0, head = BITNET_HEAD_AUTO, no_mmap = 0;
     static const char *const head_names[] = { "auto", "f16", "int8", "q8_0", "q6_k" };
 
     for (int i = 1; i < argc; i++) {
@@ -201,6 +204,8 @@ int main(int argc, char **argv)
             json = 1;
         } else if (!strcmp(a, "--int8-head")) {
             head = BITNET_HEAD_INT8;
+        } else if (!strcmp(a, "--no-mmap")) {
+            no_mmap = 1;
         } else if (!strcmp(a, "--head")) {
             if (!has_val) return fail("missing value for", a);
             const char *v = argv[++i];
@@ -226,6 +231,8 @@ int main(int argc, char **argv)
     bitnet_model_params mp;
     bitnet_model_params_init(&mp);
     mp.head_type = head;
+    if (no_mmap)
+        mp.flags |= BITNET_MODEL_NO_MMAP;
     if (bitnet_model_load_file(&model, model_path, &mp) != BITNET_OK)
         return ex_fail("bitnet-bench", "cannot load '%s': %s", model_path, bitnet_last_error());
     double load_s = ex_now() - t0;

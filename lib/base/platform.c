@@ -53,7 +53,9 @@ int bitnet__file_open(bitnet_file_view *v, const char *path, int no_mmap)
         }
         /* fall back to reading */
     }
-    uint8_t *buf = malloc(size);
+    /* a large file's copy on huge pages like the other large buffers (the
+     * F16 head is read in place from it at every token) */
+    uint8_t *buf = bitnet__aalloc(size, 64);
     if (!buf) {
         close(fd);
         return bitnet__error(BITNET_E_NOMEM, "cannot allocate %zu bytes to "
@@ -66,7 +68,7 @@ int bitnet__file_open(bitnet_file_view *v, const char *path, int no_mmap)
             continue;
         if (r <= 0) {
             int e = errno;
-            free(buf);
+            bitnet__afree(buf);
             close(fd);
             return bitnet__error(BITNET_E_IO, "cannot read '%s': %s", path,
                                  r == 0 ? "unexpected end of file" : strerror(e));
@@ -86,7 +88,7 @@ void bitnet__file_close(bitnet_file_view *v)
         return;
     if (v->map_base)
         munmap(v->map_base, v->map_size);
-    free(v->heap);
+    bitnet__afree(v->heap);
     memset(v, 0, sizeof(*v));
 }
 
