@@ -2,7 +2,9 @@
  * Contexts: creation, the F16 KV cache, eval calls cut into steps, logits,
  * positions. The forward pass is forward.c; state blobs are state.c.
  */
+#include <inttypes.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,10 +52,34 @@ static int tmat_ok(const bitnet_tmat *w, int32_t rows, int32_t cols)
     return w->data && w->rows == rows && w->cols == cols && w->cols_padded == pad_k(cols);
 }
 
+static void prof_print(const bitnet_context *c)
+{
+    static const char *kind[2] = { "decode", "prompt" };
+    for (int k = 0; k < 2; k++) {
+        const int64_t n = c->prof_steps[k];
+        if (n == 0)
+            continue;
+        const double *t = c->prof_t[k], step = t[BITNET_PROF_STEP];
+        double other = step;
+        for (int i = 0; i < BITNET_PROF_STEP; i++)
+            other -= t[i];
+        const double ms = 1e3 / (double)n, pc = step > 0 ? 100.0 / step : 0;
+        fprintf(stderr, "bitnet profile, %s: %" PRId64 " steps, %.3f ms per step: matrix "
+                "products %.3f (%.0f %%), attention %.3f (%.0f %%), head %.3f (%.0f %%), "
+                "single-thread parts %.3f (%.0f %%), other %.3f (%.0f %%)\n", kind[k], n,
+                step * ms, t[BITNET_PROF_MATMUL] * ms, t[BITNET_PROF_MATMUL] * pc,
+                t[BITNET_PROF_ATTN] * ms, t[BITNET_PROF_ATTN] * pc,
+                t[BITNET_PROF_HEAD] * ms, t[BITNET_PROF_HEAD] * pc,
+                t[BITNET_PROF_SERIAL] * ms, t[BITNET_PROF_SERIAL] * pc, other * ms, other * pc);
+    }
+}
+
 void bitnet_context_free(bitnet_context *c)
 {
     if (!c)
         return;
+    if (c->prof)
+        prof_print(c);
     bitnet__threadpool_free(c->tp);
     bitnet__afree(c->kcache);
     bitnet__afree(c->vcache);
@@ -239,6 +265,8 @@ int bitnet_context_create(bitnet_context **out, const bitnet_model *model,
                              "bitnet_context_create: out of memory (n_ctx %d, n_batch %d)",
                              (int)n_ctx, (int)n_batch);
     }
+    const char *pe = getenv("BITNET_PROFILE");
+    c->prof = pe && *pe && strcmp(pe, "0") != 0;
     rc = bitnet__threadpool_create(&c->tp, c->n_threads);
     if (rc != BITNET_OK) {
         bitnet_context_free(c);
@@ -278,14 +306,20 @@ void bitnet__eval_run_step(bitnet_context *c, int32_t nb)
     bitnet_thread_tuner *t = &c->tune[nb > 1];
     int want = bitnet__threads_for_work(c->n_threads, work);
     int nth = bitnet__tuner_choose(t, want);
-    if (want <= 1) {
+    if (want <= 1 && !c->prof) {
         bitnet__threadpool_run_n(c->tp, bitnet__eval_step, c, 1);
         return;
     }
     double t0 = bitnet__now();
+    c->prof_mark = t0;
     bitnet__threadpool_run_n(c->tp, bitnet__eval_step, c, nth);
-    if (!c->st.aborted)             /* an aborted step did not do its work */
-        bitnet__tuner_record(t, nth, bitnet__now() - t0, work);
+    const double dt = bitnet__now() - t0;
+    if (want > 1 && !c->st.aborted) /* an aborted step did not do its work */
+        bitnet__tuner_record(t, nth, dt, work);
+    if (c->prof) {
+        c->prof_t[nb > 1][BITNET_PROF_STEP] += dt;
+        c->prof_steps[nb > 1]++;
+    }
 }
 
 int bitnet_context_eval(bitnet_context *c, const int32_t *tokens, size_t n_tokens,

@@ -22,6 +22,9 @@
 #define HEAD_BLOCK 64          /* head rows streamed per token loop: 64 F16 rows of
                                   2560 are 320 KiB, kept in L2 across the tokens */
 #define MAX_THREADS 256
+/* stage kinds of the profile (BITNET_PROFILE) */
+enum { BITNET_PROF_SERIAL, BITNET_PROF_MATMUL, BITNET_PROF_ATTN, BITNET_PROF_HEAD,
+       BITNET_PROF_STEP, BITNET_PROF_KINDS };
 /* Work of a matrix stage and of the head: each thread has its share of the
  * rows, which it takes front to back in chunks; a thread that ran out takes
  * chunks from the back of the others' shares. So a thread that got less
@@ -72,6 +75,13 @@ struct bitnet_context {
     bitnet_kernels k;
     bitnet_threadpool *tp;
     bitnet_thread_tuner tune[2];    /* thread count: [0] decode, [1] prompt steps */
+    /* BITNET_PROFILE=1 in the environment at creation: seconds per stage
+     * kind as thread 0 saw them (a stage ends at its barrier, so its time
+     * includes the wait for the slowest thread), [0] decode, [1] prompt
+     * steps; printed to stderr by bitnet_context_free */
+    int prof;
+    double prof_t[2][BITNET_PROF_KINDS], prof_mark;
+    int64_t prof_steps[2];
     int n_threads;
     int32_t n_ctx, n_batch;
     uint32_t flags;

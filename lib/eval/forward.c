@@ -174,6 +174,18 @@ static void head_block(const bitnet_context *c, const step *st, int32_t b0, int3
 
 /* ---- the forward step (one parallel region) --------------------------- */
 
+/* The profile (BITNET_PROFILE): thread 0 charges the time since its last
+ * mark to a kind of stage; marks follow barriers, so a stage's time is
+ * until its slowest thread is done. */
+static inline void prof(bitnet_context *c, int ith, int kind)
+{
+    if (!c->prof || ith != 0)
+        return;
+    const double t = bitnet__now();
+    c->prof_t[c->st.nb > 1][kind] += t - c->prof_mark;
+    c->prof_mark = t;
+}
+
 void bitnet__eval_step(void *arg, int ith, int nth)
 {
     bitnet_context *c = arg;
@@ -218,6 +230,7 @@ void bitnet__eval_step(void *arg, int ith, int nth)
                                   c->rcos + (size_t)t * nr2, c->rsin + (size_t)t * nr2);
     }
     bitnet__threadpool_barrier(tp);
+    prof(c, ith, BITNET_PROF_SERIAL);
 
     float *work = c->attn_work + (size_t)ith * c->attn_work_len;
     /* a thread's segment state, after the kernel's work */
@@ -237,11 +250,13 @@ void bitnet__eval_step(void *arg, int ith, int nth)
             quant_rows(c, h, D, kp, t);
         }
         bitnet__threadpool_barrier(tp);
+        prof(c, ith, BITNET_PROF_SERIAL);
 
         mm_job qkv[3] = { { &L->wq, c->q }, { &L->wk, c->kx }, { &L->wv, c->vx } };
         sched_slot *lc = sched + (size_t)l * SCHED_PER_LAYER * (size_t)nth;
         run_matmul(c, qkv, 3, nb, lc, ith, nth, 0);
         bitnet__threadpool_barrier(tp);
+        prof(c, ith, BITNET_PROF_MATMUL);
 
         /* rope, then K and V into the cache */
         for (int32_t t = ith; t < nb; t += nth) {
@@ -266,6 +281,7 @@ void bitnet__eval_step(void *arg, int ith, int nth)
             }
         }
         bitnet__threadpool_barrier(tp);
+        prof(c, ith, BITNET_PROF_SERIAL);
 
         /* attention: items of (token, KV head, part of its query heads),
          * interleaved over threads so the causal lengths balance. The
@@ -325,6 +341,7 @@ void bitnet__eval_step(void *arg, int ith, int nth)
             }
         }
         bitnet__threadpool_barrier(tp);
+        prof(c, ith, BITNET_PROF_ATTN);
 
         kp = L->wo.cols_padded;
         for (int32_t t = ith; t < nb; t += nth) {
@@ -348,10 +365,12 @@ void bitnet__eval_step(void *arg, int ith, int nth)
             quant_rows(c, a, Dq, kp, t);
         }
         bitnet__threadpool_barrier(tp);
+        prof(c, ith, BITNET_PROF_SERIAL);
 
         mm_job o = { &L->wo, c->tmp };
         run_matmul(c, &o, 1, nb, lc + nth, ith, nth, 1);
         bitnet__threadpool_barrier(tp);
+        prof(c, ith, BITNET_PROF_MATMUL);
 
         /* feed-forward */
         kp = L->wgate.cols_padded;
@@ -361,10 +380,12 @@ void bitnet__eval_step(void *arg, int ith, int nth)
             quant_rows(c, h, D, kp, t);
         }
         bitnet__threadpool_barrier(tp);
+        prof(c, ith, BITNET_PROF_SERIAL);
 
         mm_job gu[2] = { { &L->wgate, c->g }, { &L->wup, c->u } };
         run_matmul(c, gu, 2, nb, lc + 2 * nth, ith, nth, 0);
         bitnet__threadpool_barrier(tp);
+        prof(c, ith, BITNET_PROF_MATMUL);
 
         kp = L->wdown.cols_padded;
         for (int32_t t = ith; t < nb; t += nth) {
@@ -378,6 +399,7 @@ void bitnet__eval_step(void *arg, int ith, int nth)
             quant_rows(c, g, F, kp, t);
         }
         bitnet__threadpool_barrier(tp);
+        prof(c, ith, BITNET_PROF_SERIAL);
 
         mm_job dn = { &L->wdown, c->tmp };
         run_matmul(c, &dn, 1, nb, lc + 3 * nth, ith, nth, 1);
@@ -389,6 +411,7 @@ void bitnet__eval_step(void *arg, int ith, int nth)
             }
         }
         bitnet__threadpool_barrier(tp);
+        prof(c, ith, BITNET_PROF_MATMUL);
         if (st->aborted)
             return;
     }
@@ -406,6 +429,7 @@ void bitnet__eval_step(void *arg, int ith, int nth)
         bitnet__head_prepare(&c->k, c->head, xo, c->hxq + (size_t)t * c->head->xq_size);
     }
     bitnet__threadpool_barrier(tp);
+    prof(c, ith, BITNET_PROF_SERIAL);
 
     /* the head in chunks of rows taken by whichever thread is free; each
      * row block is read once for all kept tokens (head_block) */
@@ -418,4 +442,5 @@ void bitnet__eval_step(void *arg, int ith, int nth)
             head_block(c, st, b0, c->n_vocab - b0 < HEAD_BLOCK ? c->n_vocab : b0 + HEAD_BLOCK);
         }
     }
+    prof(c, ith, BITNET_PROF_HEAD);
 }

@@ -144,19 +144,22 @@ static void g_close(void *impl)
  * head that was converted): when the file is mapped, its pages leave this
  * process's resident set; the page cache keeps them, and a later read (the
  * fingerprint's samples, a token's embedding row) faults them back in. */
-static void g_release(const bitnet_source *s, const bitnet_tensor_desc *t)
+static int g_mapped(const bitnet_source *s, const void *p, size_t n)
 {
     const bitnet_file_view *v = &impl_of(s)->file;
-    const uintptr_t a = (uintptr_t)t->data, b = (uintptr_t)v->map_base;
-    if (!v->map_base || !t->data || a < b || t->nbytes > v->map_size ||
-        a - b > v->map_size - (size_t)t->nbytes)
-        return;
-    bitnet__pages_drop(t->data, (size_t)t->nbytes);
+    const uintptr_t a = (uintptr_t)p, b = (uintptr_t)v->map_base;
+    return v->map_base && p && a >= b && n <= v->map_size && a - b <= v->map_size - n;
+}
+
+static void g_release(const bitnet_source *s, const bitnet_tensor_desc *t)
+{
+    if (g_mapped(s, t->data, (size_t)t->nbytes))
+        bitnet__pages_drop(t->data, (size_t)t->nbytes);
 }
 
 static const bitnet_source_ops gguf_ops = {
     "gguf", g_hparam, g_meta, g_vocab, g_n_tensors, g_tensor_at, g_tensor, g_close,
-    NULL, g_release, g_release
+    NULL, g_release, g_release, g_mapped
 };
 
 /* A GGUF built in memory by another format's reader (format/hf.c): the
@@ -191,7 +194,7 @@ static void b_release(const bitnet_source *s, const bitnet_tensor_desc *t)
 
 static const bitnet_source_ops built_ops = {
     "safetensors", g_hparam, g_meta, g_vocab, g_n_tensors, g_tensor_at, g_tensor,
-    g_close, b_acquire, b_release, NULL
+    g_close, b_acquire, b_release, NULL, NULL
 };
 
 int bitnet__gguf_source_built(bitnet_source **out, bitnet_gguf *g)

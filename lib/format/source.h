@@ -203,6 +203,9 @@ typedef struct bitnet_source_ops {
      * embedding whose converted head replaced it) may leave memory; its
      * data stays valid, and reads bring its pages back. */
     void (*drop)(const bitnet_source *s, const bitnet_tensor_desc *t);
+    /* Optional: non-zero when [p, p + n) lies in a file mapping whose pages
+     * drop can give back (NULL: never). */
+    int (*mapped)(const bitnet_source *s, const void *p, size_t n);
 } bitnet_source_ops;
 
 struct bitnet_source {
@@ -268,6 +271,10 @@ static inline void bitnet__source_release(const bitnet_source *s,
 static inline void bitnet__source_drop(const bitnet_source *s, const bitnet_tensor_desc *t)
 {
     if (s->ops->drop) s->ops->drop(s, t);
+}
+static inline int bitnet__source_mapped(const bitnet_source *s, const void *p, size_t n)
+{
+    return s->ops->mapped ? s->ops->mapped(s, p, n) : 0;
 }
 
 #endif /* BITNET_SOURCE_H */

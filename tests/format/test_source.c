@@ -229,7 +229,7 @@ static void p_close(void *impl)
 
 static const bitnet_source_ops proxy_ops = {
     "proxy", p_hparam, p_meta, p_vocab, p_n_tensors, p_tensor_at, p_tensor, p_close,
-    NULL, NULL, NULL
+    NULL, NULL, NULL, NULL
 };
 
 static bitnet_source *make_proxy(const uint8_t *buf, size_t size, int32_t n_ff)
