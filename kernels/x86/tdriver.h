@@ -21,6 +21,14 @@ static inline void bitnet__x86_prefetch(uintptr_t a)
     __asm__ volatile("prefetcht0 %0" : : "m"(*(const char *)a));
 }
 
+/* prefetcht0 of every line of [a, a + n) (a hint: the range may lie past
+ * the end of the data) */
+static inline void bitnet__x86_prefetch_range(uintptr_t a, size_t n)
+{
+    for (size_t off = 0; off < n; off += 64)
+        bitnet__x86_prefetch(a + (uintptr_t)off);
+}
+
 static inline int32_t bitnet__x86_hsum_epi32(__m256i v)
 {
     __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));

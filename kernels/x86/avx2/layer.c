@@ -172,9 +172,8 @@ static inline __m128 reduce4(__m256 a0, __m256 a1, __m256 a2, __m256 a3)
  * for the last block. */
 static inline void prefetch_row(const uint16_t *row, int32_t hd)
 {
-    const uintptr_t a = (uintptr_t)row + (uintptr_t)ATTN_PREFETCH * 2u * (uintptr_t)hd;
-    for (int32_t off = 0; off < 2 * hd; off += 64)
-        bitnet__x86_prefetch(a + (uintptr_t)off);
+    bitnet__x86_prefetch_range((uintptr_t)row + (uintptr_t)ATTN_PREFETCH * 2u * (uintptr_t)hd,
+                               2 * (size_t)hd);
 }
 
 /* Scores of nk (1 or 2) keys for the gh heads: per (head, key) one 8-lane

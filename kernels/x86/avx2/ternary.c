@@ -177,9 +177,8 @@ void bitnet__tgemm_avx2(const bitnet_tmat *w, int32_t r0, int32_t r1,
                          * DRAM: ask for the chunk GEMM_PREFETCH bytes ahead
                          * (with few tokens there is little work per weight
                          * byte to hide the latency behind) */
-                        const uintptr_t a = (uintptr_t)(p + (size_t)b0 * 128) + GEMM_PREFETCH;
-                        for (int32_t o = 0; o < nblk * 128; o += 64)
-                            bitnet__x86_prefetch(a + (uintptr_t)o);
+                        bitnet__x86_prefetch_range((uintptr_t)(p + (size_t)b0 * 128) + GEMM_PREFETCH,
+                                                   (size_t)nblk * 128);
                     }
                     for (int r = lo; r < hi; r++)
                         row_chunk_tok4(p + (size_t)b0 * 128 + 32 * r, qp, b0 * 128, nblk, acc + r);

@@ -90,9 +90,8 @@ static inline __m512 load_h16(const uint16_t *p, int32_t left, const int full)
  * the cache for the last block. */
 static inline void prefetch_row(const uint16_t *row, int32_t hd)
 {
-    const uintptr_t a = (uintptr_t)row + (uintptr_t)ATTN_PREFETCH * 2u * (uintptr_t)hd;
-    for (int32_t off = 0; off < 2 * hd; off += 64)
-        bitnet__x86_prefetch(a + (uintptr_t)off);
+    bitnet__x86_prefetch_range((uintptr_t)row + (uintptr_t)ATTN_PREFETCH * 2u * (uintptr_t)hd,
+                               2 * (size_t)hd);
 }
 
 /* Scores of nk (1-4) keys from kj for gh heads into p[h][j .. j+nk): per
