@@ -130,6 +130,12 @@ int bitnet__huge_pages(void);
 /* Ask for huge pages on [p, p+size) (a hint; no effect where unsupported
  * or when bitnet__huge_pages() is 0). */
 void bitnet__pages_advise_huge(void *p, size_t size);
+/* Ask for small pages on the whole pages inside [p, p+size) (memory whose
+ * first touches come a row at a time: the KV cache's first chunk). */
+void bitnet__pages_advise_small(void *p, size_t size);
+/* Fault in, writable, the pages that hold [p, p+size) (a hint: contents
+ * stay, new pages are zero; nothing happens where unsupported). */
+void bitnet__pages_populate(void *p, size_t size);
 /* The whole pages inside [p, p + size) of a read-only file mapping are
  * dropped from this process (MADV_DONTNEED); reading them again brings them
  * back from the file. Only for memory mapped from a file: anonymous memory

@@ -191,6 +191,34 @@ void bitnet__pages_prefault(const void *p, size_t size)
 #endif
 }
 
+void bitnet__pages_populate(void *p, size_t size)
+{
+#if defined(__linux__) && defined(MADV_POPULATE_WRITE)
+    long pg = sysconf(_SC_PAGESIZE);
+    if (pg <= 0 || size == 0) return;
+    const uintptr_t u = (uintptr_t)pg;
+    uintptr_t b = (uintptr_t)p / u * u, e = ((uintptr_t)p + size + u - 1) / u * u;
+    madvise((void *)b, (size_t)(e - b), MADV_POPULATE_WRITE);
+#else
+    (void)p;
+    (void)size;
+#endif
+}
+
+void bitnet__pages_advise_small(void *p, size_t size)
+{
+#if defined(__linux__) && defined(MADV_NOHUGEPAGE)
+    long pg = sysconf(_SC_PAGESIZE);
+    if (pg <= 0 || size == 0) return;
+    const uintptr_t u = (uintptr_t)pg;
+    uintptr_t b = ((uintptr_t)p + u - 1) / u * u, e = ((uintptr_t)p + size) / u * u;
+    if (e > b) madvise((void *)b, (size_t)(e - b), MADV_NOHUGEPAGE);
+#else
+    (void)p;
+    (void)size;
+#endif
+}
+
 void bitnet__pages_advise_huge(void *p, size_t size)
 {
 #if defined(__linux__) && defined(MADV_HUGEPAGE)

@@ -203,5 +203,20 @@ static inline size_t bitnet__kv_run(const struct bitnet_context *c, size_t pos, 
     const size_t left = c->kv_chunk - pos % c->kv_chunk;
     return n < left ? n : left;
 }
+/* After the rows of position pos are written: fault in the slice of the
+ * next chunk that belongs to pos's place in its own chunk (1/kv_chunk of
+ * it), so that the next chunk's pages (huge pages: 2 MiB each) come in
+ * spread over this chunk's tokens instead of all at its first token. Rows
+ * past the context's position are never read, so this changes no result. */
+static inline void bitnet__kv_touch_ahead(const struct bitnet_context *c, size_t pos)
+{
+    const size_t ch = pos / c->kv_chunk + 1, o = pos % c->kv_chunk;
+    if (ch * c->kv_chunk >= (size_t)c->n_ctx)
+        return;
+    const size_t bytes = c->kv_chunk_stride * sizeof(uint16_t);
+    const size_t a = bytes / c->kv_chunk * o, b = o + 1 == c->kv_chunk ? bytes : a + bytes / c->kv_chunk;
+    bitnet__pages_populate((uint8_t *)(c->kcache + ch * c->kv_chunk_stride) + a, b - a);
+    bitnet__pages_populate((uint8_t *)(c->vcache + ch * c->kv_chunk_stride) + a, b - a);
+}
 
 #endif /* BITNET_EVAL_CONTEXT_H */

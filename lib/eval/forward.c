@@ -279,6 +279,8 @@ void bitnet__eval_step(void *arg, int ith, int nth)
                 c->k.layer.to_f16(k + (size_t)j * hd, tc->kcache + off, hd);
                 c->k.layer.to_f16(v + (size_t)j * hd, tc->vcache + off, hd);
             }
+            if (l == 0)
+                bitnet__kv_touch_ahead(tc, p);
         }
         bitnet__threadpool_barrier(tp);
         prof(c, ith, BITNET_PROF_SERIAL);
