@@ -175,16 +175,32 @@ void bitnet__pages_unmap(void *p, size_t size)
     if (p) munmap(p, size);
 }
 
-void bitnet__pages_prefault(const void *p, size_t size)
+/* madvise(advice) on the pages that hold [p, p + size) (outward) or on
+ * the whole pages inside it (inward: a neighbour's bytes on a page shared
+ * at either end are left alone); a hint, errors ignored. */
+static void pages_advise(const void *p, size_t size, int advice, int inward)
 {
-#if defined(__linux__) && defined(MADV_POPULATE_READ)
-    /* one system call instead of a fault per page; a hint (older kernels
-     * refuse it, and then the pages fault in as they are read) */
+#if defined(__linux__) || defined(MADV_DONTNEED)
     long pg = sysconf(_SC_PAGESIZE);
     if (pg <= 0 || size == 0) return;
-    uintptr_t a = (uintptr_t)p & ~((uintptr_t)pg - 1);
-    uintptr_t e = (uintptr_t)p + size;
-    madvise((void *)a, e - a, MADV_POPULATE_READ);
+    const uintptr_t u = (uintptr_t)pg, a = (uintptr_t)p, z = a + size;
+    const uintptr_t b = inward ? (a + u - 1) / u * u : a / u * u;
+    const uintptr_t e = inward ? z / u * u : (z + u - 1) / u * u;
+    if (e > b) madvise((void *)b, (size_t)(e - b), advice);
+#else
+    (void)p;
+    (void)size;
+    (void)advice;
+    (void)inward;
+#endif
+}
+
+void bitnet__pages_prefault(const void *p, size_t size)
+{
+    /* one system call instead of a fault per page (older kernels refuse
+     * it, and then the pages fault in as they are read) */
+#if defined(__linux__) && defined(MADV_POPULATE_READ)
+    pages_advise(p, size, MADV_POPULATE_READ, 0);
 #else
     (void)p;
     (void)size;
@@ -194,11 +210,7 @@ void bitnet__pages_prefault(const void *p, size_t size)
 void bitnet__pages_populate(void *p, size_t size)
 {
 #if defined(__linux__) && defined(MADV_POPULATE_WRITE)
-    long pg = sysconf(_SC_PAGESIZE);
-    if (pg <= 0 || size == 0) return;
-    const uintptr_t u = (uintptr_t)pg;
-    uintptr_t b = (uintptr_t)p / u * u, e = ((uintptr_t)p + size + u - 1) / u * u;
-    madvise((void *)b, (size_t)(e - b), MADV_POPULATE_WRITE);
+    pages_advise(p, size, MADV_POPULATE_WRITE, 0);
 #else
     (void)p;
     (void)size;
@@ -208,11 +220,7 @@ void bitnet__pages_populate(void *p, size_t size)
 void bitnet__pages_advise_small(void *p, size_t size)
 {
 #if defined(__linux__) && defined(MADV_NOHUGEPAGE)
-    long pg = sysconf(_SC_PAGESIZE);
-    if (pg <= 0 || size == 0) return;
-    const uintptr_t u = (uintptr_t)pg;
-    uintptr_t b = ((uintptr_t)p + u - 1) / u * u, e = ((uintptr_t)p + size) / u * u;
-    if (e > b) madvise((void *)b, (size_t)(e - b), MADV_NOHUGEPAGE);
+    pages_advise(p, size, MADV_NOHUGEPAGE, 1);
 #else
     (void)p;
     (void)size;
@@ -233,12 +241,7 @@ void bitnet__pages_advise_huge(void *p, size_t size)
 void bitnet__pages_drop(const void *p, size_t size)
 {
 #if defined(MADV_DONTNEED)
-    long pg = sysconf(_SC_PAGESIZE);
-    if (pg <= 0 || size == 0) return;
-    const uintptr_t u = (uintptr_t)pg;
-    /* whole pages only: a neighbour's bytes on a shared page stay */
-    uintptr_t b = ((uintptr_t)p + u - 1) / u * u, e = ((uintptr_t)p + size) / u * u;
-    if (e > b) madvise((void *)b, (size_t)(e - b), MADV_DONTNEED);
+    pages_advise(p, size, MADV_DONTNEED, 1);
 #else
     (void)p;
     (void)size;
