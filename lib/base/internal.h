@@ -133,6 +133,11 @@ void bitnet__pages_advise_huge(void *p, size_t size);
 /* Ask for small pages on the whole pages inside [p, p+size) (memory whose
  * first touches come a row at a time: the KV cache's first chunk). */
 void bitnet__pages_advise_small(void *p, size_t size);
+/* Turn the pages that hold [p, p+size) into huge pages now, keeping their
+ * contents: huge-page advice, then a synchronous collapse (MADV_COLLAPSE,
+ * Linux 6.1; a hint: nothing happens where unsupported, when memory is
+ * short, or when bitnet__huge_pages() is 0). */
+void bitnet__pages_collapse(void *p, size_t size);
 /* Fault in, writable, the pages that hold [p, p+size) (a hint: contents
  * stay, new pages are zero; nothing happens where unsupported). */
 void bitnet__pages_populate(void *p, size_t size);

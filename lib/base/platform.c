@@ -227,6 +227,24 @@ void bitnet__pages_advise_small(void *p, size_t size)
 #endif
 }
 
+/* MADV_COLLAPSE (Linux 6.1) by number where the C library predates it */
+#if defined(__linux__) && !defined(MADV_COLLAPSE)
+# define MADV_COLLAPSE 25
+#endif
+
+void bitnet__pages_collapse(void *p, size_t size)
+{
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    if (!bitnet__huge_pages())
+        return;
+    pages_advise(p, size, MADV_HUGEPAGE, 0);
+    pages_advise(p, size, MADV_COLLAPSE, 0);
+#else
+    (void)p;
+    (void)size;
+#endif
+}
+
 void bitnet__pages_advise_huge(void *p, size_t size)
 {
 #if defined(__linux__) && defined(MADV_HUGEPAGE)

@@ -223,6 +223,7 @@ int bitnet_context_copy(bitnet_context *dst, const bitnet_context *src)
     }
     memcpy(dst->toks, src->toks, (size_t)src->pos * sizeof(int32_t));
     dst->pos = src->pos;
+    bitnet__kv_promote(dst, 0, (size_t)dst->pos);
     if (src->n_logits > 0) {
         /* the last token's row, as a state blob keeps it */
         size_t row = src->logits_all ? (size_t)src->n_call - 1 : 0;

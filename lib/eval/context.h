@@ -203,13 +203,52 @@ static inline size_t bitnet__kv_run(const struct bitnet_context *c, size_t pos, 
     const size_t left = c->kv_chunk - pos % c->kv_chunk;
     return n < left ? n : left;
 }
+/* The first chunk starts on small pages (context.c) and is moved to huge
+ * pages once the context reaches KV_PROMOTE_AT positions, one 2 MiB page
+ * of K and one of V per position from there: a context that stays short
+ * keeps only its written rows resident, a long one stops paying for small
+ * pages in its attention (docs/eval.md §6). */
+#define KV_PROMOTE_AT 256
+#define KV_PROMOTE_PAGE ((size_t)2 << 20)
+/* 2 MiB page i (counted from the one that holds the cache's first byte)
+ * of the first chunk of cache, collapsed as far as it lies in the chunk;
+ * 0 past the chunk's end */
+static inline int bitnet__kv_promote1(uint16_t *cache, size_t bytes, size_t i)
+{
+    const uintptr_t s = (uintptr_t)cache, e = s + bytes;
+    uintptr_t a = (s & ~(uintptr_t)(KV_PROMOTE_PAGE - 1)) + i * KV_PROMOTE_PAGE;
+    if (a >= e)
+        return 0;
+    uintptr_t b = a + KV_PROMOTE_PAGE;
+    if (a < s) a = s;
+    if (b > e) b = e;
+    bitnet__pages_collapse((void *)a, (size_t)(b - a));
+    return 1;
+}
+/* The first chunk's pages as a context at position pos has them: pages
+ * 0 .. pos - KV_PROMOTE_AT (after a state load or copy; a token's own
+ * step does one page, bitnet__kv_touch_ahead) */
+static inline void bitnet__kv_promote(const struct bitnet_context *c, size_t i0, size_t pos)
+{
+    const size_t bytes = c->kv_chunk_stride * sizeof(uint16_t);
+    for (size_t i = i0; pos >= KV_PROMOTE_AT && i <= pos - KV_PROMOTE_AT; i++) {
+        const int k = bitnet__kv_promote1(c->kcache, bytes, i);
+        const int v = bitnet__kv_promote1(c->vcache, bytes, i);
+        if (!k && !v)
+            break;
+    }
+}
 /* After the rows of position pos are written: fault in the slice of the
  * next chunk that belongs to pos's place in its own chunk (1/kv_chunk of
  * it), so that the next chunk's pages (huge pages: 2 MiB each) come in
- * spread over this chunk's tokens instead of all at its first token. Rows
- * past the context's position are never read, so this changes no result. */
+ * spread over this chunk's tokens instead of all at its first token; and
+ * at positions KV_PROMOTE_AT.., a page of the first chunk to huge pages.
+ * Rows past the context's position are never read, so this changes no
+ * result. */
 static inline void bitnet__kv_touch_ahead(const struct bitnet_context *c, size_t pos)
 {
+    if (pos >= KV_PROMOTE_AT && pos < KV_PROMOTE_AT + c->kv_chunk)
+        bitnet__kv_promote(c, pos - KV_PROMOTE_AT, pos);
     const size_t ch = pos / c->kv_chunk + 1, o = pos % c->kv_chunk;
     if (ch * c->kv_chunk >= (size_t)c->n_ctx)
         return;

@@ -190,6 +190,7 @@ int bitnet_context_state_load(bitnet_context *c, const void *buf, size_t size)
         }
     }
     c->pos = (int32_t)pos;
+    bitnet__kv_promote(c, 0, pos);
     if (nl) {
         memcpy(c->logits[c->cur], p, (size_t)c->n_vocab * sizeof(float));
         c->n_logits = 1;

@@ -195,7 +195,10 @@ static void test_kv_cache_lazy(void **state)
 
 /* The KV cache is kept in chunks of 1024 positions (fewer when n_ctx is
  * smaller): copies and state blobs between contexts whose chunks differ,
- * and past a chunk boundary, continue exactly as the original. */
+ * and past a chunk boundary, continue exactly as the original. Every case
+ * passes position 256, from where the first chunk is moved to huge pages
+ * (bitnet__kv_promote: per token in the source, all at once in the copy
+ * and the loaded context), which must change no value. */
 static void kv_chunks_case(int32_t n_src, int32_t pos, int32_t n_copy, int32_t n_load)
 {
     enum { MORE = 3 };
