@@ -36,7 +36,9 @@ enum { BITNET_PROF_SERIAL, BITNET_PROF_MATMUL, BITNET_PROF_ATTN, BITNET_PROF_HEA
 #define MM_CHUNK_UNITS 4       /* 64 rows (40 KiB of a 2560-column matrix);
                                   steps of several tokens: 4x that */
 #define HEAD_CHUNK_BLOCKS 2    /* 128 head rows */
-#define SCHED_PER_LAYER 4      /* qkv, wo, gate+up, down */
+#define SCHED_PER_LAYER 5      /* qkv, wo, gate+up, down, a decode token's
+                                  attention segments (units: items) */
+#define SCHED_ATTN 4
 
 /* One thread's share of one stage: front (low 32 bits) and back (high 32
  * bits) of the units not yet taken, on a cache line of its own. */

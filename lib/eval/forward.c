@@ -212,8 +212,11 @@ void bitnet__eval_step(void *arg, int ith, int nth)
         const mm_job j_qkv[3] = { { &L0->wq, NULL }, { &L0->wk, NULL }, { &L0->wv, NULL } };
         const mm_job j_o = { &L0->wo, NULL }, j_dn = { &L0->wdown, NULL };
         const mm_job j_gu[2] = { { &L0->wgate, NULL }, { &L0->wup, NULL } };
+        /* a decode token's attention segments (seg_split below) */
+        const int32_t n_items = nb == 1 ? nkv * ((st->tpos[0] + BITNET_ATTN_SEG) / BITNET_ATTN_SEG) : 0;
         const int32_t units[SCHED_PER_LAYER] = { jobs_units(j_qkv, 3), jobs_units(&j_o, 1),
-                                                 jobs_units(j_gu, 2), jobs_units(&j_dn, 1) };
+                                                 jobs_units(j_gu, 2), jobs_units(&j_dn, 1),
+                                                 n_items };
         for (int32_t l = 0; l < c->n_layer; l++)
             for (int32_t s = 0; s < SCHED_PER_LAYER; s++)
                 share_init(sched + ((size_t)l * SCHED_PER_LAYER + s) * (size_t)nth, nth,
@@ -295,22 +298,33 @@ void bitnet__eval_step(void *arg, int ith, int nth)
          * test), so the logits do not depend on the thread count.
          * More than BITNET_ATTN_SEG keys are cut into segments, folded in
          * order (bitnet__attn_fold); the cut depends on the key count only.
-         * A decode token's segments are items of their own, spread over
-         * the threads (5 KV heads at depth 4096: 20 items, 10 + 10) and
-         * folded below by the thread of the token; otherwise one thread
-         * takes a head's segments in order and folds as it goes. */
+         * A decode token's segments are items of their own, shared out
+         * like a matrix's rows (share_take): in segment order, so that a
+         * thread's own share is whole chunks of the cache (every KV head
+         * of a chunk lies together) and the short last segment comes last;
+         * a thread that is done takes items from the back of the other's
+         * share. Each item's result has its own place (kvh, segment), and
+         * the thread of the token folds them below in segment order.
+         * Otherwise one thread takes a head's segments in order and folds
+         * as it goes. */
         if (seg_split) {
             const bitnet_context *tc = st->tctx[0];
             const int32_t n0 = st->tpos[0] + 1, nseg = (n0 + BITNET_ATTN_SEG - 1) / BITNET_ATTN_SEG;
-            for (int32_t it = ith; it < nkv * nseg; it += nth) {
-                const int32_t kvh = it / nseg, s = it % nseg, k0 = s * BITNET_ATTN_SEG;
-                const int32_t ns = n0 - k0 < BITNET_ATTN_SEG ? n0 - k0 : BITNET_ATTN_SEG;
-                float *part = c->attn_part + (size_t)it * part_len;
-                /* a segment is one chunk of the cache: contiguous rows */
-                const size_t off = bitnet__kv_off(tc, l, kvh, (size_t)k0);
-                c->k.layer.attn_f16(c->q + (size_t)kvh * group * hd, group, tc->kcache + off,
-                                    tc->vcache + off, ns, hd, c->kq_scale, part,
-                                    part + (size_t)group * hd, work);
+            sched_slot *as = sched + ((size_t)l * SCHED_PER_LAYER + SCHED_ATTN) * (size_t)nth;
+            int ka = 0;
+            uint32_t i0, i1;
+            while (share_take(as, ith, nth, 1, &ka, &i0, &i1)) {
+                for (uint32_t it = i0; it < i1; it++) {
+                    const int32_t s = (int32_t)it / nkv, kvh = (int32_t)it % nkv;
+                    const int32_t k0 = s * BITNET_ATTN_SEG;
+                    const int32_t ns = n0 - k0 < BITNET_ATTN_SEG ? n0 - k0 : BITNET_ATTN_SEG;
+                    float *part = c->attn_part + ((size_t)kvh * nseg + s) * part_len;
+                    /* a segment is one chunk of the cache: contiguous rows */
+                    const size_t off = bitnet__kv_off(tc, l, kvh, (size_t)k0);
+                    c->k.layer.attn_f16(c->q + (size_t)kvh * group * hd, group,
+                                        tc->kcache + off, tc->vcache + off, ns, hd,
+                                        c->kq_scale, part, part + (size_t)group * hd, work);
+                }
             }
         } else {
             for (int32_t it = ith; it < nb * nkv * parts; it += nth) {

@@ -151,10 +151,6 @@ static void test_threads_bitexact(void **state)
     }
 }
 
-/* Past 1024 positions (BITNET_ATTN_SEG, kernels/layer.h) attention is cut
- * into segments folded in order, and a decode token's segments are spread
- * over the threads: the logits stay bit-exact for 1, 2 and 3 threads, at
- * prompt positions past one and two segments and at decode steps there. */
 static long rss_kb(void)
 {
     FILE *f = fopen("/proc/self/statm", "r");
@@ -253,6 +249,11 @@ static void test_kv_chunks_copy_state(void **state)
     kv_chunks_case(640, 600, 3000, 2048);     /* from one smaller chunk */
 }
 
+/* Past 1024 positions (BITNET_ATTN_SEG, kernels/layer.h) attention is cut
+ * into segments folded in order, and a decode token's segments are shared
+ * out among the threads (whichever thread is free takes the next): the
+ * logits stay bit-exact for 1, 2 and 3 threads, at prompt positions past
+ * one and two segments and at decode steps there. */
 static void test_long_context_threads(void **state)
 {
     (void)state;
