@@ -382,6 +382,11 @@ static void head_to_own_pages(bitnet_model *m, const bitnet_source *src, const c
     }
     m->head_owned = copy;
     h->w = copy;
+    /* a tied embedding is the same matrix: its rows are looked up in the
+     * copy too, instead of faulting a dropped file page back in for every
+     * token (about 50 us per token on the development VM) */
+    if (m->tied_head)
+        m->tok_embd.data = copy;
 }
 
 static int load_weights(loader *L)
@@ -420,6 +425,7 @@ static int load_weights(loader *L)
         if (rc) return rc;
     } else {
         m->output = m->tok_embd;
+        m->tied_head = 1;
     }
     rc = load_norm(L, &m->output_norm, "output_norm.weight", m->n_embd, 1);
     if (rc) return rc;
@@ -682,8 +688,7 @@ static int load(bitnet_model **out, bitnet_source *src, const bitnet_model_param
     }
     rc = bitnet__model_head_setup(m, L.p.head_type);
     if (rc) goto fail;
-    const char *hn = m->output.data == m->tok_embd.data ? "token_embd.weight"
-                                                        : "output.weight";
+    const char *hn = m->tied_head ? "token_embd.weight" : "output.weight";
     head_to_own_pages(m, src, hn);
     if (m->head.w != m->output.data) {
         /* a converted or copied head: the file's matrix was read once, at
@@ -704,8 +709,8 @@ static int load(bitnet_model **out, bitnet_source *src, const bitnet_model_param
                     m->n_head_kv, m->n_vocab, m->n_ctx_train,
                     type_counts(&L, tc, sizeof(tc)),
                     bitnet__ggml_type_name(m->tok_embd.type),
-                    m->output.data == m->tok_embd.data ? " (tied head)" : ", head ",
-                    m->output.data == m->tok_embd.data ? "" :
+                    m->tied_head ? " (tied head)" : ", head ",
+                    m->tied_head ? "" :
                         bitnet__ggml_type_name(m->output.type),
                     bitnet__now() - t0);
     }

@@ -56,7 +56,10 @@ struct bitnet_model {
     bitnet_layer *layers;     /* [n_layer] */
     float *output_norm;       /* [n_embd] */
     bitnet_fmat tok_embd;     /* embedding lookup */
-    bitnet_fmat output;       /* output head (== tok_embd when tied) */
+    bitnet_fmat output;       /* output head (the file's matrix; == tok_embd
+                                 when tied, until a copied F16 head takes
+                                 over the embedding's lookups: tied_head) */
+    int tied_head;            /* the file has no output.weight */
 
     bitnet_head head;         /* the output head chosen at load (head.c) */
     uint8_t *head_owned;      /* its data when converted at load */

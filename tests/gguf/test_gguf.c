@@ -1322,6 +1322,19 @@ static void test_mapped_pages_dropped(void **state)
             fail_msg("mapping resident %ld kB after the head's copy (F16 head %ld kB)",
                      in_place, f16_kb);
         assert_true(m->head.w != m->output.data);
+        /* the file has no output.weight: the embedding is the head's
+         * matrix, and its rows are looked up in the copy (no page of the
+         * file comes back per token) */
+        bitnet_tensor_desc td;
+        assert_true(m->tied_head);
+        assert_int_not_equal(bitnet__source_tensor(m->src, "output.weight", &td), BITNET_OK);
+        assert_ptr_equal(m->tok_embd.data, m->head.w);
+        float row[256];
+        assert_int_equal(m->tok_embd.cols, 256);
+        bitnet__fmat_row(&m->tok_embd, 4321, row);
+        assert_int_equal(mapping_rss_kb(m->output.data), in_place);
+        assert_memory_equal(m->tok_embd.data, m->output.data,
+                            (size_t)m->output.rows * m->output.row_bytes);
     } else {
         assert_true(in_place >= f16_kb);                /* the head reads it */
     }
@@ -1374,7 +1387,9 @@ static void check_hp(const bitnet_model *m, const char *arch, int embd, int laye
     assert_true(m->rope_base == 500000.0f);
     assert_int_equal(m->rope_neox, 1);
     assert_int_equal(m->tok_embd.type, embd_type);
-    assert_ptr_equal(m->output.data, m->tok_embd.data);
+    assert_true(m->tied_head);
+    assert_memory_equal(m->output.data, m->tok_embd.data,
+                        (size_t)m->output.rows * m->output.row_bytes);
     assert_non_null(m->layers[0].attn_sub_norm);
 }
 

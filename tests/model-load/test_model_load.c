@@ -272,6 +272,7 @@ static void test_output_head(void **state)
         } else {
             if (rc) fail_msg("%s", bitnet_last_error());
             assert_true(m->output.data != m->tok_embd.data);   /* not tied */
+            assert_false(m->tied_head);
             bitnet_model_free(m);
         }
         free(out);
